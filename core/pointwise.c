@@ -1,0 +1,2 @@
+/* placeholder: implemented in progress */
+typedef int lossd_placeholder_pointwise;

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int lossd_placeholder_handler;

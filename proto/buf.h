@@ -1,0 +1,40 @@
+/*
+ * buf.h - a growable byte buffer, the sink every writer in proto/ writes to.
+ *
+ * Appends never fail loudly: on allocation failure (or growth past max, if
+ * set) the buffer is marked failed and later appends are ignored, so a
+ * writer checks once at the end (proto_buf_ok()).
+ */
+#ifndef LOSSD_PROTO_BUF_H
+#define LOSSD_PROTO_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct proto_buf {
+    char *data; /* owned; NUL-terminated while len < cap */
+    size_t len;
+    size_t cap;
+    size_t max; /* 0 = unbounded */
+    bool failed;
+};
+
+void proto_buf_init(struct proto_buf *b);
+/* Frees the data; the buffer can be reused after proto_buf_init(). */
+void proto_buf_release(struct proto_buf *b);
+/* Empties the buffer and clears failed, keeping the allocation. */
+void proto_buf_reset(struct proto_buf *b);
+bool proto_buf_ok(const struct proto_buf *b);
+/* Makes room for n more bytes; false (and failed) if it cannot. */
+bool proto_buf_reserve(struct proto_buf *b, size_t n);
+void proto_buf_append(struct proto_buf *b, const char *s, size_t n);
+void proto_buf_puts(struct proto_buf *b, const char *s);
+void proto_buf_printf(struct proto_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/*
+ * Moves the data out (new, caller frees with free()); *ret_len gets its
+ * length. The buffer is left empty. NULL if the buffer failed.
+ */
+char *proto_buf_steal(struct proto_buf *b, size_t *ret_len);
+
+#endif

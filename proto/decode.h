@@ -1,0 +1,63 @@
+/*
+ * decode.h - the streaming request decoder.
+ *
+ * A strict RFC 8259 reader fed the body chunk by chunk, as it arrives from
+ * the socket or stdin, so a request is never held twice: numbers go straight
+ * into one growing double buffer per tensor. Every number is read as float64
+ * exactly as strtod() in the C locale reads it (-0 keeps its sign, a
+ * 20-digit integer is a number too); a literal beyond float64's range is
+ * LOSS_EJSON. Limits (elements, rank, depth) are counted while reading,
+ * before memory grows.
+ *
+ * Errors: syntax errors are LOSS_EJSON with a byte offset; errors inside a
+ * value are reported with a JSON pointer: ragged arrays, non-numbers in a
+ * tensor, bad base64 or data length != shape are LOSS_ETENSOR; null inside a
+ * tensor LOSS_EVALUE; duplicate keys LOSS_EUNKNOWN; limits LOSS_ETOOLARGE.
+ * A bare NaN/Infinity token is LOSS_EJSON whose detail says to send the
+ * string "NaN". After the first error, feed() and finish() return it again.
+ */
+#ifndef LOSSD_PROTO_DECODE_H
+#define LOSSD_PROTO_DECODE_H
+
+#include <stddef.h>
+
+#include "status.h"
+#include "value.h"
+
+struct proto_limits {
+    size_t max_elements; /* tensor elements in the whole document */
+    size_t max_rank;     /* at most TENSOR_MAX_RANK */
+    size_t max_depth;    /* JSON nesting depth (a tensor's levels count) */
+};
+
+struct proto_decoder;
+
+/* A new decoder, or NULL when out of memory. lim is copied. */
+struct proto_decoder *proto_decoder_new(const struct proto_limits *lim);
+
+/* Feeds the next len bytes of the body. */
+enum loss_status proto_decoder_feed(struct proto_decoder *d, const char *buf,
+                                    size_t len, struct loss_error *err);
+
+/*
+ * Ends the body: checks that exactly one value was read (trailing white
+ * space only) and moves the document to *ret_doc (new, caller frees) on
+ * success.
+ */
+enum loss_status proto_decoder_finish(struct proto_decoder *d,
+                                      struct proto_doc **ret_doc,
+                                      struct loss_error *err);
+
+/* Bytes the decoder holds now (for in-flight accounting). */
+size_t proto_decoder_bytes(const struct proto_decoder *d);
+
+/* Frees the decoder and any partial document. NULL is fine. */
+void proto_decoder_free(struct proto_decoder *d);
+
+/* Decodes a whole buffer: new, feed, finish, free. */
+enum loss_status proto_decode(const char *buf, size_t len,
+                              const struct proto_limits *lim,
+                              struct proto_doc **ret_doc,
+                              struct loss_error *err);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * encode.h - the streaming tensor encoder.
+ *
+ * Large response tensors (gradients, 'none' reductions, softmax outputs)
+ * are written number by number into a proto_buf, never as a jansson tree.
+ * Numbers are printed so they read back (strtod) to the same float64: the
+ * shortest of %.15g, %.16g, %.17g that round-trips. Non-finite values are the
+ * strings "NaN", "Infinity", "-Infinity"; -0 prints as -0.0 to keep its sign
+ * and integral values keep a ".0" so clients read floats.
+ */
+#ifndef LOSSD_PROTO_ENCODE_H
+#define LOSSD_PROTO_ENCODE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+enum proto_format {
+    PROTO_FORMAT_NESTED, /* [[1.0, 2.0], [3.0, 4.0]]; a 0-d tensor as 1.0 */
+    PROTO_FORMAT_FLAT,   /* {"shape": [2, 2], "data": [1.0, 2.0, 3.0, 4.0]} */
+    PROTO_FORMAT_BASE64, /* {"shape", "dtype": "float64", "base64"} LE */
+};
+
+/* Longest text proto_format_double() writes, with the NUL. */
+#define PROTO_DOUBLE_MAX 32
+
+/* Writes v as a JSON value into out; returns its length. */
+size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX]);
+
+void proto_write_double(struct proto_buf *b, double v);
+
+/* Writes a shape as a JSON array of integers: [2, 3]. */
+void proto_write_shape(struct proto_buf *b, const size_t *shape, size_t ndim);
+
+/* Writes a tensor (row-major data, numel of shape elements) in format f. */
+void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
+                        const double *data, enum proto_format f);
+
+/* Writes s (len bytes, valid UTF-8) as a JSON string, escaped. */
+void proto_write_string(struct proto_buf *b, const char *s, size_t len);
+
+#endif
