@@ -1,7 +1,7 @@
 #include "exec.h"
 
-void loss_exec_run(const struct loss_exec *ex, size_t nblocks,
-                   loss_block_fn fn, void *arg)
+void loss_exec_run(const struct loss_exec *ex, size_t nblocks, loss_block_fn fn,
+                   void *arg)
 {
     if (nblocks == 0)
         return;

@@ -36,8 +36,8 @@ struct loss_exec {
 size_t loss_exec_slots(const struct loss_exec *ex);
 
 /* Runs the blocks through ex, or serially in order when ex is NULL. */
-void loss_exec_run(const struct loss_exec *ex, size_t nblocks,
-                   loss_block_fn fn, void *arg);
+void loss_exec_run(const struct loss_exec *ex, size_t nblocks, loss_block_fn fn,
+                   void *arg);
 
 /* Rows per block used by the row-parallel kernels: a multiple of 64. */
 #define LOSS_BLOCK_ROWS 64

@@ -25,15 +25,15 @@ enum loss_nce_variant {
 };
 
 struct loss_nce_args {
-    size_t n; /* rows of query and positive_key */
-    size_t d; /* feature dimension */
-    size_t m; /* negatives per query, 0 without negative_keys */
-    const double *query;         /* n x d */
+    size_t n;            /* rows of query and positive_key */
+    size_t d;            /* feature dimension */
+    size_t m;            /* negatives per query, 0 without negative_keys */
+    const double *query; /* n x d */
     const double *positive_key;  /* n x d */
     const double *negative_keys; /* m x d (unpaired), n x m x d (paired) */
     bool paired;
     bool normalize;
-    bool mask_self; /* nt_xent only */
+    bool mask_self;                /* nt_xent only */
     enum loss_nce_variant variant; /* PAIRS when negative_keys are given */
     double temperature;            /* finite, > 0 */
 };

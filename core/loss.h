@@ -29,8 +29,8 @@ enum loss_reduction {
 
 /* Facts a kernel found in the data, reported as warnings by the handlers. */
 enum loss_warning {
-    LOSS_WARN_BCE_LOG_CLAMP = 1u << 0,  /* a log was clamped at -100 */
-    LOSS_WARN_NORMALIZE_EPS = 1u << 1,  /* a vector's norm was <= 1e-12 */
+    LOSS_WARN_BCE_LOG_CLAMP = 1u << 0, /* a log was clamped at -100 */
+    LOSS_WARN_NORMALIZE_EPS = 1u << 1, /* a vector's norm was <= 1e-12 */
 };
 
 #endif

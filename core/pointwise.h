@@ -34,12 +34,12 @@ enum loss_pointwise_kind {
 struct loss_pointwise_args {
     enum loss_pointwise_kind kind;
     double param;
-    const double *input;      /* elements of operand a of bc */
-    const double *target;     /* elements of operand b of bc */
-    const struct tensor_bcast *bc; /* input (a) with target (b) */
-    const double *weight;     /* or NULL */
+    const double *input;                      /* elements of operand a of bc */
+    const double *target;                     /* elements of operand b of bc */
+    const struct tensor_bcast *bc;            /* input (a) with target (b) */
+    const double *weight;                     /* or NULL */
     const struct tensor_bcast *weight_bc;     /* weight (a) to loss shape */
-    const double *pos_weight; /* BCE_LOGITS only, or NULL */
+    const double *pos_weight;                 /* BCE_LOGITS only, or NULL */
     const struct tensor_bcast *pos_weight_bc; /* pos_weight (a) to shape */
 };
 

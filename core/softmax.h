@@ -51,10 +51,10 @@ struct loss_class_args {
     struct loss_softmax_shape shape;
     const double *input;
     const double *target;
-    bool prob_target;      /* cross_entropy with probability targets */
+    bool prob_target;       /* cross_entropy with probability targets */
     bool apply_log_softmax; /* true: cross_entropy; false: nll */
-    const double *weight;  /* C class weights, or NULL */
-    double ignore_index;   /* integral; class-index targets only */
+    const double *weight;   /* C class weights, or NULL */
+    double ignore_index;    /* integral; class-index targets only */
     double label_smoothing; /* epsilon in [0, 1] */
 };
 

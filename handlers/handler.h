@@ -29,12 +29,12 @@
 #include "value.h"
 
 struct handler_limits {
-    size_t max_body_bytes;  /* enforced by the server / eval reader */
-    size_t max_elements;    /* tensor elements per request */
-    size_t max_rank;        /* <= TENSOR_MAX_RANK */
-    size_t max_depth;       /* JSON nesting */
-    size_t max_work;        /* derived sizes: broadcast result, similarity
-                               matrices (N x N), response elements */
+    size_t max_body_bytes; /* enforced by the server / eval reader */
+    size_t max_elements;   /* tensor elements per request */
+    size_t max_rank;       /* <= TENSOR_MAX_RANK */
+    size_t max_depth;      /* JSON nesting */
+    size_t max_work;       /* derived sizes: broadcast result, similarity
+                              matrices (N x N), response elements */
     size_t max_batch_items;
 };
 
@@ -95,8 +95,7 @@ const char *handler_job_loss(const struct handler_job *job);
  */
 enum loss_status handler_job_run(struct handler_job *job,
                                  const struct loss_exec *ex,
-                                 struct proto_buf *out,
-                                 struct loss_error *err);
+                                 struct proto_buf *out, struct loss_error *err);
 
 void handler_job_free(struct handler_job *job);
 

@@ -31,10 +31,18 @@ const char *proto_status_title(enum loss_status st);
 void proto_problem_write(struct proto_buf *b, const struct loss_error *err,
                          const char *instance, const struct proto_value *id);
 
+/*
+ * Writes a decoded value (borrowed), a batch item's "id", back as JSON:
+ * numbers with an integral value without the ".0" of proto_write_double()
+ * (an id 7 comes back as 7), tensors in the encoding they arrived in
+ * (base64 ones as float64).
+ */
+void proto_write_value(struct proto_buf *b, const struct proto_value *v);
+
 /* --- loss responses ---------------------------------------------------- */
 
 struct proto_warning {
-    const char *code;       /* "broadcast-target", ... (static) */
+    const char *code; /* "broadcast-target", ... (static) */
     char message[256];
     char pointer[LOSS_POINTER_MAX]; /* "" for none */
 };
@@ -55,7 +63,7 @@ struct proto_response {
     bool value_is_tensor;
     double value;
     struct proto_out_tensor value_tensor; /* name unused */
-    bool has_sum; /* sum and count present */
+    bool has_sum;                         /* sum and count present */
     double sum;
     double count;
     const struct proto_out_tensor *grads; /* in the loss's tensor order */
@@ -77,8 +85,8 @@ void proto_response_write(struct proto_buf *b, const struct proto_response *r);
 
 /* GET /v1/losses: {"losses": [...], "limits": {...}} (API.md "Catalog"). */
 void proto_catalog_write(struct proto_buf *b,
-                         const struct proto_loss_desc *const *losses,
-                         size_t n, const struct proto_limits_desc *limits);
+                         const struct proto_loss_desc *const *losses, size_t n,
+                         const struct proto_limits_desc *limits);
 
 /*
  * GET /openapi.json: an OpenAPI 3.0.3 document of every route of API.md,
@@ -86,8 +94,8 @@ void proto_catalog_write(struct proto_buf *b,
  * (additionalProperties false), the response and problem schemas.
  */
 void proto_openapi_write(struct proto_buf *b,
-                         const struct proto_loss_desc *const *losses,
-                         size_t n, const struct proto_limits_desc *limits,
+                         const struct proto_loss_desc *const *losses, size_t n,
+                         const struct proto_limits_desc *limits,
                          const char *version);
 
 #endif

@@ -40,8 +40,8 @@ enum proto_encoding {
 };
 
 struct proto_tensor {
-    struct tensor t;  /* t.data owned by the document */
-    bool integral;    /* every element is a finite integral value */
+    struct tensor t; /* t.data owned by the document */
+    bool integral;   /* every element is a finite integral value */
     enum proto_encoding encoding;
 };
 
@@ -103,8 +103,8 @@ const char *proto_type_name(enum proto_type t);
  * pointer as the error pointer.
  */
 enum loss_status proto_value_as_tensor(const struct proto_value *v,
-                                       struct proto_tensor *ret,
-                                       double *scalar, const char *pointer,
+                                       struct proto_tensor *ret, double *scalar,
+                                       const char *pointer,
                                        struct loss_error *err);
 
 /* True for a generic array or an empty tensor (both are lists to callers). */
