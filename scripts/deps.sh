@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian packages lossd needs, and only those that are missing.
+#
+#   scripts/deps.sh [build] [test] [lint]     (default: build)
+#
+# Uses sudo only when not root; skips apt entirely when every package is
+# present; otherwise runs `apt-get update` once and a non-interactive install
+# that waits for the dpkg lock instead of failing on it.
+set -euo pipefail
+
+build_pkgs=(gcc libc6-dev meson ninja-build pkg-config libmicrohttpd-dev
+            libuv1-dev libjansson-dev libopenblas-dev zlib1g-dev)
+test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3)
+lint_pkgs=(clang-format git)
+
+want=()
+[ $# -eq 0 ] && set -- build
+for group in "$@"; do
+    case "$group" in
+    build) want+=("${build_pkgs[@]}") ;;
+    test) want+=("${test_pkgs[@]}") ;;
+    lint) want+=("${lint_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, lint)" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
+        grep -q '^install ok installed$' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || {
+        echo "deps.sh: need root or sudo to install: ${missing[*]}" >&2
+        exit 1
+    }
+    sudo=(sudo)
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+apt_opts=(-q -o DPkg::Lock::Timeout=600)
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" \
+    install -y --no-install-recommends "${missing[@]}"
