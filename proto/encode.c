@@ -1,2 +1,364 @@
-/* placeholder: implemented in progress */
-typedef int lossd_placeholder_encode;
+#include "encode.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor.h"
+
+/* The value strtod() reads back, bit for bit. */
+static bool round_trips(const char *s, double v)
+{
+    double r = strtod(s, NULL);
+
+    return memcmp(&r, &v, sizeof(v)) == 0;
+}
+
+size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX])
+{
+    static const int precisions[] = {15, 16, 17};
+    size_t n = 0;
+
+    if (isnan(v)) {
+        memcpy(out, "\"NaN\"", 6);
+        return 5;
+    }
+    if (isinf(v)) {
+        const char *s = v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+
+        n = strlen(s);
+        memcpy(out, s, n + 1);
+        return n;
+    }
+    /*
+     * %.17g always round-trips; the shorter precisions are tried first so
+     * 0.1 prints as 0.1, not 0.10000000000000001.
+     */
+    for (size_t i = 0; i < sizeof(precisions) / sizeof(precisions[0]); i++) {
+        int len = snprintf(out, PROTO_DOUBLE_MAX, "%.*g", precisions[i], v);
+
+        n = (size_t)len;
+        if (round_trips(out, v))
+            break;
+    }
+    /* A float reads as a float: 1 -> 1.0, -0 -> -0.0; 1e+300 is one. */
+    if (strpbrk(out, ".e") == NULL) {
+        out[n++] = '.';
+        out[n++] = '0';
+        out[n] = '\0';
+    }
+    return n;
+}
+
+void proto_write_double(struct proto_buf *b, double v)
+{
+    char tmp[PROTO_DOUBLE_MAX];
+    size_t n = proto_format_double(v, tmp);
+
+    proto_buf_append(b, tmp, n);
+}
+
+void proto_write_shape(struct proto_buf *b, const size_t *shape, size_t ndim)
+{
+    proto_buf_append(b, "[", 1);
+    for (size_t i = 0; i < ndim; i++)
+        proto_buf_printf(b, i == 0 ? "%zu" : ",%zu", shape[i]);
+    proto_buf_append(b, "]", 1);
+}
+
+/* Writes data[0..n) as numbers separated by commas. */
+static void write_numbers(struct proto_buf *b, const double *data, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            proto_buf_append(b, ",", 1);
+        proto_write_double(b, data[i]);
+    }
+}
+
+/*
+ * Nested arrays of dims shape[0..ndim), ndim >= 1, from data; returns the
+ * elements written. Recursion depth is the rank, at most TENSOR_MAX_RANK.
+ */
+static size_t write_nested(struct proto_buf *b, const size_t *shape,
+                           size_t ndim, const double *data)
+{
+    size_t done = 0;
+
+    proto_buf_append(b, "[", 1);
+    if (ndim == 1) {
+        write_numbers(b, data, shape[0]);
+        done = shape[0];
+    } else {
+        for (size_t i = 0; i < shape[0]; i++) {
+            if (i > 0)
+                proto_buf_append(b, ",", 1);
+            done += write_nested(b, shape + 1, ndim - 1, data + done);
+            if (b->failed)
+                break;
+        }
+    }
+    proto_buf_append(b, "]", 1);
+    return done;
+}
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void b64_quad(const unsigned char in[3], size_t n, char out[4])
+{
+    unsigned v = (unsigned)in[0] << 16 | (unsigned)in[1] << 8 | in[2];
+
+    out[0] = b64_alphabet[(v >> 18) & 63];
+    out[1] = b64_alphabet[(v >> 12) & 63];
+    out[2] = n > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
+    out[3] = n > 2 ? b64_alphabet[v & 63] : '=';
+}
+
+/*
+ * The little-endian bytes of data[0..n) in standard base64 with padding,
+ * whatever the host's byte order. Bytes are staged three at a time and the
+ * text goes out in chunks, so nothing of the tensor's size is allocated
+ * beyond the buffer itself (reserved once).
+ */
+static void write_base64(struct proto_buf *b, const double *data, size_t n)
+{
+    char chunk[4096];
+    size_t used = 0, bytes, text;
+    unsigned char tri[3];
+    size_t ntri = 0;
+
+    if (__builtin_mul_overflow(n, sizeof(double), &bytes) ||
+        __builtin_mul_overflow(bytes / 3 + 1, (size_t)4, &text)) {
+        b->failed = true;
+        return;
+    }
+    if (!proto_buf_reserve(b, text))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bits;
+
+        memcpy(&bits, &data[i], sizeof(bits));
+        for (unsigned k = 0; k < 8; k++) {
+            tri[ntri++] = (unsigned char)(bits >> (8 * k));
+            if (ntri < 3)
+                continue;
+            b64_quad(tri, 3, chunk + used);
+            used += 4;
+            ntri = 0;
+            if (used == sizeof(chunk)) {
+                proto_buf_append(b, chunk, used);
+                used = 0;
+            }
+        }
+    }
+    if (ntri > 0) {
+        for (size_t k = ntri; k < 3; k++)
+            tri[k] = 0;
+        b64_quad(tri, ntri, chunk + used);
+        used += 4;
+    }
+    proto_buf_append(b, chunk, used);
+}
+
+void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
+                        const double *data, enum proto_format f)
+{
+    size_t numel;
+
+    if (!tensor_shape_numel(shape, ndim, &numel)) {
+        b->failed = true;
+        return;
+    }
+    switch (f) {
+    case PROTO_FORMAT_NESTED:
+        if (ndim == 0)
+            proto_write_double(b, data[0]);
+        else
+            write_nested(b, shape, ndim, data);
+        return;
+    case PROTO_FORMAT_FLAT:
+        proto_buf_puts(b, "{\"shape\":");
+        proto_write_shape(b, shape, ndim);
+        proto_buf_puts(b, ",\"data\":[");
+        write_numbers(b, data, numel);
+        proto_buf_puts(b, "]}");
+        return;
+    case PROTO_FORMAT_BASE64:
+        proto_buf_puts(b, "{\"shape\":");
+        proto_write_shape(b, shape, ndim);
+        proto_buf_puts(b, ",\"dtype\":\"float64\",\"base64\":\"");
+        write_base64(b, data, numel);
+        proto_buf_puts(b, "\"}");
+        return;
+    }
+    b->failed = true; /* not a format: a caller's bug */
+}
+
+/*
+ * The length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
+ * surrogates, at most U+10FFFF) at s[0..n), or 0 if there is none.
+ */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned lo = 0x80, hi = 0xBF;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/*
+ * A copy of s with each byte that starts no well-formed sequence replaced by
+ * U+FFFD (new, caller frees), or NULL on allocation failure. Details are
+ * truncated to a byte count by vsnprintf and can end inside a character;
+ * the response must stay valid JSON all the same.
+ */
+static char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t cap, n = 0;
+    char *out;
+
+    if (__builtin_mul_overflow(len, (size_t)3, &cap))
+        return NULL;
+    out = malloc(cap + 1);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(u + i, len - i);
+
+        if (k == 0) {
+            memcpy(out + n, "\xEF\xBF\xBD", 3);
+            n += 3;
+            i++;
+        } else {
+            memcpy(out + n, s + i, k);
+            n += k;
+            i += k;
+        }
+    }
+    out[n] = '\0';
+    *ret_len = n;
+    return out;
+}
+
+static int dump_to_buf(const char *buffer, size_t size, void *data)
+{
+    struct proto_buf *b = data;
+
+    proto_buf_append(b, buffer, size);
+    return b->failed ? -1 : 0;
+}
+
+/* jansson escapes; a string value is dumped with JSON_ENCODE_ANY. */
+static void dump_value(struct proto_buf *b, const json_t *v)
+{
+    if (json_dump_callback(v, dump_to_buf, b, JSON_ENCODE_ANY | JSON_COMPACT))
+        b->failed = true;
+}
+
+void proto_write_string(struct proto_buf *b, const char *s, size_t len)
+{
+    json_t *str;
+
+    if (b->failed)
+        return;
+    str = json_stringn(s, len);
+    if (str == NULL) {
+        /* Not UTF-8 (or no memory): write the repaired text. */
+        size_t clean_len;
+        char *clean = utf8_sanitize(s, len, &clean_len);
+
+        if (clean != NULL)
+            str = json_stringn_nocheck(clean, clean_len);
+        free(clean);
+    }
+    if (str == NULL) {
+        b->failed = true;
+        return;
+    }
+    dump_value(b, str);
+    json_decref(str);
+}
+
+void proto_write_json(struct proto_buf *b, const struct json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    bool first = true;
+
+    if (v == NULL) {
+        b->failed = true;
+        return;
+    }
+    if (b->failed)
+        return;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        proto_buf_append(b, "{", 1);
+        /* json_object_foreach takes a non-const object; it does not write. */
+        json_object_foreach((json_t *)v, key, item)
+        {
+            if (!first)
+                proto_buf_append(b, ",", 1);
+            first = false;
+            proto_write_string(b, key, strlen(key));
+            proto_buf_append(b, ":", 1);
+            proto_write_json(b, item);
+        }
+        proto_buf_append(b, "}", 1);
+        return;
+    case JSON_ARRAY:
+        proto_buf_append(b, "[", 1);
+        json_array_foreach(v, i, item)
+        {
+            if (i > 0)
+                proto_buf_append(b, ",", 1);
+            proto_write_json(b, item);
+        }
+        proto_buf_append(b, "]", 1);
+        return;
+    case JSON_REAL:
+        proto_write_double(b, json_real_value(v));
+        return;
+    case JSON_STRING:
+        proto_write_string(b, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER:
+    case JSON_TRUE:
+    case JSON_FALSE:
+    case JSON_NULL:
+        dump_value(b, v);
+        return;
+    }
+}

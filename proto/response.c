@@ -1,2 +1,185 @@
-/* placeholder: implemented in progress */
-typedef int lossd_placeholder_response;
+#include "document.h"
+
+#include <string.h>
+
+/* An id's number: integral values without the ".0" (7, not 7.0). */
+static void write_plain_number(struct proto_buf *b, double v)
+{
+    char tmp[PROTO_DOUBLE_MAX];
+    size_t n = proto_format_double(v, tmp);
+
+    if (n > 2 && tmp[n - 2] == '.' && tmp[n - 1] == '0')
+        n -= 2;
+    proto_buf_append(b, tmp, n);
+}
+
+static void write_plain_numbers(struct proto_buf *b, const double *data,
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            proto_buf_append(b, ",", 1);
+        write_plain_number(b, data[i]);
+    }
+}
+
+/* Nested arrays, as encode.c writes them, with plain numbers. */
+static size_t write_plain_nested(struct proto_buf *b, const size_t *shape,
+                                 size_t ndim, const double *data)
+{
+    size_t done = 0;
+
+    proto_buf_append(b, "[", 1);
+    if (ndim == 1) {
+        write_plain_numbers(b, data, shape[0]);
+        done = shape[0];
+    } else {
+        for (size_t i = 0; i < shape[0]; i++) {
+            if (i > 0)
+                proto_buf_append(b, ",", 1);
+            done += write_plain_nested(b, shape + 1, ndim - 1, data + done);
+        }
+    }
+    proto_buf_append(b, "]", 1);
+    return done;
+}
+
+static void write_value_tensor(struct proto_buf *b,
+                               const struct proto_tensor *pt)
+{
+    const struct tensor *t = &pt->t;
+
+    switch (pt->encoding) {
+    case PROTO_ENC_NESTED:
+        if (t->ndim == 0)
+            write_plain_number(b, t->data[0]);
+        else
+            write_plain_nested(b, t->shape, t->ndim, t->data);
+        return;
+    case PROTO_ENC_FLAT:
+        proto_buf_puts(b, "{\"shape\":");
+        proto_write_shape(b, t->shape, t->ndim);
+        proto_buf_puts(b, ",\"data\":[");
+        write_plain_numbers(b, t->data, tensor_numel(t));
+        proto_buf_puts(b, "]}");
+        return;
+    case PROTO_ENC_BASE64:
+        proto_write_tensor(b, t->shape, t->ndim, t->data, PROTO_FORMAT_BASE64);
+        return;
+    }
+    b->failed = true;
+}
+
+void proto_write_value(struct proto_buf *b, const struct proto_value *v)
+{
+    switch (v->type) {
+    case PROTO_NULL:
+        proto_buf_puts(b, "null");
+        return;
+    case PROTO_BOOL:
+        proto_buf_puts(b, v->u.boolean ? "true" : "false");
+        return;
+    case PROTO_NUMBER:
+        write_plain_number(b, v->u.number);
+        return;
+    case PROTO_STRING:
+        proto_write_string(b, v->u.string.ptr, v->u.string.len);
+        return;
+    case PROTO_TENSOR:
+        write_value_tensor(b, v->u.tensor);
+        return;
+    case PROTO_ARRAY:
+        proto_buf_append(b, "[", 1);
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            if (i > 0)
+                proto_buf_append(b, ",", 1);
+            proto_write_value(b, &v->u.array.items[i]);
+        }
+        proto_buf_append(b, "]", 1);
+        return;
+    case PROTO_OBJECT:
+        proto_buf_append(b, "{", 1);
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            const struct proto_member *m = &v->u.object.members[i];
+
+            if (i > 0)
+                proto_buf_append(b, ",", 1);
+            proto_write_string(b, m->key, m->key_len);
+            proto_buf_append(b, ":", 1);
+            proto_write_value(b, &m->value);
+        }
+        proto_buf_append(b, "}", 1);
+        return;
+    }
+    b->failed = true;
+}
+
+static void write_warning(struct proto_buf *b, const struct proto_warning *w)
+{
+    proto_buf_puts(b, "{\"code\":");
+    proto_write_string(b, w->code, strlen(w->code));
+    proto_buf_puts(b, ",\"message\":");
+    proto_write_string(b, w->message, strnlen(w->message, sizeof(w->message)));
+    if (w->pointer[0] != '\0') {
+        proto_buf_puts(b, ",\"pointer\":");
+        proto_write_string(b, w->pointer,
+                           strnlen(w->pointer, sizeof(w->pointer)));
+    }
+    proto_buf_puts(b, "}");
+}
+
+void proto_response_write(struct proto_buf *b, const struct proto_response *r)
+{
+    /* The members of a batch item come first: id, then status. */
+    proto_buf_puts(b, "{");
+    if (r->id != NULL) {
+        proto_buf_puts(b, "\"id\":");
+        proto_write_value(b, r->id);
+        proto_buf_puts(b, ",");
+    }
+    if (r->status != 0)
+        proto_buf_printf(b, "\"status\":%d,", r->status);
+    proto_buf_puts(b, "\"loss\":");
+    proto_write_string(b, r->loss, strlen(r->loss));
+    if (r->reduction != NULL) {
+        proto_buf_puts(b, ",\"reduction\":");
+        proto_write_string(b, r->reduction, strlen(r->reduction));
+    }
+    proto_buf_puts(b, ",\"value\":");
+    if (r->value_is_tensor) {
+        const struct proto_out_tensor *t = &r->value_tensor;
+
+        proto_write_tensor(b, t->shape, t->ndim, t->data, r->format);
+        proto_buf_puts(b, ",\"shape\":");
+        proto_write_shape(b, t->shape, t->ndim);
+    } else {
+        proto_write_double(b, r->value);
+        proto_buf_puts(b, ",\"shape\":[]");
+    }
+    if (r->has_sum) {
+        proto_buf_puts(b, ",\"sum\":");
+        proto_write_double(b, r->sum);
+        proto_buf_puts(b, ",\"count\":");
+        proto_write_double(b, r->count);
+    }
+    if (r->ngrads > 0) {
+        proto_buf_puts(b, ",\"grad\":{");
+        for (size_t i = 0; i < r->ngrads; i++) {
+            const struct proto_out_tensor *g = &r->grads[i];
+
+            if (i > 0)
+                proto_buf_puts(b, ",");
+            proto_write_string(b, g->name, strlen(g->name));
+            proto_buf_puts(b, ":");
+            proto_write_tensor(b, g->shape, g->ndim, g->data, r->format);
+        }
+        proto_buf_puts(b, "}");
+    }
+    proto_buf_puts(b, ",\"warnings\":[");
+    for (size_t i = 0; i < r->nwarnings; i++) {
+        if (i > 0)
+            proto_buf_puts(b, ",");
+        write_warning(b, &r->warnings[i]);
+    }
+    proto_buf_puts(b, "]}");
+}
