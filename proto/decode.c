@@ -1,2 +1,2032 @@
-/* placeholder: implemented in progress */
-typedef int lossd_placeholder_decode;
+/*
+ * decode.c - the streaming decoder of decode.h and the document it builds.
+ *
+ * One explicit state machine reads the body byte by byte, whatever the chunk
+ * boundaries: a token cut by a chunk boundary leaves its state in the
+ * decoder (a partial number in tok, a partial string in str, the position in
+ * a literal, a \u escape or a UTF-8 sequence), so results never depend on how
+ * the body was split. There is no recursion: open containers sit on an
+ * explicit stack bounded by max_depth.
+ *
+ * Tensors. An array whose first leaf is not known yet is "pending": only a
+ * counter, no memory. The first leaf decides: a number, a non-finite string
+ * or null makes the whole pending chain one tensor; anything else makes it
+ * generic arrays. At most one tensor is open at a time (a tensor holds only
+ * arrays and numbers), so its state is one struct: the open level, the
+ * element count at each open level, and each dimension, known once the first
+ * array at that level closed. Rectangularity is checked at every '[', ']'
+ * and number, before the number is stored; numbers go into one doubling
+ * buffer whose growth is capped by what max_elements still allows.
+ *
+ * Values of open containers wait on two stacks (values of arrays, members of
+ * objects); a closing container copies its children into the document's
+ * arena. The document owns an arena of chunks plus a list of large blocks
+ * (tensor data, long strings), so freeing it walks no tree.
+ *
+ * An object with a "shape" key is a tensor object. Its "shape" value is read
+ * as a flat array of non-negative integers that is not counted as tensor
+ * elements; when the shape is complete its element count is checked against
+ * max_elements, before any "data" or base64 buffer exists.
+ */
+#include "decode.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --- the document ------------------------------------------------------ */
+
+struct chunk {
+    struct chunk *next;
+    size_t size;
+    size_t used;
+    max_align_t data[];
+};
+
+struct proto_doc {
+    struct proto_value root;
+    struct chunk *chunks; /* arena; the head serves small allocations */
+    void **owned;         /* large blocks: tensor data, long strings */
+    size_t nowned;
+    size_t owned_cap;
+    size_t elements;
+    size_t bytes;      /* heap bytes of everything above */
+    size_t chunk_next; /* size of the next arena chunk */
+};
+
+#define ARENA_CHUNK ((size_t)64 * 1024)
+
+/* Allocates n bytes (16-aligned) that live as long as the document. */
+static void *doc_alloc(struct proto_doc *doc, size_t n)
+{
+    struct chunk *c = doc->chunks;
+    size_t a;
+    void *p;
+
+    if (n > SIZE_MAX / 2)
+        return NULL;
+    a = (n + 15) & ~(size_t)15;
+    if (c == NULL || c->size - c->used < a) {
+        /* chunks grow from 1 KiB so a small body stays small */
+        size_t grow = doc->chunk_next ? doc->chunk_next : 1024;
+        size_t size = a > grow / 4 ? a : grow;
+
+        c = malloc(sizeof(*c) + size);
+        if (c == NULL)
+            return NULL;
+        doc->bytes += sizeof(*c) + size;
+        c->size = size;
+        c->used = 0;
+        if (size == grow && grow < ARENA_CHUNK)
+            doc->chunk_next = grow * 2;
+        if (size == a && doc->chunks != NULL) {
+            /* a dedicated chunk: keep the head serving small ones */
+            c->next = doc->chunks->next;
+            doc->chunks->next = c;
+        } else {
+            c->next = doc->chunks;
+            doc->chunks = c;
+        }
+    }
+    p = (char *)c->data + c->used;
+    c->used += a;
+    return p;
+}
+
+/* Makes the document own block p of size bytes; false (p not taken) on OOM */
+static bool doc_own(struct proto_doc *doc, void *p, size_t size)
+{
+    if (doc->nowned == doc->owned_cap) {
+        size_t ncap = doc->owned_cap ? doc->owned_cap * 2 : 16;
+        void **n;
+
+        if (ncap > SIZE_MAX / sizeof(*n))
+            return false;
+        n = realloc(doc->owned, ncap * sizeof(*n));
+        if (n == NULL)
+            return false;
+        doc->bytes += (ncap - doc->owned_cap) * sizeof(*n);
+        doc->owned = n;
+        doc->owned_cap = ncap;
+    }
+    doc->owned[doc->nowned++] = p;
+    doc->bytes += size;
+    return true;
+}
+
+const struct proto_value *proto_doc_root(const struct proto_doc *doc)
+{
+    return &doc->root;
+}
+
+size_t proto_doc_elements(const struct proto_doc *doc)
+{
+    return doc->elements;
+}
+
+size_t proto_doc_bytes(const struct proto_doc *doc)
+{
+    return sizeof(*doc) + doc->bytes;
+}
+
+void proto_doc_free(struct proto_doc *doc)
+{
+    struct chunk *c, *next;
+
+    if (doc == NULL)
+        return;
+    for (c = doc->chunks; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    for (size_t i = 0; i < doc->nowned; i++)
+        free(doc->owned[i]);
+    free(doc->owned);
+    free(doc);
+}
+
+/* --- the decoder --------------------------------------------------------- */
+
+enum state {
+    ST_VALUE,          /* a value (after ',' in an array, ':' or at start) */
+    ST_VALUE_OR_CLOSE, /* after '[' */
+    ST_AFTER,          /* after a value inside a container */
+    ST_KEY_OR_CLOSE,   /* after '{' */
+    ST_KEY,            /* after ',' in an object */
+    ST_COLON,
+    ST_STRING,
+    ST_ESCAPE,  /* after '\' */
+    ST_HEX,     /* in the four digits of \u */
+    ST_LOW_BS,  /* after a high surrogate: its pair's '\' */
+    ST_LOW_U,   /* after a high surrogate: its pair's 'u' */
+    ST_UTF8,    /* inside a multi-byte UTF-8 sequence of a string */
+    ST_NUMBER,  /* a number cut by the end of a chunk, in tok */
+    ST_LITERAL, /* true, false, null */
+    ST_DONE,    /* after the root value */
+    ST_FINISHED /* finish() succeeded */
+};
+
+enum frame_kind { FR_ARRAY, FR_OBJECT };
+
+struct frame {
+    enum frame_kind kind;
+    size_t base;  /* first child on the value or member stack */
+    size_t count; /* children completed */
+};
+
+/* The open tensor; at most one at a time. */
+struct tens {
+    bool active;
+    bool is_shape;  /* the value of a "shape" key */
+    size_t level;   /* innermost open level (0 = the tensor's root array) */
+    size_t rank;    /* 0 while unknown */
+    unsigned known; /* bit l: dims[l] is known */
+    size_t dims[TENSOR_MAX_RANK];
+    size_t count[TENSOR_MAX_RANK]; /* children completed at each level */
+    double *data;
+    size_t len;
+    size_t cap;
+};
+
+struct proto_decoder {
+    struct proto_limits lim;
+    struct proto_doc *doc;
+    enum state state;
+    enum loss_status status; /* the first error, replayed */
+    struct loss_error err;
+    const unsigned char *chunk; /* start of the chunk being read */
+    long long offset;           /* body bytes before chunk */
+    long long tok_start;        /* offset of the current token */
+
+    struct frame *frames;
+    size_t nframes, frames_cap;
+    struct proto_value *vals;
+    size_t nvals, vals_cap;
+    struct proto_member *mems;
+    size_t nmems, mems_cap;
+    size_t pending; /* undecided arrays above the top frame */
+    struct tens t;
+
+    char *str; /* string being read, escapes decoded */
+    size_t slen, scap;
+    bool str_is_key;
+    unsigned hex, hex_n, high;
+    unsigned utf8_need;
+    unsigned char utf8_lo, utf8_hi;
+
+    char *tok; /* a number cut by a chunk boundary, NUL-terminated */
+    size_t tlen, tcap;
+    const char *lit;
+    size_t lit_pos;
+
+    size_t scratch; /* heap bytes of the stacks and buffers above */
+    locale_t c_locale;
+};
+
+/* Bytes of JSON white space, number tokens and plain string content. */
+enum { C_WS = 1, C_NUM = 2, C_PLAIN = 4 };
+
+static const unsigned char ctype[256] = {
+    ['\t'] = C_WS,           ['\n'] = C_WS,           ['\r'] = C_WS,
+    [' '] = C_WS | C_PLAIN,  ['!'] = C_PLAIN,         ['#'] = C_PLAIN,
+    ['$'] = C_PLAIN,         ['%'] = C_PLAIN,         ['&'] = C_PLAIN,
+    ['\''] = C_PLAIN,        ['('] = C_PLAIN,         [')'] = C_PLAIN,
+    ['*'] = C_PLAIN,         ['+'] = C_NUM | C_PLAIN, [','] = C_PLAIN,
+    ['-'] = C_NUM | C_PLAIN, ['.'] = C_NUM | C_PLAIN, ['/'] = C_PLAIN,
+    ['0'] = C_NUM | C_PLAIN, ['1'] = C_NUM | C_PLAIN, ['2'] = C_NUM | C_PLAIN,
+    ['3'] = C_NUM | C_PLAIN, ['4'] = C_NUM | C_PLAIN, ['5'] = C_NUM | C_PLAIN,
+    ['6'] = C_NUM | C_PLAIN, ['7'] = C_NUM | C_PLAIN, ['8'] = C_NUM | C_PLAIN,
+    ['9'] = C_NUM | C_PLAIN, [':'] = C_PLAIN,         [';'] = C_PLAIN,
+    ['<'] = C_PLAIN,         ['='] = C_PLAIN,         ['>'] = C_PLAIN,
+    ['?'] = C_PLAIN,         ['@'] = C_PLAIN,         ['A'] = C_PLAIN,
+    ['B'] = C_PLAIN,         ['C'] = C_PLAIN,         ['D'] = C_PLAIN,
+    ['E'] = C_NUM | C_PLAIN, ['F'] = C_PLAIN,         ['G'] = C_PLAIN,
+    ['H'] = C_PLAIN,         ['I'] = C_PLAIN,         ['J'] = C_PLAIN,
+    ['K'] = C_PLAIN,         ['L'] = C_PLAIN,         ['M'] = C_PLAIN,
+    ['N'] = C_PLAIN,         ['O'] = C_PLAIN,         ['P'] = C_PLAIN,
+    ['Q'] = C_PLAIN,         ['R'] = C_PLAIN,         ['S'] = C_PLAIN,
+    ['T'] = C_PLAIN,         ['U'] = C_PLAIN,         ['V'] = C_PLAIN,
+    ['W'] = C_PLAIN,         ['X'] = C_PLAIN,         ['Y'] = C_PLAIN,
+    ['Z'] = C_PLAIN,         ['['] = C_PLAIN,         [']'] = C_PLAIN,
+    ['^'] = C_PLAIN,         ['_'] = C_PLAIN,         ['`'] = C_PLAIN,
+    ['a'] = C_PLAIN,         ['b'] = C_PLAIN,         ['c'] = C_PLAIN,
+    ['d'] = C_PLAIN,         ['e'] = C_NUM | C_PLAIN, ['f'] = C_PLAIN,
+    ['g'] = C_PLAIN,         ['h'] = C_PLAIN,         ['i'] = C_PLAIN,
+    ['j'] = C_PLAIN,         ['k'] = C_PLAIN,         ['l'] = C_PLAIN,
+    ['m'] = C_PLAIN,         ['n'] = C_PLAIN,         ['o'] = C_PLAIN,
+    ['p'] = C_PLAIN,         ['q'] = C_PLAIN,         ['r'] = C_PLAIN,
+    ['s'] = C_PLAIN,         ['t'] = C_PLAIN,         ['u'] = C_PLAIN,
+    ['v'] = C_PLAIN,         ['w'] = C_PLAIN,         ['x'] = C_PLAIN,
+    ['y'] = C_PLAIN,         ['z'] = C_PLAIN,         ['{'] = C_PLAIN,
+    ['|'] = C_PLAIN,         ['}'] = C_PLAIN,         ['~'] = C_PLAIN,
+    [0x7f] = C_PLAIN,
+};
+
+#define IS_WS(c)    (ctype[(c)] & C_WS)
+#define IS_NUM(c)   (ctype[(c)] & C_NUM)
+#define IS_PLAIN(c) (ctype[(c)] & C_PLAIN)
+#define IS_DIGIT(c) ((unsigned)(c) - '0' < 10u)
+
+/* --- failures --------------------------------------------------------------
+ */
+
+static long long off_of(const struct proto_decoder *d, const unsigned char *p)
+{
+    return d->offset + (long long)(p - d->chunk);
+}
+
+__attribute__((format(printf, 3, 4))) static enum loss_status
+syntax_at(struct proto_decoder *d, long long offset, const char *fmt, ...)
+{
+    char msg[LOSS_DETAIL_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    d->status = loss_fail_at(&d->err, LOSS_EJSON, offset, "%s", msg);
+    return d->status;
+}
+
+__attribute__((format(printf, 4, 5))) static enum loss_status
+fail(struct proto_decoder *d, enum loss_status st, const char *pointer,
+     const char *fmt, ...)
+{
+    char msg[LOSS_DETAIL_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    d->status = loss_fail(&d->err, st, pointer, "%s", msg);
+    return d->status;
+}
+
+static enum loss_status oom(struct proto_decoder *d)
+{
+    return fail(d, LOSS_ENOMEM, NULL, "out of memory while decoding");
+}
+
+/*
+ * The JSON pointer of the position being read: every open generic container
+ * (its current index or key), then index 0 for each pending array, then the
+ * first tensor_levels levels of the open tensor.
+ */
+static void pointer_of(const struct proto_decoder *d, size_t nframes,
+                       bool with_pending, size_t tensor_levels, char *buf)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < nframes; i++) {
+        const struct frame *f = &d->frames[i];
+
+        if (f->kind == FR_ARRAY) {
+            loss_pointer_append_index(buf, LOSS_POINTER_MAX, f->count);
+        } else {
+            const struct proto_member *m = &d->mems[f->base + f->count];
+
+            loss_pointer_append(buf, LOSS_POINTER_MAX, m->key, m->key_len);
+        }
+    }
+    if (with_pending)
+        for (size_t i = 0; i < d->pending; i++)
+            loss_pointer_append_index(buf, LOSS_POINTER_MAX, 0);
+    for (size_t l = 0; l < tensor_levels; l++)
+        loss_pointer_append_index(buf, LOSS_POINTER_MAX, d->t.count[l]);
+}
+
+/* The pointer of the element being read now. */
+static void pointer_here(const struct proto_decoder *d, char *buf)
+{
+    pointer_of(d, d->nframes, true, d->t.active ? d->t.level + 1 : 0, buf);
+}
+
+/* --- growable buffers ------------------------------------------------------
+ */
+
+/* Grows p (cap elements of size) to hold need; NULL on failure. */
+static void *grow(struct proto_decoder *d, void *p, size_t *cap, size_t need,
+                  size_t size)
+{
+    size_t ncap = *cap ? *cap : 16;
+    void *np;
+
+    if (need <= *cap)
+        return p;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / size)
+            return NULL;
+        ncap *= 2;
+    }
+    np = realloc(p, ncap * size);
+    if (np == NULL)
+        return NULL;
+    d->scratch += (ncap - *cap) * size;
+    *cap = ncap;
+    return np;
+}
+
+static bool str_append(struct proto_decoder *d, const void *s, size_t n)
+{
+    if (d->slen + n + 1 > d->scap) {
+        char *p;
+
+        if (n > SIZE_MAX / 2 - d->slen)
+            return false;
+        p = grow(d, d->str, &d->scap, d->slen + n + 1, 1);
+        if (p == NULL)
+            return false;
+        d->str = p;
+    }
+    memcpy(d->str + d->slen, s, n);
+    d->slen += n;
+    return true;
+}
+
+static bool str_append_cp(struct proto_decoder *d, unsigned cp)
+{
+    unsigned char b[4];
+    size_t n;
+
+    if (cp < 0x80) {
+        b[0] = (unsigned char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        b[0] = (unsigned char)(0xC0 | (cp >> 6));
+        b[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        b[0] = (unsigned char)(0xE0 | (cp >> 12));
+        b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        b[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        b[0] = (unsigned char)(0xF0 | (cp >> 18));
+        b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        b[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    return str_append(d, b, n);
+}
+
+static bool tok_append(struct proto_decoder *d, const unsigned char *s,
+                       size_t n)
+{
+    if (d->tlen + n + 1 > d->tcap) {
+        char *p;
+
+        if (n > SIZE_MAX / 2 - d->tlen)
+            return false;
+        p = grow(d, d->tok, &d->tcap, d->tlen + n + 1, 1);
+        if (p == NULL)
+            return false;
+        d->tok = p;
+    }
+    memcpy(d->tok + d->tlen, s, n);
+    d->tlen += n;
+    d->tok[d->tlen] = '\0';
+    return true;
+}
+
+/* --- numbers ---------------------------------------------------------------
+ */
+
+static const double pow10_exact[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+enum num_result { NUM_OK, NUM_SYNTAX, NUM_RANGE, NUM_NOMEM };
+
+/*
+ * Reads the number token s[0..n) (not NUL-terminated) exactly as strtod()
+ * in the C locale reads it, after checking the JSON grammar
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? on the whole token.
+ *
+ * Fast path (Clinger): when the significant digits form an integer w <= 2^53
+ * and the decimal exponent e is in [-22, 22], both w and 10^|e| are exact
+ * doubles, so w * 10^e (or w / 10^-e) is one correctly rounded operation:
+ * the same double as strtod's correctly rounded result. Everything else goes
+ * to strtod_l.
+ */
+static enum num_result number_read(struct proto_decoder *d, const char *s,
+                                   size_t n, double *ret)
+{
+    const char *p = s, *e = s + n;
+    bool neg = false, exact = true;
+    uint64_t w = 0;
+    int nd = 0;
+    long exp10 = 0, ev = 0;
+    char small[64];
+    const char *z;
+    char *endp;
+    double x;
+
+    if (p < e && *p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p == e)
+        return NUM_SYNTAX;
+    if (*p == '0') {
+        p++;
+    } else if (IS_DIGIT(*p)) {
+        for (; p < e && IS_DIGIT(*p); p++) {
+            if (nd < 19) {
+                w = w * 10 + (uint64_t)(*p - '0');
+                nd++;
+            } else {
+                exact = false;
+            }
+        }
+    } else {
+        return NUM_SYNTAX;
+    }
+    if (p < e && *p == '.') {
+        p++;
+        if (p == e || !IS_DIGIT(*p))
+            return NUM_SYNTAX;
+        for (; p < e && IS_DIGIT(*p); p++) {
+            if (nd < 19) {
+                w = w * 10 + (uint64_t)(*p - '0');
+                exp10--;
+                if (w != 0)
+                    nd++;
+            } else {
+                exact = false;
+            }
+        }
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        bool eneg = false;
+
+        p++;
+        if (p < e && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (p == e || !IS_DIGIT(*p))
+            return NUM_SYNTAX;
+        for (; p < e && IS_DIGIT(*p); p++) {
+            if (ev < 100000)
+                ev = ev * 10 + (*p - '0');
+            else
+                exact = false;
+        }
+        exp10 += eneg ? -ev : ev;
+    }
+    if (p != e)
+        return NUM_SYNTAX;
+    if (exact) {
+        if (w == 0) {
+            *ret = neg ? -0.0 : 0.0;
+            return NUM_OK;
+        }
+        if (w <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+            x = (double)w;
+            x = exp10 < 0 ? x / pow10_exact[-exp10] : x * pow10_exact[exp10];
+            *ret = neg ? -x : x;
+            return NUM_OK;
+        }
+    }
+    /* strtod needs a NUL-terminated copy; a long token goes through tok */
+    if (s == d->tok) {
+        z = d->tok;
+    } else if (n < sizeof(small)) {
+        memcpy(small, s, n);
+        small[n] = '\0';
+        z = small;
+    } else {
+        d->tlen = 0;
+        if (!tok_append(d, (const unsigned char *)s, n))
+            return NUM_NOMEM;
+        z = d->tok;
+    }
+    errno = 0;
+    x = strtod_l(z, &endp, d->c_locale);
+    if (endp != z + n)
+        return NUM_SYNTAX; /* cannot happen on a checked token */
+    if (errno == ERANGE && (x == HUGE_VAL || x == -HUGE_VAL))
+        return NUM_RANGE;
+    *ret = x;
+    return NUM_OK;
+}
+
+/* --- values into containers -------------------------------------------- */
+
+/* Hands a complete value to its container (or makes it the root). */
+static enum loss_status emit(struct proto_decoder *d,
+                             const struct proto_value *v)
+{
+    struct frame *f;
+
+    if (d->nframes == 0) {
+        d->doc->root = *v;
+        d->state = ST_DONE;
+        return LOSS_OK;
+    }
+    f = &d->frames[d->nframes - 1];
+    if (f->kind == FR_ARRAY) {
+        struct proto_value *p =
+            grow(d, d->vals, &d->vals_cap, d->nvals + 1, sizeof(*d->vals));
+
+        if (p == NULL)
+            return oom(d);
+        d->vals = p;
+        d->vals[d->nvals++] = *v;
+    } else {
+        d->mems[f->base + f->count].value = *v;
+    }
+    f->count++;
+    d->state = ST_AFTER;
+    return LOSS_OK;
+}
+
+static enum loss_status push_frame(struct proto_decoder *d,
+                                   enum frame_kind kind)
+{
+    struct frame *f =
+        grow(d, d->frames, &d->frames_cap, d->nframes + 1, sizeof(*d->frames));
+
+    if (f == NULL)
+        return oom(d);
+    d->frames = f;
+    f = &d->frames[d->nframes++];
+    f->kind = kind;
+    f->base = kind == FR_ARRAY ? d->nvals : d->nmems;
+    f->count = 0;
+    return LOSS_OK;
+}
+
+/* The first leaf was not a tensor leaf: the pending arrays are generic. */
+static enum loss_status pending_to_generic(struct proto_decoder *d)
+{
+    while (d->pending > 0) {
+        if (push_frame(d, FR_ARRAY) != LOSS_OK)
+            return d->status;
+        d->pending--;
+    }
+    return LOSS_OK;
+}
+
+static bool is_shape_member(const struct proto_decoder *d)
+{
+    const struct frame *f;
+    const struct proto_member *m;
+
+    if (d->nframes == 0)
+        return false;
+    f = &d->frames[d->nframes - 1];
+    if (f->kind != FR_OBJECT)
+        return false;
+    m = &d->mems[f->base + f->count];
+    return m->key_len == 5 && memcmp(m->key, "shape", 5) == 0;
+}
+
+/* The first leaf was a number, a non-finite string or null. */
+static enum loss_status tensor_begin(struct proto_decoder *d)
+{
+    struct tens *t = &d->t;
+    size_t n = d->pending;
+    char ptr[LOSS_POINTER_MAX];
+
+    pointer_of(d, d->nframes, false, 0, ptr);
+    t->is_shape = is_shape_member(d);
+    if (t->is_shape && n > 1) {
+        return fail(d, LOSS_ETENSOR, ptr,
+                    "shape must be a flat array of non-negative integers");
+    }
+    if (n > d->lim.max_rank) {
+        return fail(d, LOSS_ETOOLARGE, ptr,
+                    "tensor rank exceeds the limit max_rank = %zu",
+                    d->lim.max_rank);
+    }
+    d->pending = 0;
+    t->active = true;
+    t->level = n - 1;
+    t->rank = 0;
+    t->known = 0;
+    t->len = 0;
+    for (size_t l = 0; l < n; l++)
+        t->count[l] = 0;
+    return LOSS_OK;
+}
+
+/* The array at tensor level L has more (or fewer) children than the first. */
+static enum loss_status ragged(struct proto_decoder *d, size_t L, size_t have,
+                               bool more)
+{
+    char ptr[LOSS_POINTER_MAX];
+
+    pointer_of(d, d->nframes, false, L, ptr);
+    if (more)
+        return fail(d, LOSS_ETENSOR, ptr,
+                    "ragged tensor: this array has more elements than the "
+                    "first array at this depth (%zu)",
+                    d->t.dims[L]);
+    return fail(d, LOSS_ETENSOR, ptr,
+                "ragged tensor: this array has %zu elements, the first array "
+                "at this depth has %zu",
+                have, d->t.dims[L]);
+}
+
+/* '[' inside a tensor. */
+static enum loss_status tensor_open(struct proto_decoder *d)
+{
+    struct tens *t = &d->t;
+    size_t L = t->level;
+    char ptr[LOSS_POINTER_MAX];
+
+    if (t->is_shape || (t->rank != 0 && L + 1 >= t->rank)) {
+        pointer_here(d, ptr);
+        if (t->is_shape)
+            return fail(d, LOSS_ETENSOR, ptr,
+                        "shape must be a flat array of non-negative "
+                        "integers");
+        return fail(d, LOSS_ETENSOR, ptr,
+                    "ragged tensor: expected a number, found an array");
+    }
+    if (L + 1 >= d->lim.max_rank) {
+        pointer_here(d, ptr);
+        return fail(d, LOSS_ETOOLARGE, ptr,
+                    "tensor rank exceeds the limit max_rank = %zu",
+                    d->lim.max_rank);
+    }
+    if ((t->known >> L & 1u) && t->count[L] >= t->dims[L])
+        return ragged(d, L, 0, true);
+    t->level = L + 1;
+    t->count[L + 1] = 0;
+    return LOSS_OK;
+}
+
+/* A number (or a non-finite string) inside a tensor. */
+static enum loss_status tensor_number(struct proto_decoder *d, double x)
+{
+    struct tens *t = &d->t;
+    struct proto_doc *doc = d->doc;
+    size_t L = t->level;
+    char ptr[LOSS_POINTER_MAX];
+
+    if (t->rank == 0) {
+        t->rank = L + 1;
+    } else if (L + 1 != t->rank) {
+        pointer_here(d, ptr);
+        return fail(d, LOSS_ETENSOR, ptr,
+                    "ragged tensor: expected an array, found a number");
+    }
+    if ((t->known >> L & 1u) && t->count[L] >= t->dims[L])
+        return ragged(d, L, 0, true);
+    if (t->is_shape) {
+        if (!(x >= 0 && x < 0x1p64 && x == (double)(uint64_t)x)) {
+            pointer_here(d, ptr);
+            return fail(d, LOSS_ETENSOR, ptr,
+                        "shape must be a flat array of non-negative "
+                        "integers");
+        }
+        if (t->len >= d->lim.max_rank) {
+            pointer_here(d, ptr);
+            return fail(d, LOSS_ETOOLARGE, ptr,
+                        "tensor rank exceeds the limit max_rank = %zu",
+                        d->lim.max_rank);
+        }
+    } else if (doc->elements >= d->lim.max_elements) {
+        pointer_here(d, ptr);
+        return fail(d, LOSS_ETOOLARGE, ptr,
+                    "more tensor elements than the limit max_elements = %zu",
+                    d->lim.max_elements);
+    }
+    if (t->len == t->cap) {
+        /* double, but never past what max_elements still allows */
+        size_t room = t->is_shape
+                          ? TENSOR_MAX_RANK
+                          : d->lim.max_elements - (doc->elements - t->len);
+        size_t ncap = t->cap ? t->cap * 2 : 64;
+        double *p;
+
+        if (ncap > room)
+            ncap = room;
+        if (ncap > SIZE_MAX / sizeof(double))
+            return oom(d);
+        p = realloc(t->data, ncap * sizeof(double));
+        if (p == NULL)
+            return oom(d);
+        d->scratch += (ncap - t->cap) * sizeof(double);
+        t->data = p;
+        t->cap = ncap;
+    }
+    t->data[t->len++] = x;
+    t->count[L]++;
+    if (!t->is_shape)
+        doc->elements++;
+    d->state = ST_AFTER;
+    return LOSS_OK;
+}
+
+/*
+ * True when every element is a finite integral value. |x| >= 2^52 is always
+ * integral; below that the conversion to long long is exact.
+ */
+static bool all_integral(const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double a = x[i] < 0 ? -x[i] : x[i];
+
+        if (a < 0x1p52) {
+            if (x[i] != (double)(long long)x[i])
+                return false;
+        } else if (!(a <= 1.79769313486231570815e308)) {
+            return false; /* infinity or NaN */
+        }
+    }
+    return true;
+}
+
+/* A new document-owned proto_tensor; NULL on OOM. */
+static struct proto_tensor *tensor_new(struct proto_decoder *d, size_t ndim,
+                                       const size_t *shape, double *data,
+                                       size_t len, enum proto_encoding encoding)
+{
+    struct proto_tensor *pt = doc_alloc(d->doc, sizeof(*pt));
+
+    if (pt == NULL)
+        return NULL;
+    memset(pt, 0, sizeof(*pt));
+    pt->t.ndim = ndim;
+    for (size_t i = 0; i < ndim; i++)
+        pt->t.shape[i] = shape[i];
+    pt->t.data = data;
+    pt->integral = all_integral(data, len);
+    pt->encoding = encoding;
+    return pt;
+}
+
+/*
+ * The dimensions of a checked shape value (x holds n non-negative integers
+ * below 2^64) and their product, refused when it overflows or exceeds room.
+ */
+static enum loss_status shape_check(struct proto_decoder *d, const double *x,
+                                    size_t n, size_t room, size_t *dims,
+                                    size_t *ret_numel, const char *ptr)
+{
+    size_t numel = 1;
+
+    for (size_t i = 0; i < n; i++) {
+        dims[i] = (size_t)x[i];
+        if (!tensor_mul(numel, dims[i], &numel))
+            return fail(d, LOSS_ETOOLARGE, ptr,
+                        "shape has more elements than the limit "
+                        "max_elements = %zu",
+                        d->lim.max_elements);
+    }
+    if (numel > room)
+        return fail(d, LOSS_ETOOLARGE, ptr,
+                    "shape has %zu elements, more than the limit "
+                    "max_elements = %zu allows",
+                    numel, d->lim.max_elements);
+    *ret_numel = numel;
+    return LOSS_OK;
+}
+
+/* The tensor's root array closed: it becomes a value. */
+static enum loss_status tensor_finish(struct proto_decoder *d)
+{
+    struct tens *t = &d->t;
+    struct proto_tensor *pt;
+    struct proto_value v;
+    size_t numel;
+    double *data = t->data;
+
+    if (!tensor_shape_numel(t->dims, t->rank, &numel) || numel != t->len)
+        return fail(d, LOSS_EINTERNAL, NULL, "tensor shape bookkeeping");
+    if (t->is_shape) {
+        size_t dims[TENSOR_MAX_RANK];
+        char ptr[LOSS_POINTER_MAX];
+
+        pointer_of(d, d->nframes, false, 0, ptr);
+        if (shape_check(d, t->data, t->len,
+                        d->lim.max_elements - d->doc->elements, dims, &numel,
+                        ptr) != LOSS_OK)
+            return d->status;
+    }
+    if (t->len == 0) {
+        /* never a NULL data pointer, even for zero elements */
+        data = doc_alloc(d->doc, sizeof(double));
+        if (data == NULL)
+            return oom(d);
+        free(t->data);
+    } else {
+        if (t->cap > t->len) {
+            double *p = realloc(t->data, t->len * sizeof(double));
+
+            if (p != NULL)
+                data = p;
+        }
+        if (!doc_own(d->doc, data, t->len * sizeof(double))) {
+            t->data = data;
+            return oom(d);
+        }
+    }
+    d->scratch -= t->cap * sizeof(double);
+    t->data = NULL;
+    t->cap = 0;
+    t->active = false;
+    pt = tensor_new(d, t->rank, t->dims, data, t->len, PROTO_ENC_NESTED);
+    if (pt == NULL)
+        return oom(d);
+    v.type = PROTO_TENSOR;
+    v.u.tensor = pt;
+    return emit(d, &v);
+}
+
+/* ']' inside a tensor. */
+static enum loss_status tensor_close(struct proto_decoder *d)
+{
+    struct tens *t = &d->t;
+    size_t L = t->level;
+    size_t c = t->count[L];
+
+    if (t->rank == 0)
+        t->rank = L + 1; /* an empty innermost array: [] or [[], []] */
+    if (t->known >> L & 1u) {
+        if (c != t->dims[L])
+            return ragged(d, L, c, false);
+    } else {
+        t->dims[L] = c;
+        t->known |= 1u << L;
+    }
+    if (L == 0)
+        return tensor_finish(d);
+    t->level = L - 1;
+    t->count[L - 1]++;
+    d->state = ST_AFTER;
+    return LOSS_OK;
+}
+
+static enum loss_status put_number(struct proto_decoder *d, double x)
+{
+    struct proto_value v;
+
+    if (d->pending > 0 && tensor_begin(d) != LOSS_OK)
+        return d->status;
+    if (d->t.active)
+        return tensor_number(d, x);
+    v.type = PROTO_NUMBER;
+    v.u.number = x;
+    return emit(d, &v);
+}
+
+/* A complete number token s[0..n); term is the byte after it (0 at EOF). */
+static enum loss_status number_done(struct proto_decoder *d, const char *s,
+                                    size_t n, unsigned char term)
+{
+    double x = 0;
+
+    switch (number_read(d, s, n, &x)) {
+    case NUM_OK:
+        return put_number(d, x);
+    case NUM_RANGE:
+        return syntax_at(d, d->tok_start,
+                         "number out of range: %.*s%s is beyond float64",
+                         (int)(n > 40 ? 40 : n), s, n > 40 ? "..." : "");
+    case NUM_NOMEM:
+        return oom(d);
+    case NUM_SYNTAX:
+        break;
+    }
+    if (n == 1 && s[0] == '-' && term == 'I')
+        return syntax_at(d, d->tok_start,
+                         "-Infinity is not JSON: send the string "
+                         "\"-Infinity\"");
+    return syntax_at(d, d->tok_start, "invalid number \"%.*s\"%s",
+                     (int)(n > 40 ? 40 : n), s, n > 40 ? "..." : "");
+}
+
+/* Non-finite values spelled as strings. */
+static bool nonfinite(const char *s, size_t n, double *ret)
+{
+    if (n == 3 && memcmp(s, "NaN", 3) == 0)
+        *ret = __builtin_nan("");
+    else if (n == 8 && memcmp(s, "Infinity", 8) == 0)
+        *ret = __builtin_inf();
+    else if (n == 9 && memcmp(s, "-Infinity", 9) == 0)
+        *ret = -__builtin_inf();
+    else
+        return false;
+    return true;
+}
+
+/* A leaf that is not a number inside a tensor. */
+static enum loss_status tensor_not_number(struct proto_decoder *d,
+                                          const char *what)
+{
+    char ptr[LOSS_POINTER_MAX];
+
+    pointer_here(d, ptr);
+    if (d->t.is_shape)
+        return fail(d, LOSS_ETENSOR, ptr,
+                    "shape must be a flat array of non-negative integers");
+    return fail(d, LOSS_ETENSOR, ptr,
+                "a tensor holds numbers (or \"NaN\", \"Infinity\", "
+                "\"-Infinity\"), found %s",
+                what);
+}
+
+/* The string in str is a complete value. */
+static enum loss_status put_string(struct proto_decoder *d)
+{
+    struct proto_value v;
+    double x;
+    bool nf = nonfinite(d->str, d->slen, &x);
+    char *s;
+
+    if (d->pending > 0) {
+        if ((nf ? tensor_begin(d) : pending_to_generic(d)) != LOSS_OK)
+            return d->status;
+    }
+    if (d->t.active) {
+        if (nf)
+            return tensor_number(d, x);
+        return tensor_not_number(d, "a string");
+    }
+    if (d->slen >= ARENA_CHUNK) {
+        /* a long string (base64) is moved, not copied */
+        s = realloc(d->str, d->slen + 1);
+        if (s == NULL)
+            s = d->str;
+        if (!doc_own(d->doc, s, d->slen + 1)) {
+            d->str = s;
+            return oom(d);
+        }
+        d->scratch -= d->scap;
+        d->str = NULL;
+        d->scap = 0;
+    } else {
+        s = doc_alloc(d->doc, d->slen + 1);
+        if (s == NULL)
+            return oom(d);
+        memcpy(s, d->str, d->slen + 1);
+    }
+    v.type = PROTO_STRING;
+    v.u.string.ptr = s;
+    v.u.string.len = d->slen;
+    return emit(d, &v);
+}
+
+/* true, false, null. */
+static enum loss_status put_literal(struct proto_decoder *d, char first)
+{
+    struct proto_value v;
+
+    if (d->pending > 0) {
+        if ((first == 'n' ? tensor_begin(d) : pending_to_generic(d)) != LOSS_OK)
+            return d->status;
+    }
+    if (d->t.active) {
+        char ptr[LOSS_POINTER_MAX];
+
+        if (first != 'n')
+            return tensor_not_number(d, "a boolean");
+        pointer_here(d, ptr);
+        return fail(d, LOSS_EVALUE, ptr,
+                    "null in a tensor: a missing value is the string "
+                    "\"NaN\"");
+    }
+    if (first == 'n') {
+        v.type = PROTO_NULL;
+    } else {
+        v.type = PROTO_BOOL;
+        v.u.boolean = first == 't';
+    }
+    return emit(d, &v);
+}
+
+static enum loss_status check_depth(struct proto_decoder *d)
+{
+    size_t depth = d->nframes + d->pending + (d->t.active ? d->t.level + 1 : 0);
+    char ptr[LOSS_POINTER_MAX];
+
+    if (depth < d->lim.max_depth)
+        return LOSS_OK;
+    pointer_here(d, ptr);
+    return fail(d, LOSS_ETOOLARGE, ptr,
+                "nesting deeper than the limit max_depth = %zu",
+                d->lim.max_depth);
+}
+
+static enum loss_status open_array(struct proto_decoder *d)
+{
+    if (check_depth(d) != LOSS_OK)
+        return d->status;
+    if (d->t.active) {
+        if (tensor_open(d) != LOSS_OK)
+            return d->status;
+    } else {
+        d->pending++;
+    }
+    d->state = ST_VALUE_OR_CLOSE;
+    return LOSS_OK;
+}
+
+static enum loss_status open_object(struct proto_decoder *d)
+{
+    if (check_depth(d) != LOSS_OK)
+        return d->status;
+    if (d->pending > 0 && pending_to_generic(d) != LOSS_OK)
+        return d->status;
+    if (d->t.active)
+        return tensor_not_number(d, "an object");
+    if (push_frame(d, FR_OBJECT) != LOSS_OK)
+        return d->status;
+    d->state = ST_KEY_OR_CLOSE;
+    return LOSS_OK;
+}
+
+static enum loss_status close_array(struct proto_decoder *d)
+{
+    struct frame *f;
+    struct proto_value v;
+
+    if (d->pending > 0 && tensor_begin(d) != LOSS_OK)
+        return d->status;
+    if (d->t.active)
+        return tensor_close(d);
+    f = &d->frames[d->nframes - 1];
+    v.type = PROTO_ARRAY;
+    v.u.array.items = NULL;
+    v.u.array.len = f->count;
+    if (f->count > 0) {
+        v.u.array.items =
+            doc_alloc(d->doc, f->count * sizeof(struct proto_value));
+        if (v.u.array.items == NULL)
+            return oom(d);
+        memcpy(v.u.array.items, d->vals + f->base,
+               f->count * sizeof(struct proto_value));
+    }
+    d->nvals = f->base;
+    d->nframes--;
+    return emit(d, &v);
+}
+
+/* --- objects ---------------------------------------------------------------
+ */
+
+static int key_cmp(const struct proto_member *m, size_t a, size_t b)
+{
+    size_t la = m[a].key_len, lb = m[b].key_len;
+    int c = memcmp(m[a].key, m[b].key, la < lb ? la : lb);
+
+    if (c != 0)
+        return c;
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/* Heap sort of member indices by (key, index): O(n log n) on any input. */
+static void sift(const struct proto_member *m, size_t *idx, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+
+        if (c >= n)
+            return;
+        if (c + 1 < n && key_cmp(m, idx[c + 1], idx[c]) > 0)
+            c++;
+        if (key_cmp(m, idx[c], idx[i]) <= 0)
+            return;
+        size_t tmp = idx[c];
+        idx[c] = idx[i];
+        idx[i] = tmp;
+        i = c;
+    }
+}
+
+/*
+ * The first member (in document order) whose key appeared before, or n.
+ * Small objects compare pairwise; large ones sort an index.
+ */
+static enum loss_status find_duplicate(struct proto_decoder *d,
+                                       const struct proto_member *m, size_t n,
+                                       size_t *ret)
+{
+    size_t *idx, dup = n;
+
+    if (n <= 16) {
+        for (size_t j = 1; j < n && dup == n; j++)
+            for (size_t i = 0; i < j; i++)
+                if (m[i].key_len == m[j].key_len &&
+                    memcmp(m[i].key, m[j].key, m[i].key_len) == 0) {
+                    dup = j;
+                    break;
+                }
+        *ret = dup;
+        return LOSS_OK;
+    }
+    if (n > SIZE_MAX / sizeof(*idx))
+        return oom(d);
+    idx = malloc(n * sizeof(*idx));
+    if (idx == NULL)
+        return oom(d);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    for (size_t i = n / 2; i-- > 0;)
+        sift(m, idx, i, n);
+    for (size_t end = n; end-- > 1;) {
+        size_t tmp = idx[0];
+        idx[0] = idx[end];
+        idx[end] = tmp;
+        sift(m, idx, 0, end);
+    }
+    for (size_t i = 1; i < n; i++) {
+        const struct proto_member *a = &m[idx[i - 1]], *b = &m[idx[i]];
+
+        if (a->key_len == b->key_len &&
+            memcmp(a->key, b->key, a->key_len) == 0 && idx[i] < dup)
+            dup = idx[i];
+    }
+    free(idx);
+    *ret = dup;
+    return LOSS_OK;
+}
+
+static bool key_is(const struct proto_member *m, const char *k)
+{
+    size_t n = strlen(k);
+
+    return m->key_len == n && memcmp(m->key, k, n) == 0;
+}
+
+static const signed char b64_value[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,
+    ['G'] = 7,  ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12,
+    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+    ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+}; /* value + 1; 0 is not base64 */
+
+/*
+ * Decodes padded standard base64 s[0..n) into out, which has room for
+ * exactly want bytes. False if s is not base64 or not want bytes long.
+ */
+static bool b64_decode(const char *s, size_t n, unsigned char *out, size_t want)
+{
+    size_t pad = 0, o = 0;
+
+    if (n % 4 != 0)
+        return false;
+    if (n > 0 && s[n - 1] == '=')
+        pad = n > 1 && s[n - 2] == '=' ? 2 : 1;
+    if (n / 4 * 3 - pad != want)
+        return false;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v[4];
+        size_t k = i + 4 == n ? 4 - pad : 4;
+
+        for (size_t j = 0; j < 4; j++) {
+            int b = j < k ? b64_value[(unsigned char)s[i + j]] : 1;
+
+            if (b == 0)
+                return false;
+            v[j] = (unsigned)(b - 1);
+        }
+        unsigned q = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
+
+        out[o++] = (unsigned char)(q >> 16);
+        if (k > 2)
+            out[o++] = (unsigned char)(q >> 8);
+        if (k > 3)
+            out[o++] = (unsigned char)q;
+    }
+    return true;
+}
+
+static uint64_t le_bytes(const unsigned char *b, size_t n)
+{
+    uint64_t u = 0;
+
+    for (size_t i = n; i-- > 0;)
+        u = u << 8 | b[i];
+    return u;
+}
+
+/*
+ * Converts numel little-endian elements of size es at the start of buf to
+ * doubles in place. Going backwards is safe: element i's source bytes
+ * [i*es, (i+1)*es) are read before its destination [8i, 8i+8) is written,
+ * and the destination only covers sources of elements already converted.
+ */
+static void b64_convert(unsigned char *buf, size_t numel, int dtype)
+{
+    for (size_t i = numel; i-- > 0;) {
+        double x;
+
+        switch (dtype) {
+        case 0: { /* float32 */
+            uint32_t u = (uint32_t)le_bytes(buf + 4 * i, 4);
+            float f;
+
+            memcpy(&f, &u, sizeof(f));
+            x = (double)f;
+            break;
+        }
+        case 1: { /* float64 */
+            uint64_t u = le_bytes(buf + 8 * i, 8);
+
+            memcpy(&x, &u, sizeof(x));
+            break;
+        }
+        case 2: /* int32 */
+            x = (double)(int32_t)(uint32_t)le_bytes(buf + 4 * i, 4);
+            break;
+        default: /* int64 */
+            x = (double)(int64_t)le_bytes(buf + 8 * i, 8);
+            break;
+        }
+        memcpy(buf + 8 * i, &x, sizeof(x));
+    }
+}
+
+/* Appends "/key" to a copy of the object's pointer obj. */
+static const char *sub(char *buf, const char *obj, const char *key)
+{
+    snprintf(buf, LOSS_POINTER_MAX, "%s", obj);
+    loss_pointer_append(buf, LOSS_POINTER_MAX, key, strlen(key));
+    return buf;
+}
+
+/* An object with a "shape" key: {"shape","data"} or {"shape","dtype","base64"}.
+ */
+static enum loss_status tensor_object(struct proto_decoder *d,
+                                      const struct proto_member *m, size_t n,
+                                      const char *obj, struct proto_value *ret)
+{
+    static const char *const dtypes[] = {"float32", "float64", "int32",
+                                         "int64"};
+    static const size_t dsize[] = {4, 8, 4, 8};
+    const struct proto_value *shape = NULL, *data = NULL, *dtype = NULL,
+                             *b64 = NULL;
+    size_t dims[TENSOR_MAX_RANK], numel, rank;
+    char ptr[LOSS_POINTER_MAX];
+    struct proto_tensor *pt;
+    int dt = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (key_is(&m[i], "shape")) {
+            shape = &m[i].value;
+        } else if (key_is(&m[i], "data")) {
+            data = &m[i].value;
+        } else if (key_is(&m[i], "dtype")) {
+            dtype = &m[i].value;
+        } else if (key_is(&m[i], "base64")) {
+            b64 = &m[i].value;
+        } else {
+            snprintf(ptr, sizeof(ptr), "%s", obj);
+            loss_pointer_append(ptr, sizeof(ptr), m[i].key, m[i].key_len);
+            return fail(d, LOSS_EUNKNOWN, ptr,
+                        "unknown key \"%.64s\" in a tensor object (an object "
+                        "with \"shape\" takes data, or dtype and base64)",
+                        m[i].key);
+        }
+    }
+    if (shape->type != PROTO_TENSOR || shape->u.tensor->t.ndim != 1 ||
+        shape->u.tensor->encoding != PROTO_ENC_NESTED)
+        return fail(d, LOSS_ETENSOR, sub(ptr, obj, "shape"),
+                    "shape must be a flat array of non-negative integers");
+    rank = shape->u.tensor->t.shape[0];
+    /* data was counted as it was read; base64 is counted below */
+    if (shape_check(d, shape->u.tensor->t.data, rank, SIZE_MAX, dims, &numel,
+                    sub(ptr, obj, "shape")) != LOSS_OK)
+        return d->status;
+    if (data != NULL && b64 != NULL)
+        return fail(d, LOSS_ETENSOR, obj,
+                    "a tensor object has data or base64, not both");
+    if (data != NULL) {
+        const struct proto_tensor *dv;
+
+        if (dtype != NULL)
+            return fail(d, LOSS_EUNKNOWN, sub(ptr, obj, "dtype"),
+                        "dtype goes with base64 only; data is numbers");
+        if (data->type != PROTO_TENSOR || data->u.tensor->t.ndim != 1 ||
+            data->u.tensor->encoding != PROTO_ENC_NESTED)
+            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "data"),
+                        "data must be a flat array of numbers");
+        dv = data->u.tensor;
+        if (dv->t.shape[0] != numel) {
+            char s[128];
+
+            tensor_shape_format(dims, rank, s, sizeof(s));
+            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "data"),
+                        "data has %zu numbers but shape %s has %zu elements",
+                        dv->t.shape[0], s, numel);
+        }
+        pt = tensor_new(d, rank, dims, dv->t.data, numel, PROTO_ENC_FLAT);
+        if (pt == NULL)
+            return oom(d);
+    } else if (b64 != NULL) {
+        size_t bytes, room;
+        unsigned char *buf;
+
+        if (dtype == NULL)
+            return fail(d, LOSS_ETENSOR, obj,
+                        "base64 needs a dtype: float32, float64, int32 or "
+                        "int64");
+        for (int i = 0; i < 4 && dtype->type == PROTO_STRING; i++)
+            if (strcmp(dtype->u.string.ptr, dtypes[i]) == 0 &&
+                dtype->u.string.len == strlen(dtypes[i]))
+                dt = i;
+        if (dt < 0)
+            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "dtype"),
+                        "dtype must be float32, float64, int32 or int64");
+        if (b64->type != PROTO_STRING)
+            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "base64"),
+                        "base64 must be a string");
+        if (numel > d->lim.max_elements - d->doc->elements)
+            return fail(d, LOSS_ETOOLARGE, sub(ptr, obj, "shape"),
+                        "shape has %zu elements, more than the limit "
+                        "max_elements = %zu allows",
+                        numel, d->lim.max_elements);
+        if (!tensor_mul(numel, sizeof(double), &room))
+            return oom(d);
+        bytes = numel * dsize[dt];
+        buf = malloc(room ? room : sizeof(double));
+        if (buf == NULL)
+            return oom(d);
+        if (!b64_decode(b64->u.string.ptr, b64->u.string.len, buf, bytes)) {
+            char s[128];
+
+            free(buf);
+            tensor_shape_format(dims, rank, s, sizeof(s));
+            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "base64"),
+                        "base64 must be padded standard base64 of %zu "
+                        "bytes (shape %s of %s)",
+                        bytes, s, dtypes[dt]);
+        }
+        b64_convert(buf, numel, dt);
+        if (!doc_own(d->doc, buf, room ? room : sizeof(double))) {
+            free(buf);
+            return oom(d);
+        }
+        d->doc->elements += numel;
+        pt = tensor_new(d, rank, dims, (double *)(void *)buf, numel,
+                        PROTO_ENC_BASE64);
+        if (pt == NULL)
+            return oom(d);
+    } else {
+        return fail(d, LOSS_ETENSOR, obj,
+                    "a tensor object needs data, or dtype and base64");
+    }
+    ret->type = PROTO_TENSOR;
+    ret->u.tensor = pt;
+    return LOSS_OK;
+}
+
+static enum loss_status close_object(struct proto_decoder *d)
+{
+    struct frame *f = &d->frames[d->nframes - 1];
+    const struct proto_member *m = d->mems + f->base;
+    size_t n = f->count, dup = n;
+    char obj[LOSS_POINTER_MAX];
+    struct proto_value v;
+    bool tensor = false;
+
+    pointer_of(d, d->nframes - 1, false, 0, obj);
+    if (find_duplicate(d, m, n, &dup) != LOSS_OK)
+        return d->status;
+    if (dup < n) {
+        char ptr[LOSS_POINTER_MAX];
+
+        snprintf(ptr, sizeof(ptr), "%s", obj);
+        loss_pointer_append(ptr, sizeof(ptr), m[dup].key, m[dup].key_len);
+        return fail(d, LOSS_EUNKNOWN, ptr, "duplicate key \"%.64s\"",
+                    m[dup].key);
+    }
+    for (size_t i = 0; i < n && !tensor; i++)
+        tensor = key_is(&m[i], "shape");
+    if (tensor) {
+        if (tensor_object(d, m, n, obj, &v) != LOSS_OK)
+            return d->status;
+    } else {
+        v.type = PROTO_OBJECT;
+        v.u.object.members = NULL;
+        v.u.object.len = n;
+        if (n > 0) {
+            v.u.object.members = doc_alloc(d->doc, n * sizeof(*m));
+            if (v.u.object.members == NULL)
+                return oom(d);
+            memcpy(v.u.object.members, m, n * sizeof(*m));
+        }
+    }
+    d->nmems = f->base;
+    d->nframes--;
+    return emit(d, &v);
+}
+
+/* The string in str is a key: a new member waits for its value. */
+static enum loss_status put_key(struct proto_decoder *d)
+{
+    struct proto_member *m;
+    char *k = doc_alloc(d->doc, d->slen + 1);
+
+    if (k == NULL)
+        return oom(d);
+    memcpy(k, d->str, d->slen + 1);
+    m = grow(d, d->mems, &d->mems_cap, d->nmems + 1, sizeof(*d->mems));
+    if (m == NULL)
+        return oom(d);
+    d->mems = m;
+    m = &d->mems[d->nmems++];
+    m->key = k;
+    m->key_len = d->slen;
+    m->value.type = PROTO_NULL;
+    d->state = ST_COLON;
+    return LOSS_OK;
+}
+
+/* --- the byte loop
+ * ------------------------------------------------------------ */
+
+static enum loss_status string_done(struct proto_decoder *d)
+{
+    if (!str_append(d, "", 0))
+        return oom(d);
+    d->str[d->slen] = '\0';
+    return d->str_is_key ? put_key(d) : put_string(d);
+}
+
+/* Reads string bytes; returns the position after what it consumed. */
+static const unsigned char *string_run(struct proto_decoder *d,
+                                       const unsigned char *p,
+                                       const unsigned char *end)
+{
+    while (p < end) {
+        const unsigned char *s = p;
+        unsigned char c;
+
+        while (p < end && IS_PLAIN(*p))
+            p++;
+        if (p > s && !str_append(d, s, (size_t)(p - s))) {
+            oom(d);
+            return p;
+        }
+        if (p == end)
+            return p;
+        c = *p;
+        if (c == '"') {
+            string_done(d);
+            return p + 1;
+        }
+        if (c == '\\') {
+            d->state = ST_ESCAPE;
+            return p + 1;
+        }
+        if (c < 0x20) {
+            syntax_at(d, off_of(d, p),
+                      "control character U+%04X in a string: escape it",
+                      (unsigned)c);
+            return p;
+        }
+        /* the lead byte of a multi-byte sequence (RFC 3629 table) */
+        if (c >= 0xC2 && c <= 0xDF) {
+            d->utf8_need = 1;
+            d->utf8_lo = 0x80;
+            d->utf8_hi = 0xBF;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            d->utf8_need = 2;
+            d->utf8_lo = c == 0xE0 ? 0xA0 : 0x80;
+            d->utf8_hi = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            d->utf8_need = 3;
+            d->utf8_lo = c == 0xF0 ? 0x90 : 0x80;
+            d->utf8_hi = c == 0xF4 ? 0x8F : 0xBF;
+        } else {
+            syntax_at(d, off_of(d, p), "invalid UTF-8 byte 0x%02X",
+                      (unsigned)c);
+            return p;
+        }
+        if (!str_append(d, p, 1)) {
+            oom(d);
+            return p;
+        }
+        d->state = ST_UTF8;
+        return p + 1;
+    }
+    return p;
+}
+
+/* A complete \uXXXX code unit in hex. */
+static enum loss_status escape_unit(struct proto_decoder *d,
+                                    const unsigned char *p)
+{
+    unsigned u = d->hex;
+
+    if (d->high != 0) {
+        unsigned cp;
+
+        if (u < 0xDC00 || u > 0xDFFF)
+            return syntax_at(d, off_of(d, p),
+                             "lone surrogate \\u%04X: a high surrogate must "
+                             "be followed by a low one",
+                             d->high);
+        cp = 0x10000 + ((d->high - 0xD800) << 10) + (u - 0xDC00);
+        d->high = 0;
+        d->state = ST_STRING;
+        return str_append_cp(d, cp) ? LOSS_OK : oom(d);
+    }
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        d->high = u;
+        d->state = ST_LOW_BS;
+        return LOSS_OK;
+    }
+    if (u >= 0xDC00 && u <= 0xDFFF)
+        return syntax_at(d, off_of(d, p), "lone surrogate \\u%04X", u);
+    d->state = ST_STRING;
+    return str_append_cp(d, u) ? LOSS_OK : oom(d);
+}
+
+/*
+ * The hot loop for the common case: numbers separated by commas inside the
+ * innermost level of a tensor whose rank is known, all within the chunk.
+ * It stops (leaving the decision to the general machine, which then reports
+ * any error exactly as it would have) at anything else: a token cut by the
+ * chunk end, a ']', a string, a full row, the element limit.
+ */
+static const unsigned char *tensor_run(struct proto_decoder *d,
+                                       const unsigned char *p,
+                                       const unsigned char *end)
+{
+    struct tens *t = &d->t;
+    size_t L = t->level;
+    size_t limit = (t->known >> L & 1u) ? t->dims[L] : SIZE_MAX;
+    size_t max = d->lim.max_elements;
+
+    while (p < end && (IS_DIGIT(*p) || *p == '-')) {
+        const unsigned char *q = p;
+        double x;
+
+        while (q < end && IS_NUM(*q))
+            q++;
+        if (q == end || t->count[L] >= limit || d->doc->elements >= max ||
+            t->len == t->cap)
+            break;
+        switch (number_read(d, (const char *)p, (size_t)(q - p), &x)) {
+        case NUM_OK:
+            break;
+        default:
+            /* let the general path report it */
+            return p;
+        }
+        t->data[t->len++] = x;
+        t->count[L]++;
+        d->doc->elements++;
+        p = q;
+        while (p < end && IS_WS(*p))
+            p++;
+        if (p == end || *p != ',') {
+            d->state = ST_AFTER;
+            return p;
+        }
+        p++;
+        d->state = ST_VALUE;
+        while (p < end && IS_WS(*p))
+            p++;
+    }
+    return p;
+}
+
+/* A value starts at *p (state ST_VALUE or ST_VALUE_OR_CLOSE). */
+static const unsigned char *value_start(struct proto_decoder *d,
+                                        const unsigned char *p,
+                                        const unsigned char *end)
+{
+    unsigned char c = *p;
+    const unsigned char *q;
+
+    d->tok_start = off_of(d, p);
+    switch (c) {
+    case '[':
+        open_array(d);
+        return p + 1;
+    case '{':
+        open_object(d);
+        return p + 1;
+    case ']':
+        if (d->state == ST_VALUE_OR_CLOSE) {
+            close_array(d);
+            return p + 1;
+        }
+        syntax_at(d, off_of(d, p), "expected a value after ',', found ']'");
+        return p;
+    case '"':
+        d->slen = 0;
+        d->str_is_key = false;
+        d->state = ST_STRING;
+        return p + 1;
+    case 't':
+        d->lit = "true";
+        break;
+    case 'f':
+        d->lit = "false";
+        break;
+    case 'n':
+        d->lit = "null";
+        break;
+    case 'N':
+        syntax_at(d, off_of(d, p), "NaN is not JSON: send the string \"NaN\"");
+        return p;
+    case 'I':
+        syntax_at(d, off_of(d, p),
+                  "Infinity is not JSON: send the string \"Infinity\"");
+        return p;
+    default:
+        if (c == '-' || IS_DIGIT(c)) {
+            q = p;
+            while (q < end && IS_NUM(*q))
+                q++;
+            if (q == end) {
+                d->tlen = 0;
+                if (!tok_append(d, p, (size_t)(q - p)))
+                    oom(d);
+                d->state = ST_NUMBER;
+                return q;
+            }
+            number_done(d, (const char *)p, (size_t)(q - p), *q);
+            return q;
+        }
+        if (c >= 0x20 && c < 0x7f)
+            syntax_at(d, off_of(d, p), "expected a value, found '%c'", c);
+        else
+            syntax_at(d, off_of(d, p), "expected a value, found byte 0x%02X",
+                      (unsigned)c);
+        return p;
+    }
+    d->lit_pos = 0;
+    d->state = ST_LITERAL;
+    return p;
+}
+
+static const unsigned char *after_value(struct proto_decoder *d,
+                                        const unsigned char *p)
+{
+    unsigned char c = *p;
+    bool in_array = d->t.active || d->frames[d->nframes - 1].kind == FR_ARRAY;
+
+    if (c == ',') {
+        d->state = in_array ? ST_VALUE : ST_KEY;
+        return p + 1;
+    }
+    if (c == ']' && in_array) {
+        close_array(d);
+        return p + 1;
+    }
+    if (c == '}' && !in_array) {
+        close_object(d);
+        return p + 1;
+    }
+    syntax_at(d, off_of(d, p), "expected ',' or '%c' after a value",
+              in_array ? ']' : '}');
+    return p;
+}
+
+static int hex_value(unsigned char c)
+{
+    if (IS_DIGIT(c))
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void run(struct proto_decoder *d, const unsigned char *p,
+                const unsigned char *end)
+{
+    while (p < end && d->status == LOSS_OK) {
+        unsigned char c;
+
+        switch (d->state) {
+        case ST_VALUE:
+        case ST_VALUE_OR_CLOSE:
+            while (p < end && IS_WS(*p))
+                p++;
+            if (p == end)
+                return;
+            if (d->t.active && d->t.level + 1 == d->t.rank && !d->t.is_shape) {
+                p = tensor_run(d, p, end);
+                if (p == end || d->state == ST_AFTER)
+                    break;
+            }
+            p = value_start(d, p, end);
+            break;
+        case ST_AFTER:
+            while (p < end && IS_WS(*p))
+                p++;
+            if (p < end)
+                p = after_value(d, p);
+            break;
+        case ST_KEY_OR_CLOSE:
+        case ST_KEY:
+            while (p < end && IS_WS(*p))
+                p++;
+            if (p == end)
+                return;
+            if (*p == '"') {
+                d->tok_start = off_of(d, p);
+                d->slen = 0;
+                d->str_is_key = true;
+                d->state = ST_STRING;
+                p++;
+            } else if (*p == '}' && d->state == ST_KEY_OR_CLOSE) {
+                close_object(d);
+                p++;
+            } else {
+                syntax_at(d, off_of(d, p),
+                          d->state == ST_KEY ? "expected a key after ','"
+                                             : "expected a key or '}'");
+            }
+            break;
+        case ST_COLON:
+            while (p < end && IS_WS(*p))
+                p++;
+            if (p == end)
+                return;
+            if (*p != ':') {
+                syntax_at(d, off_of(d, p), "expected ':' after a key");
+                break;
+            }
+            d->state = ST_VALUE;
+            p++;
+            break;
+        case ST_STRING:
+            p = string_run(d, p, end);
+            break;
+        case ST_ESCAPE: {
+            static const char esc[256] = {
+                ['"'] = '"',  ['\\'] = '\\', ['/'] = '/',  ['b'] = '\b',
+                ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r', ['t'] = '\t',
+            };
+
+            c = *p;
+            if (c == 'u') {
+                d->hex = 0;
+                d->hex_n = 0;
+                d->state = ST_HEX;
+            } else if (esc[c] != 0) {
+                if (!str_append(d, &esc[c], 1)) {
+                    oom(d);
+                    break;
+                }
+                d->state = ST_STRING;
+            } else {
+                syntax_at(d, off_of(d, p), "invalid escape in a string");
+                break;
+            }
+            p++;
+            break;
+        }
+        case ST_HEX: {
+            int v = hex_value(*p);
+
+            if (v < 0) {
+                syntax_at(d, off_of(d, p), "\\u needs four hex digits");
+                break;
+            }
+            d->hex = d->hex << 4 | (unsigned)v;
+            if (++d->hex_n == 4)
+                escape_unit(d, p);
+            p++;
+            break;
+        }
+        case ST_LOW_BS:
+        case ST_LOW_U:
+            if (*p != (d->state == ST_LOW_BS ? '\\' : 'u')) {
+                syntax_at(d, off_of(d, p),
+                          "lone surrogate \\u%04X: a high surrogate must be "
+                          "followed by a low one",
+                          d->high);
+                break;
+            }
+            if (d->state == ST_LOW_BS) {
+                d->state = ST_LOW_U;
+            } else {
+                d->hex = 0;
+                d->hex_n = 0;
+                d->state = ST_HEX;
+            }
+            p++;
+            break;
+        case ST_UTF8:
+            c = *p;
+            if (c < d->utf8_lo || c > d->utf8_hi) {
+                syntax_at(d, off_of(d, p),
+                          "invalid UTF-8 (overlong, surrogate, beyond "
+                          "U+10FFFF or truncated) at byte 0x%02X",
+                          (unsigned)c);
+                break;
+            }
+            if (!str_append(d, p, 1)) {
+                oom(d);
+                break;
+            }
+            d->utf8_lo = 0x80;
+            d->utf8_hi = 0xBF;
+            if (--d->utf8_need == 0)
+                d->state = ST_STRING;
+            p++;
+            break;
+        case ST_NUMBER: {
+            const unsigned char *s = p;
+
+            while (p < end && IS_NUM(*p))
+                p++;
+            if (!tok_append(d, s, (size_t)(p - s))) {
+                oom(d);
+                break;
+            }
+            if (p < end)
+                number_done(d, d->tok, d->tlen, *p);
+            break;
+        }
+        case ST_LITERAL:
+            if (*p != (unsigned char)d->lit[d->lit_pos]) {
+                syntax_at(d, off_of(d, p), "invalid literal: expected \"%s\"",
+                          d->lit);
+                break;
+            }
+            p++;
+            if (d->lit[++d->lit_pos] == '\0')
+                put_literal(d, d->lit[0]);
+            break;
+        case ST_DONE:
+            while (p < end && IS_WS(*p))
+                p++;
+            if (p < end)
+                syntax_at(d, off_of(d, p),
+                          "trailing data after the JSON value");
+            break;
+        case ST_FINISHED:
+            fail(d, LOSS_EINTERNAL, NULL, "the decoder was already finished");
+            break;
+        }
+    }
+}
+
+/* --- the interface ----------------------------------------------------------
+ */
+
+struct proto_decoder *proto_decoder_new(const struct proto_limits *lim)
+{
+    struct proto_decoder *d = calloc(1, sizeof(*d));
+
+    if (d == NULL)
+        return NULL;
+    d->lim = *lim;
+    if (d->lim.max_rank > TENSOR_MAX_RANK)
+        d->lim.max_rank = TENSOR_MAX_RANK;
+    d->doc = calloc(1, sizeof(*d->doc));
+    d->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (d->doc == NULL || d->c_locale == (locale_t)0) {
+        proto_decoder_free(d);
+        return NULL;
+    }
+    d->doc->root.type = PROTO_NULL;
+    d->state = ST_VALUE;
+    loss_error_init(&d->err);
+    return d;
+}
+
+static enum loss_status report(const struct proto_decoder *d,
+                               struct loss_error *err)
+{
+    if (err != NULL && d->status != LOSS_OK)
+        *err = d->err;
+    return d->status;
+}
+
+enum loss_status proto_decoder_feed(struct proto_decoder *d, const char *buf,
+                                    size_t len, struct loss_error *err)
+{
+    if (d->status == LOSS_OK && len > 0) {
+        d->chunk = (const unsigned char *)buf;
+        run(d, d->chunk, d->chunk + len);
+        d->offset += (long long)len;
+    }
+    return report(d, err);
+}
+
+enum loss_status proto_decoder_finish(struct proto_decoder *d,
+                                      struct proto_doc **ret_doc,
+                                      struct loss_error *err)
+{
+    if (d->status != LOSS_OK)
+        return report(d, err);
+    if (d->state == ST_NUMBER) {
+        d->chunk = NULL;
+        number_done(d, d->tok, d->tlen, 0);
+        if (d->status != LOSS_OK)
+            return report(d, err);
+    }
+    if (d->state == ST_FINISHED) {
+        fail(d, LOSS_EINTERNAL, NULL, "the decoder was already finished");
+        return report(d, err);
+    }
+    if (d->state != ST_DONE) {
+        syntax_at(d, d->offset,
+                  d->offset == 0 ? "empty body: expected a JSON value"
+                                 : "unexpected end of the body");
+        return report(d, err);
+    }
+    *ret_doc = d->doc;
+    d->doc = NULL;
+    d->state = ST_FINISHED;
+    return LOSS_OK;
+}
+
+size_t proto_decoder_bytes(const struct proto_decoder *d)
+{
+    return sizeof(*d) + d->scratch + (d->doc ? proto_doc_bytes(d->doc) : 0);
+}
+
+void proto_decoder_free(struct proto_decoder *d)
+{
+    if (d == NULL)
+        return;
+    proto_doc_free(d->doc);
+    free(d->frames);
+    free(d->vals);
+    free(d->mems);
+    free(d->t.data);
+    free(d->str);
+    free(d->tok);
+    if (d->c_locale != (locale_t)0)
+        freelocale(d->c_locale);
+    free(d);
+}
+
+enum loss_status proto_decode(const char *buf, size_t len,
+                              const struct proto_limits *lim,
+                              struct proto_doc **ret_doc,
+                              struct loss_error *err)
+{
+    struct proto_decoder *d = proto_decoder_new(lim);
+    enum loss_status st;
+
+    if (d == NULL)
+        return loss_fail(err, LOSS_ENOMEM, NULL,
+                         "out of memory while decoding");
+    st = proto_decoder_feed(d, buf, len, err);
+    if (st == LOSS_OK)
+        st = proto_decoder_finish(d, ret_doc, err);
+    proto_decoder_free(d);
+    return st;
+}
