@@ -529,11 +529,567 @@ START_TEST(test_response_batch_item)
 }
 END_TEST
 
+/* --- catalog and OpenAPI ------------------------------------------------ */
+
+/* A made-up registry: one of each kind of tensor, option and reduction. */
+static const struct proto_tensor_desc pair_tensors[] = {
+    {"input", true, true, "any shape"},
+    {"target", true, true, "broadcastable to input"},
+};
+static const struct proto_option_desc huber_options[] = {
+    {.name = "delta",
+     .type = PROTO_OPT_NUMBER,
+     .description = "where the loss turns linear",
+     .def_number = 1.0,
+     .has_default = true,
+     .has_minimum = true,
+     .minimum = 0,
+     .exclusive_minimum = true},
+};
+static const struct proto_tensor_desc ce_tensors[] = {
+    {"input", true, true, "(C), (N,C) or (N,C,d1..dk)"},
+    {"target", true, true, "class indices or probabilities"},
+    {"weight", false, false, "(C)"},
+};
+static const struct proto_option_desc ce_options[] = {
+    {.name = "ignore_index",
+     .type = PROTO_OPT_INTEGER,
+     .def_number = -100,
+     .has_default = true},
+    {.name = "label_smoothing",
+     .type = PROTO_OPT_NUMBER,
+     .def_number = 0.0,
+     .has_default = true,
+     .has_minimum = true,
+     .minimum = 0,
+     .has_maximum = true,
+     .maximum = 1},
+};
+static const struct proto_option_desc kl_options[] = {
+    {.name = "log_target",
+     .type = PROTO_OPT_BOOLEAN,
+     .def_boolean = false,
+     .has_default = true},
+};
+static const struct proto_tensor_desc softmax_tensors[] = {
+    {"input", true, true, NULL},
+};
+static const struct proto_option_desc softmax_options[] = {
+    {.name = "dim", .type = PROTO_OPT_INTEGER, .description = "the axis"},
+};
+static const char *const variants[] = {"pairs", "symmetric", "nt_xent", NULL};
+static const struct proto_tensor_desc nce_tensors[] = {
+    {"query", true, true, "(N,D)"},
+    {"positive_key", true, true, "(N,D)"},
+    {"negative_keys", false, true, "(M,D) or (N,M,D)"},
+};
+static const struct proto_option_desc nce_options[] = {
+    {.name = "temperature",
+     .type = PROTO_OPT_NUMBER,
+     .def_number = 0.1,
+     .has_default = true,
+     .has_minimum = true,
+     .minimum = 0,
+     .exclusive_minimum = true},
+    {.name = "normalize",
+     .type = PROTO_OPT_BOOLEAN,
+     .def_boolean = true,
+     .has_default = true},
+    {.name = "variant",
+     .type = PROTO_OPT_STRING,
+     .def_string = "pairs",
+     .has_default = true,
+     .choices = variants},
+};
+
+#define RED3 (PROTO_RED_NONE | PROTO_RED_MEAN | PROTO_RED_SUM)
+
+static const struct proto_loss_desc test_losses[] = {
+    {"mse", "Mean squared error", "(x - y)^2, averaged.",
+     "torch.nn.functional.mse_loss", pair_tensors, 2, NULL, 0, RED3, true},
+    {"huber", "Huber loss", NULL, "torch.nn.functional.huber_loss",
+     pair_tensors, 2, huber_options, 1, RED3, true},
+    {"cross_entropy", "Cross entropy", "Class indices or probabilities.",
+     "torch.nn.functional.cross_entropy", ce_tensors, 3, ce_options, 2, RED3,
+     true},
+    {"kl_div", "KL divergence", NULL, "torch.nn.functional.kl_div",
+     pair_tensors, 2, kl_options, 1, RED3 | PROTO_RED_BATCHMEAN, true},
+    {"softmax", "Softmax", NULL, "torch.nn.functional.softmax", softmax_tensors,
+     1, softmax_options, 1, 0, false},
+    {"info_nce", "InfoNCE", NULL, NULL, nce_tensors, 3, nce_options, 3, RED3,
+     true},
+};
+#define NLOSSES (sizeof(test_losses) / sizeof(test_losses[0]))
+
+static const struct proto_limits_desc test_limits = {
+    67108864, 16777216, 8, 64, 100000000, 256,
+};
+
+static const struct proto_loss_desc *const *loss_table(void)
+{
+    static const struct proto_loss_desc *table[NLOSSES];
+
+    for (size_t i = 0; i < NLOSSES; i++)
+        table[i] = &test_losses[i];
+    return table;
+}
+
+static json_t *catalog_json(struct proto_buf *b)
+{
+    proto_buf_init(b);
+    proto_catalog_write(b, loss_table(), NLOSSES, &test_limits);
+    return parse(b);
+}
+
+static json_t *openapi_json(struct proto_buf *b)
+{
+    proto_buf_init(b);
+    proto_openapi_write(b, loss_table(), NLOSSES, &test_limits, "1.2.3");
+    return parse(b);
+}
+
+static const char *join_strings(const json_t *a)
+{
+    static char out[512];
+
+    out[0] = '\0';
+    ck_assert(json_is_array(a));
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        if (i > 0)
+            strcat(out, ",");
+        ck_assert(json_is_string(json_array_get(a, i)));
+        strcat(out, json_string_value(json_array_get(a, i)));
+    }
+    return out;
+}
+
+START_TEST(test_catalog_structure)
+{
+    struct proto_buf b;
+    json_t *j = catalog_json(&b), *losses, *limits, *ce, *opt;
+
+    ck_assert_str_eq(keys_of(j), "losses,limits");
+    losses = json_object_get(j, "losses");
+    ck_assert_uint_eq(json_array_size(losses), NLOSSES);
+    for (size_t i = 0; i < NLOSSES; i++) {
+        json_t *l = json_array_get(losses, i);
+        char path[64];
+
+        snprintf(path, sizeof(path), "/v1/%s", test_losses[i].name);
+        ck_assert_str_eq(str_member(l, "name"), test_losses[i].name);
+        ck_assert_str_eq(str_member(l, "path"), path);
+        ck_assert_str_eq(str_member(l, "summary"), test_losses[i].summary);
+        ck_assert_uint_eq(json_array_size(json_object_get(l, "tensors")),
+                          test_losses[i].ntensors);
+        ck_assert_uint_eq(json_array_size(json_object_get(l, "options")),
+                          test_losses[i].noptions);
+        ck_assert(json_is_boolean(json_object_get(l, "sum_and_count")));
+    }
+    ck_assert_str_eq(
+        join_strings(json_object_get(json_array_get(losses, 0), "reductions")),
+        "none,mean,sum");
+    ck_assert_str_eq(
+        join_strings(json_object_get(json_array_get(losses, 3), "reductions")),
+        "none,mean,sum,batchmean");
+    ck_assert_str_eq(
+        join_strings(json_object_get(json_array_get(losses, 4), "reductions")),
+        "");
+    ck_assert_ptr_null(json_object_get(json_array_get(losses, 5), "torch"));
+
+    ce = json_array_get(losses, 2);
+    ck_assert_str_eq(keys_of(ce), "name,path,summary,description,torch,"
+                                  "tensors,options,reductions,"
+                                  "differentiable,sum_and_count");
+    ck_assert_str_eq(str_member(ce, "torch"),
+                     "torch.nn.functional.cross_entropy");
+    ck_assert_str_eq(join_strings(json_object_get(ce, "differentiable")),
+                     "input,target");
+    ck_assert_str_eq(keys_of(json_array_get(json_object_get(ce, "tensors"), 2)),
+                     "name,required,differentiable,description");
+    ck_assert(json_is_false(json_object_get(
+        json_array_get(json_object_get(ce, "tensors"), 2), "required")));
+    opt = json_array_get(json_object_get(ce, "options"), 0);
+    ck_assert_str_eq(str_member(opt, "type"), "integer");
+    ck_assert_int_eq(int_member(opt, "default"), -100);
+    opt = json_array_get(json_object_get(ce, "options"), 1);
+    ck_assert_str_eq(keys_of(opt), "name,type,default,minimum,maximum");
+    ck_assert(real_member(opt, "default") == 0.0);
+    ck_assert(real_member(opt, "maximum") == 1.0);
+
+    opt = json_array_get(json_object_get(json_array_get(losses, 1), "options"),
+                         0);
+    ck_assert(json_is_true(json_object_get(opt, "exclusive_minimum")));
+    ck_assert_ptr_null(json_object_get(opt, "exclusive_maximum"));
+    opt = json_array_get(json_object_get(json_array_get(losses, 5), "options"),
+                         2);
+    ck_assert_str_eq(join_strings(json_object_get(opt, "enum")),
+                     "pairs,symmetric,nt_xent");
+    ck_assert_str_eq(str_member(opt, "default"), "pairs");
+    opt = json_array_get(json_object_get(json_array_get(losses, 4), "options"),
+                         0);
+    ck_assert_ptr_null(json_object_get(opt, "default"));
+
+    limits = json_object_get(j, "limits");
+    ck_assert_str_eq(keys_of(limits), "max_body_bytes,max_elements,max_rank,"
+                                      "max_depth,max_work,max_batch_items");
+    ck_assert_int_eq(int_member(limits, "max_body_bytes"), 67108864);
+    ck_assert_int_eq(int_member(limits, "max_batch_items"), 256);
+    /* numbers print shortest, as in responses */
+    ck_assert_ptr_nonnull(strstr(b.data, "\"default\":0.1,"));
+    json_decref(j);
+    proto_buf_release(&b);
+}
+END_TEST
+
+/* Every "$ref" in the document names a component that exists. */
+static void check_refs(const json_t *root, const json_t *v, size_t *nrefs)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item) check_refs(root, item, nrefs);
+        return;
+    }
+    if (!json_is_object(v))
+        return;
+    json_object_foreach((json_t *)v, key, item)
+    {
+        if (strcmp(key, "$ref") == 0) {
+            const char *r = json_string_value(item);
+            char section[32], name[128];
+            const json_t *target;
+
+            ck_assert_ptr_nonnull(r);
+            ck_assert_msg(
+                sscanf(r, "#/components/%31[^/]/%127s", section, name) == 2,
+                "bad $ref %s", r);
+            target = json_object_get(
+                json_object_get(json_object_get(root, "components"), section),
+                name);
+            ck_assert_msg(target != NULL, "dangling $ref %s", r);
+            ck_assert_uint_eq(json_object_size(v), 1);
+            (*nrefs)++;
+        } else {
+            check_refs(root, item, nrefs);
+        }
+    }
+}
+
+START_TEST(test_openapi_structure)
+{
+    static const char *const fixed[] = {"/v1/batch",     "/v1/losses",
+                                        "/openapi.json", "/healthz",
+                                        "/readyz",       "/metrics"};
+    static const char *const shared[] = {
+        "Scalar",       "Shape",        "NestedArray",   "FlatTensor",
+        "Base64Tensor", "Tensor",       "Warning",       "LossResponse",
+        "BatchItem",    "BatchRequest", "BatchResponse", "Problem",
+        "Limits",       "Catalog",      "Health"};
+    struct proto_buf b;
+    json_t *j = openapi_json(&b), *paths, *schemas, *op;
+    size_t nrefs = 0;
+
+    ck_assert_str_eq(str_member(j, "openapi"), "3.0.3");
+    ck_assert_str_eq(str_member(json_object_get(j, "info"), "title"), "lossd");
+    ck_assert_str_eq(str_member(json_object_get(j, "info"), "version"),
+                     "1.2.3");
+    paths = json_object_get(j, "paths");
+    schemas = json_object_get(json_object_get(j, "components"), "schemas");
+    ck_assert_uint_eq(json_object_size(paths), NLOSSES + 6);
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        ck_assert_msg(json_object_get(paths, fixed[i]) != NULL, "no %s",
+                      fixed[i]);
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+        ck_assert_msg(json_object_get(schemas, shared[i]) != NULL,
+                      "no schema %s", shared[i]);
+    for (size_t i = 0; i < NLOSSES; i++) {
+        char path[64];
+        const char *ref;
+        json_t *schema, *responses;
+
+        snprintf(path, sizeof(path), "/v1/%s", test_losses[i].name);
+        op = json_object_get(json_object_get(paths, path), "post");
+        ck_assert_msg(op != NULL, "no POST %s", path);
+        ck_assert_ptr_nonnull(strstr(str_member(op, "description"), "alias"));
+        ref = str_member(
+            json_object_get(
+                json_object_get(
+                    json_object_get(json_object_get(op, "requestBody"),
+                                    "content"),
+                    "application/json"),
+                "schema"),
+            "$ref");
+        ck_assert(strncmp(ref, "#/components/schemas/", 21) == 0);
+        schema = json_object_get(schemas, ref + 21);
+        ck_assert_msg(schema != NULL, "%s", ref);
+        ck_assert(
+            json_is_false(json_object_get(schema, "additionalProperties")));
+        ck_assert_uint_eq(
+            json_object_size(json_object_get(schema, "properties")),
+            test_losses[i].ntensors + test_losses[i].noptions +
+                (test_losses[i].reductions != 0) + 3);
+        responses = json_object_get(op, "responses");
+        ck_assert_str_eq(keys_of(responses),
+                         "200,400,404,405,413,415,422,500,503");
+    }
+    schemas = json_object_get(schemas, "CrossEntropyRequest");
+    ck_assert_ptr_nonnull(schemas);
+    ck_assert_str_eq(join_strings(json_object_get(schemas, "required")),
+                     "input,target");
+    ck_assert_str_eq(
+        keys_of(json_object_get(schemas, "properties")),
+        "input,target,weight,ignore_index,label_smoothing,reduction,grad,"
+        "grad_output,output_format");
+    json_decref(j);
+    proto_buf_release(&b);
+
+    j = openapi_json(&b);
+    schemas = json_object_get(json_object_get(j, "components"), "schemas");
+    {
+        json_t *p = json_object_get(
+            json_object_get(schemas, "CrossEntropyRequest"), "properties");
+        json_t *grad_list = json_array_get(
+            json_object_get(json_object_get(p, "grad"), "oneOf"), 1);
+
+        ck_assert_str_eq(join_strings(json_object_get(
+                             json_object_get(grad_list, "items"), "enum")),
+                         "input,target");
+        ck_assert_str_eq(join_strings(json_object_get(
+                             json_object_get(p, "reduction"), "enum")),
+                         "none,mean,sum");
+        ck_assert_str_eq(str_member(json_object_get(p, "reduction"), "default"),
+                         "mean");
+        ck_assert_int_eq(
+            int_member(json_object_get(p, "ignore_index"), "default"), -100);
+        ck_assert(real_member(json_object_get(p, "label_smoothing"),
+                              "maximum") == 1.0);
+        ck_assert_str_eq(join_strings(json_object_get(
+                             json_object_get(p, "output_format"), "enum")),
+                         "nested,flat,base64");
+        p = json_object_get(json_object_get(schemas, "HuberRequest"),
+                            "properties");
+        ck_assert(json_is_true(
+            json_object_get(json_object_get(p, "delta"), "exclusiveMinimum")));
+        p = json_object_get(json_object_get(schemas, "KlDivRequest"),
+                            "properties");
+        ck_assert_str_eq(join_strings(json_object_get(
+                             json_object_get(p, "reduction"), "enum")),
+                         "none,mean,sum,batchmean");
+        p = json_object_get(json_object_get(schemas, "SoftmaxRequest"),
+                            "properties");
+        ck_assert_ptr_null(json_object_get(p, "reduction"));
+        ck_assert_ptr_nonnull(json_object_get(p, "dim"));
+        p = json_object_get(json_object_get(schemas, "InfoNceRequest"),
+                            "properties");
+        ck_assert_str_eq(join_strings(json_object_get(
+                             json_object_get(p, "variant"), "enum")),
+                         "pairs,symmetric,nt_xent");
+    }
+    op = json_object_get(
+        json_object_get(json_object_get(j, "paths"), "/metrics"), "get");
+    ck_assert_ptr_nonnull(json_object_get(
+        json_object_get(
+            json_object_get(json_object_get(op, "responses"), "200"),
+            "content"),
+        "text/plain"));
+    op = json_object_get(
+        json_object_get(json_object_get(j, "paths"), "/readyz"), "get");
+    ck_assert_ptr_nonnull(
+        json_object_get(json_object_get(op, "responses"), "503"));
+    check_refs(j, j, &nrefs);
+    ck_assert_uint_gt(nrefs, 50);
+    json_decref(j);
+    proto_buf_release(&b);
+}
+END_TEST
+
+/* No losses at all still makes a valid document. */
+START_TEST(test_openapi_and_catalog_empty)
+{
+    struct proto_buf b;
+    json_t *j;
+    size_t nrefs = 0;
+
+    proto_buf_init(&b);
+    proto_openapi_write(&b, NULL, 0, &test_limits, "0.0.0");
+    j = parse(&b);
+    ck_assert_uint_eq(json_object_size(json_object_get(j, "paths")), 6);
+    check_refs(j, j, &nrefs);
+    json_decref(j);
+    proto_buf_reset(&b);
+    proto_catalog_write(&b, NULL, 0, &test_limits);
+    j = parse(&b);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "losses")), 0);
+    json_decref(j);
+    proto_buf_release(&b);
+}
+END_TEST
+
+/*
+ * Allocation failures inside jansson: the n-th allocation fails, for n
+ * across the whole build. The buffer must either fail or hold the complete
+ * document, never a truncated one; leaks show under the sanitize setup.
+ * (proto_write_string() retries a failed string once, so a few failures
+ * are recovered from and change nothing.)
+ */
+static size_t alloc_count, alloc_fail_at;
+
+static void *failing_malloc(size_t n)
+{
+    if (++alloc_count == alloc_fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+static void write_doc(struct proto_buf *b, int which)
+{
+    if (which == 0)
+        proto_catalog_write(b, loss_table(), NLOSSES, &test_limits);
+    else
+        proto_openapi_write(b, loss_table(), NLOSSES, &test_limits, "1");
+}
+
+START_TEST(test_documents_alloc_failure)
+{
+    struct proto_buf full, b;
+    size_t total, step;
+    size_t failed = 0;
+
+    proto_buf_init(&full);
+    write_doc(&full, _i);
+    ck_assert(proto_buf_ok(&full));
+    json_set_alloc_funcs(failing_malloc, free);
+    alloc_count = 0;
+    alloc_fail_at = 0;
+    proto_buf_init(&b);
+    write_doc(&b, _i);
+    proto_buf_release(&b);
+    total = alloc_count;
+    ck_assert_uint_gt(total, 10);
+    step = total / 300 + 1;
+    for (size_t n = 1; n <= total + 1; n += n < 40 ? 1 : step) {
+        alloc_count = 0;
+        alloc_fail_at = n;
+        proto_buf_init(&b);
+        write_doc(&b, _i);
+        if (proto_buf_ok(&b)) {
+            /* a failure that was recovered from (a retry) changes nothing */
+            ck_assert_msg(strcmp(b.data, full.data) == 0,
+                          "allocation %zu of %zu: a different document", n,
+                          total);
+        } else {
+            failed++;
+        }
+        proto_buf_release(&b);
+    }
+    json_set_alloc_funcs(malloc, free);
+    ck_assert_uint_gt(failed, 40);
+    proto_buf_release(&full);
+}
+END_TEST
+
+/*
+ * LOSSD_DOCUMENT_DUMP_DIR=dir writes the test table's OpenAPI document,
+ * catalog and sample responses and problems there, for the checks run with
+ * Node tools outside this suite (OpenAPI validation, responses against the
+ * schemas). Without it, nothing is written.
+ */
+static void dump(const char *dir, const char *name, struct proto_buf *b)
+{
+    char path[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fwrite(b->data, 1, b->len, f);
+    fclose(f);
+}
+
+START_TEST(test_dump_documents)
+{
+    const char *dir = getenv("LOSSD_DOCUMENT_DUMP_DIR");
+    static const double v[4] = {0.5, NAN, -INFINITY, 2};
+    struct proto_out_tensor grads[1];
+    struct proto_warning w;
+    struct proto_response r;
+    struct proto_value id = make_id(4);
+    struct loss_error err;
+    struct proto_buf b;
+    char name[64];
+
+    if (dir == NULL || dir[0] == '\0')
+        return;
+    proto_buf_init(&b);
+    proto_openapi_write(&b, loss_table(), NLOSSES, &test_limits, "1.2.3");
+    dump(dir, "openapi.json", &b);
+    proto_buf_reset(&b);
+    proto_catalog_write(&b, loss_table(), NLOSSES, &test_limits);
+    dump(dir, "catalog.json", &b);
+    memset(&r, 0, sizeof(r));
+    memset(&w, 0, sizeof(w));
+    memset(grads, 0, sizeof(grads));
+    r.loss = "mse";
+    r.reduction = "none";
+    r.value_is_tensor = true;
+    r.value_tensor.ndim = 2;
+    r.value_tensor.shape[0] = 2;
+    r.value_tensor.shape[1] = 2;
+    r.value_tensor.data = v;
+    r.has_sum = true;
+    r.sum = NAN;
+    r.count = 4;
+    grads[0].name = "input";
+    grads[0].ndim = 1;
+    grads[0].shape[0] = 4;
+    grads[0].data = v;
+    r.grads = grads;
+    r.ngrads = 1;
+    w.code = "broadcast-target";
+    snprintf(w.message, sizeof(w.message), "broadcast");
+    snprintf(w.pointer, sizeof(w.pointer), "/target");
+    r.warnings = &w;
+    r.nwarnings = 1;
+    for (int f = 0; f < 3; f++) {
+        r.format = (enum proto_format)f;
+        proto_buf_reset(&b);
+        proto_response_write(&b, &r);
+        snprintf(name, sizeof(name), "response-%d.json", f);
+        dump(dir, name, &b);
+    }
+    r.id = &id;
+    r.status = 200;
+    r.value_is_tensor = false;
+    r.value = 1.5;
+    r.reduction = "mean";
+    proto_buf_reset(&b);
+    proto_buf_puts(&b, "{\"results\":[");
+    proto_response_write(&b, &r);
+    proto_buf_puts(&b, ",");
+    loss_error_init(&err);
+    loss_fail(&err, LOSS_ESHAPE, "/requests/1/target", "bad shape");
+    proto_problem_write(&b, &err, NULL, &id);
+    proto_buf_puts(&b, "]}");
+    dump(dir, "batch.json", &b);
+    for (int s = 1; s < LOSS_STATUS_COUNT; s++) {
+        loss_fail(&err, (enum loss_status)s, "/x", "detail");
+        proto_buf_reset(&b);
+        proto_problem_write(&b, &err, "req-1", NULL);
+        snprintf(name, sizeof(name), "problem-%d.json", s);
+        dump(dir, name, &b);
+    }
+    proto_buf_release(&b);
+}
+END_TEST
+
 static Suite *document_suite(void)
 {
     Suite *s = suite_create("proto_document");
     TCase *prob = tcase_create("problem");
     TCase *resp = tcase_create("response");
+    TCase *cat = tcase_create("catalog");
 
     tcase_add_test(prob, test_status_table_every_status);
     tcase_add_test(prob, test_problem_every_status);
@@ -547,8 +1103,14 @@ static Suite *document_suite(void)
     tcase_add_test(resp, test_response_tensor_grads_warnings);
     tcase_add_test(resp, test_response_softmax_and_0d);
     tcase_add_test(resp, test_response_batch_item);
+    tcase_add_test(cat, test_catalog_structure);
+    tcase_add_test(cat, test_openapi_structure);
+    tcase_add_test(cat, test_openapi_and_catalog_empty);
+    tcase_add_loop_test(cat, test_documents_alloc_failure, 0, 2);
+    tcase_add_test(cat, test_dump_documents);
     suite_add_tcase(s, prob);
     suite_add_tcase(s, resp);
+    suite_add_tcase(s, cat);
     return s;
 }
 
