@@ -41,7 +41,8 @@ size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX])
         int len = snprintf(out, PROTO_DOUBLE_MAX, "%.*g", precisions[i], v);
 
         n = (size_t)len;
-        if (round_trips(out, v))
+        /* %.17g needs no check: 17 digits identify every double */
+        if (precisions[i] == 17 || round_trips(out, v))
             break;
     }
     /* A float reads as a float: 1 -> 1.0, -0 -> -0.0; 1e+300 is one. */
