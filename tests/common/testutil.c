@@ -1,10 +1,22 @@
 #include "testutil.h"
 
+#include "blas.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * Every test binary pins OpenBLAS to one thread before main() and so before
+ * any test starts a thread (the same rule as lossd's main). The test
+ * library is linked whole, so this runs in every binary that uses it.
+ */
+__attribute__((constructor)) static void test_blas_init(void)
+{
+    loss_blas_init();
+}
 
 bool agree(double a, double b)
 {
