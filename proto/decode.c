@@ -831,6 +831,26 @@ static enum loss_status shape_check(struct proto_decoder *d, const double *x,
     return LOSS_OK;
 }
 
+/*
+ * How many elements a shape being completed may declare: what max_elements
+ * still allows, plus the elements of a "data" member read before the shape
+ * (already counted, and the same elements the shape describes).
+ */
+static size_t shape_room(const struct proto_decoder *d)
+{
+    const struct frame *f = &d->frames[d->nframes - 1];
+    size_t room = d->lim.max_elements - d->doc->elements;
+
+    for (size_t i = 0; i < f->count; i++) {
+        const struct proto_member *m = &d->mems[f->base + i];
+
+        if (m->key_len == 4 && memcmp(m->key, "data", 4) == 0 &&
+            m->value.type == PROTO_TENSOR)
+            room += tensor_numel(&m->value.u.tensor->t);
+    }
+    return room;
+}
+
 /* The tensor's root array closed: it becomes a value. */
 static enum loss_status tensor_finish(struct proto_decoder *d)
 {
@@ -847,9 +867,8 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
         char ptr[LOSS_POINTER_MAX];
 
         pointer_of(d, d->nframes, false, 0, ptr);
-        if (shape_check(d, t->data, t->len,
-                        d->lim.max_elements - d->doc->elements, dims, &numel,
-                        ptr) != LOSS_OK)
+        if (shape_check(d, t->data, t->len, shape_room(d), dims, &numel, ptr) !=
+            LOSS_OK)
             return d->status;
     }
     if (t->len == 0) {

@@ -1,22 +1,1866 @@
-/* placeholder until this suite is written */
+/*
+ * test_decode.c - the streaming decoder (proto/decode.c, proto/value.c).
+ *
+ * Tables of bodies with the document or the error each must give; every
+ * body is also fed split at every byte position, byte by byte and in random
+ * chunks, and must give the very same result. A differential test against
+ * jansson (the reference strict parser) on a corpus and on thousands of
+ * generated and mutated documents checks that we accept exactly what it
+ * accepts and read every number to the same double as strtod.
+ *
+ * Results are compared as canonical strings (dump()), so a failing case
+ * prints what it got next to what it wanted. Table tests collect every
+ * failing case before asserting, naming each.
+ */
 #include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-START_TEST(test_placeholder)
+#include "decode.h"
+#include "testutil.h"
+#include "value.h"
+
+/* --- a string builder ---------------------------------------------------- */
+
+struct sb {
+    char *p;
+    size_t len, cap;
+};
+
+static void sb_add(struct sb *b, const char *s, size_t n)
 {
-    ck_assert_int_eq(1, 1);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        ck_assert_ptr_nonnull(b->p);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sb *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static void
+sb_printf(struct sb *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    sb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void sb_reset(struct sb *b)
+{
+    b->len = 0;
+    if (b->p != NULL)
+        b->p[0] = '\0';
+}
+
+static void sb_free(struct sb *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* --- canonical dumps -------------------------------------------------------
+ */
+
+static void dump_number(struct sb *b, double x)
+{
+    if (x == 0 && signbit(x))
+        sb_puts(b, "-0");
+    else if (isnan(x))
+        sb_puts(b, "nan");
+    else if (isinf(x))
+        sb_puts(b, x > 0 ? "inf" : "-inf");
+    else
+        sb_printf(b, "%.17g", x);
+}
+
+static void dump_string(struct sb *b, const char *s, size_t n)
+{
+    sb_puts(b, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            sb_printf(b, "\\x%02X", c);
+        else
+            sb_add(b, &s[i], 1);
+    }
+    sb_puts(b, "\"");
+}
+
+/*
+ * null, true, 1.5, "s", [..], {"k":..}; a tensor as T<enc><i>[dims](data)
+ * with enc n (nested), f (flat) or b (base64) and i when integral.
+ */
+static void dump(struct sb *b, const struct proto_value *v)
+{
+    switch (v->type) {
+    case PROTO_NULL:
+        sb_puts(b, "null");
+        break;
+    case PROTO_BOOL:
+        sb_puts(b, v->u.boolean ? "true" : "false");
+        break;
+    case PROTO_NUMBER:
+        dump_number(b, v->u.number);
+        break;
+    case PROTO_STRING:
+        dump_string(b, v->u.string.ptr, v->u.string.len);
+        break;
+    case PROTO_TENSOR: {
+        const struct proto_tensor *pt = v->u.tensor;
+        size_t n = tensor_numel(&pt->t);
+
+        sb_printf(b, "T%c%s[", "nfb"[pt->encoding], pt -> integral ? "i" : "");
+        for (size_t i = 0; i < pt->t.ndim; i++)
+            sb_printf(b, i ? ",%zu" : "%zu", pt->t.shape[i]);
+        sb_puts(b, "](");
+        ck_assert_ptr_nonnull(pt->t.data);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                sb_puts(b, ",");
+            dump_number(b, pt->t.data[i]);
+        }
+        sb_puts(b, ")");
+        break;
+    }
+    case PROTO_ARRAY:
+        sb_puts(b, "[");
+        for (size_t i = 0; i < v->u.array.len; i++) {
+            if (i)
+                sb_puts(b, ",");
+            dump(b, &v->u.array.items[i]);
+        }
+        sb_puts(b, "]");
+        break;
+    case PROTO_OBJECT:
+        sb_puts(b, "{");
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            const struct proto_member *m = &v->u.object.members[i];
+
+            if (i)
+                sb_puts(b, ",");
+            ck_assert_int_eq(m->key[m->key_len], '\0');
+            dump_string(b, m->key, m->key_len);
+            sb_puts(b, ":");
+            dump(b, &m->value);
+        }
+        sb_puts(b, "}");
+        break;
+    }
+}
+
+/* --- decoding in chunks ----------------------------------------------------
+ */
+
+static const struct proto_limits big_limits = {
+    .max_elements = (size_t)1 << 40,
+    .max_rank = 8,
+    .max_depth = 64,
+};
+
+/*
+ * Decodes body cut at the given increasing positions and describes the
+ * outcome: "ok <dump>" or "<status> ptr=<pointer>" / "<status> off=<n>",
+ * then " | <detail>" (detail only for errors).
+ */
+static void decode_split(const char *body, size_t len,
+                         const struct proto_limits *lim, const size_t *cuts,
+                         size_t ncuts, struct sb *out)
+{
+    struct proto_decoder *d = proto_decoder_new(lim);
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    enum loss_status st = LOSS_OK;
+    size_t at = 0;
+
+    ck_assert_ptr_nonnull(d);
+    loss_error_init(&err);
+    for (size_t i = 0; i <= ncuts && st == LOSS_OK; i++) {
+        size_t to = i < ncuts ? cuts[i] : len;
+
+        st = proto_decoder_feed(d, body + at, to - at, &err);
+        at = to;
+    }
+    if (st == LOSS_OK)
+        st = proto_decoder_finish(d, &doc, &err);
+    sb_reset(out);
+    if (st == LOSS_OK) {
+        sb_puts(out, "ok ");
+        dump(out, proto_doc_root(doc));
+        ck_assert_uint_ge(proto_doc_bytes(doc),
+                          sizeof(double) * proto_doc_elements(doc));
+    } else {
+        struct loss_error again;
+
+        ck_assert_int_eq(err.status, st);
+        sb_printf(out, "%s ", loss_status_name(st));
+        if (err.has_pointer)
+            sb_printf(out, "ptr=%s", err.pointer);
+        else
+            sb_printf(out, "off=%lld", err.offset);
+        sb_printf(out, " | %s", err.detail);
+        /* the first error is replayed */
+        loss_error_init(&again);
+        ck_assert_int_eq(proto_decoder_feed(d, "1", 1, &again), st);
+        ck_assert_str_eq(again.detail, err.detail);
+        ck_assert_int_eq(proto_decoder_finish(d, &doc, &again), st);
+        ck_assert_ptr_null(doc);
+    }
+    proto_doc_free(doc);
+    proto_decoder_free(d);
+}
+
+static void decode_whole(const char *body, size_t len,
+                         const struct proto_limits *lim, struct sb *out)
+{
+    decode_split(body, len, lim, NULL, 0, out);
+}
+
+/* --- the tables -------------------------------------------------------------
+ */
+
+struct ok_case {
+    const char *json;
+    const char *want; /* the dump */
+};
+
+/*
+ * Valid bodies. Strings are NUL-terminated; bodies that contain a NUL byte
+ * are in the error table with an explicit length.
+ */
+static const struct ok_case ok_cases[] = {
+    /* nested tensors and shape inference */
+    {"[[1,2],[3,4]]", "Tni[2,2](1,2,3,4)"},
+    {"[[1.5,2],[3,-4e-3]]", "Tn[2,2](1.5,2,3,-0.0040000000000000001)"},
+    {"[]", "Tni[0]()"},
+    {"[[],[]]", "Tni[2,0]()"},
+    {"[[[]]]", "Tni[1,1,0]()"},
+    {"[ [ ] , [ ] ]", "Tni[2,0]()"},
+    {"[[[1],[2]],[[3],[4]]]", "Tni[2,2,1](1,2,3,4)"},
+    {"[1]", "Tni[1](1)"},
+    {"[[[[[[[[1]]]]]]]]", "Tni[1,1,1,1,1,1,1,1](1)"},
+    {" \t\n\r[1]\r\n ", "Tni[1](1)"},
+    {"[\"NaN\",\"Infinity\",\"-Infinity\"]", "Tn[3](nan,inf,-inf)"},
+    {"[[1,\"NaN\"],[\"-Infinity\",2]]", "Tn[2,2](1,nan,-inf,2)"},
+    {"[0.5, 1]", "Tn[2](0.5,1)"},
+    {"[1e2,1E+2,1e-2,-0.0,0e5]", "Tn[5](100,100,0.01,-0,0)"},
+    {"[-0]", "Tni[1](-0)"},
+    {"[1e300, 1e308]", "Tni[2](1.0000000000000001e+300,1e+308)"},
+    /* bare values */
+    {"-0", "-0"},
+    {"0", "0"},
+    {"-0.0e0", "-0"},
+    {"12345678901234567890", "1.2345678901234567e+19"},
+    {"-12345678901234567890123", "-1.2345678901234568e+22"},
+    {"1e-400", "0"},
+    {"-1e-400", "-0"},
+    {"4.9406564584124654e-324", "4.9406564584124654e-324"},
+    {"2.2250738585072011e-308", "2.2250738585072009e-308"},
+    {"1.7976931348623157e308", "1.7976931348623157e+308"},
+    {"9007199254740993", "9007199254740992"},
+    {"0.1", "0.10000000000000001"},
+    {"true", "true"},
+    {"false", "false"},
+    {"null", "null"},
+    {"\"NaN\"", "\"NaN\""},
+    {"\"\"", "\"\""},
+    {"\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+     "\"a\\x22\\x5C/\\x08\\x0C\\x0A\\x0D\\x09\""},
+    {"\"\\u00e9\\u20AC\\ud83d\\ude00\"",
+     "\"\\xC3\\xA9\\xE2\\x82\\xAC\\xF0\\x9F\\x98\\x80\""},
+    {"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\x7f\"",
+     "\"\\xC3\\xA9\\xE2\\x82\\xAC\\xF0\\x9F\\x98\\x80\\xF4\\x8F\\xBF\\xBF"
+     "\\x7F\""},
+    {"\"a\\u0000b\"", "\"a\\x00b\""},
+    /* generic arrays: the first leaf decides */
+    {"[\"a\", 1, null, [1,2]]", "[\"a\",1,null,Tni[2](1,2)]"},
+    {"[\"nan\"]", "[\"nan\"]"},
+    {"[true, 1]", "[true,1]"},
+    {"[false]", "[false]"},
+    {"[{}, [1]]", "[{},Tni[1](1)]"},
+    {"[[\"a\"], [1]]", "[[\"a\"],Tni[1](1)]"},
+    {"[[[\"a\"]]]", "[[[\"a\"]]]"},
+    {"[[[{}]], []]", "[[[{}]],Tni[0]()]"},
+    {"[\"input\", \"target\"]", "[\"input\",\"target\"]"},
+    /* objects keep document order */
+    {"{}", "{}"},
+    {"{\"b\":1,\"a\":[2]}", "{\"b\":1,\"a\":Tni[1](2)}"},
+    {"{\"a\":{\"b\":{\"c\":[[1]]}}}", "{\"a\":{\"b\":{\"c\":Tni[1,1](1)}}}"},
+    {"{\"a~/b\":\"x\",\"\":0}", "{\"a~/b\":\"x\",\"\":0}"},
+    {"{\"data\":[1,2]}", "{\"data\":Tni[2](1,2)}"},
+    /* tensor objects, keys in any order */
+    {"{\"shape\":[2,2],\"data\":[1,2,3,4.5]}", "Tf[2,2](1,2,3,4.5)"},
+    {"{\"data\":[1,2],\"shape\":[2]}", "Tfi[2](1,2)"},
+    {"{\"shape\":[],\"data\":[7]}", "Tfi[](7)"},
+    {"{\"shape\":[0],\"data\":[]}", "Tfi[0]()"},
+    {"{\"shape\":[2,0],\"data\":[]}", "Tfi[2,0]()"},
+    {"{\"shape\":[3],\"data\":[\"NaN\",1,2]}", "Tf[3](nan,1,2)"},
+    {"{\"x\":{\"shape\":[1],\"data\":[1]}}", "{\"x\":Tfi[1](1)}"},
+    {"[{\"shape\":[1],\"data\":[1]}]", "[Tfi[1](1)]"},
+    {"{\"shape\":[2],\"dtype\":\"float64\",\"base64\":"
+     "\"AAAAAAAA8D8AAAAAAAAAQA==\"}",
+     "Tbi[2](1,2)"},
+    {"{\"base64\":\"AAAAAAAA8D8AAAAAAAAAQA==\",\"dtype\":\"float64\","
+     "\"shape\":[1,2]}",
+     "Tbi[1,2](1,2)"},
+    {"{\"dtype\":\"float64\",\"shape\":[2],\"base64\":"
+     "\"AAAAAAAA8D8AAAAAAAAAQA==\"}",
+     "Tbi[2](1,2)"},
+    {"{\"shape\":[1],\"dtype\":\"float32\",\"base64\":\"AADAPw==\"}",
+     "Tb[1](1.5)"},
+    {"{\"shape\":[2],\"dtype\":\"int32\",\"base64\":\"/////wIAAAA=\"}",
+     "Tbi[2](-1,2)"},
+    {"{\"shape\":[1],\"dtype\":\"int64\",\"base64\":\"AQAAAAAAIAA=\"}",
+     "Tbi[1](9007199254740992)"},
+    {"{\"shape\":[1],\"dtype\":\"float32\",\"base64\":\"AADAfw==\"}",
+     "Tb[1](nan)"},
+    {"{\"shape\":[0],\"dtype\":\"int32\",\"base64\":\"\"}", "Tbi[0]()"},
+    {"{\"shape\":[2,0,3],\"dtype\":\"int32\",\"base64\":\"\"}", "Tbi[2,0,3]()"},
+};
+
+struct err_case {
+    const char *json;
+    size_t len; /* 0: strlen(json) */
+    enum loss_status status;
+    const char *pointer; /* NULL: a syntax error at offset */
+    long long offset;
+    const char *detail; /* a substring of the detail */
+};
+
+#define SYN(j, off, det)                                                       \
+    {                                                                          \
+        j, 0, LOSS_EJSON, NULL, off, det                                       \
+    }
+#define PTR(j, st, ptr, det)                                                   \
+    {                                                                          \
+        j, 0, st, ptr, -1, det                                                 \
+    }
+
+static const struct err_case err_cases[] = {
+    /* syntax */
+    SYN("", 0, "empty"),
+    SYN("   ", 3, "end"),
+    SYN("[1,2", 4, "end"),
+    SYN("[1,2,", 5, "end"),
+    SYN("{\"a\":", 5, "end"),
+    SYN("\"abc", 4, "end"),
+    SYN("\"\\u12", 5, "end"),
+    SYN("[1,]", 3, "expected a value"),
+    SYN("[,1]", 1, "expected a value"),
+    SYN("{\"a\":1,}", 7, "key"),
+    SYN("{,}", 1, "key"),
+    SYN("{\"a\" 1}", 5, "':'"),
+    SYN("{\"a\":1 \"b\":2}", 7, "','"),
+    SYN("{1:2}", 1, "key"),
+    SYN("[1 2]", 3, "','"),
+    SYN("[1] [2]", 4, "trailing"),
+    SYN("1 2", 2, "trailing"),
+    SYN("]", 0, "expected a value"),
+    SYN("}", 0, "expected a value"),
+    SYN("[}", 1, "expected a value"),
+    SYN("{]", 1, "key"),
+    SYN("[1}", 2, "']'"),
+    SYN("{\"a\":1]", 6, "'}'"),
+    SYN("01", 0, "invalid number"),
+    SYN("[-01]", 1, "invalid number"),
+    SYN("[1.]", 1, "invalid number"),
+    SYN("[1.e5]", 1, "invalid number"),
+    SYN("[.5]", 1, "expected a value"),
+    SYN("[1e]", 1, "invalid number"),
+    SYN("[1e+]", 1, "invalid number"),
+    SYN("[+1]", 1, "expected a value"),
+    SYN("[--1]", 1, "invalid number"),
+    SYN("[1-2]", 1, "invalid number"),
+    SYN("[1.2.3]", 1, "invalid number"),
+    SYN("-", 0, "invalid number"),
+    SYN("[0x10]", 2, "','"),
+    SYN("[1x]", 2, "','"),
+    SYN("NaN", 0, "send the string \"NaN\""),
+    SYN("[1, NaN]", 4, "send the string \"NaN\""),
+    SYN("{\"a\":NaN}", 5, "send the string \"NaN\""),
+    SYN("Infinity", 0, "send the string \"Infinity\""),
+    SYN("[-Infinity]", 1, "send the string \"-Infinity\""),
+    SYN("-Infinity", 0, "send the string \"-Infinity\""),
+    SYN("[nan]", 2, "literal"),
+    SYN("1e400", 0, "number out of range"),
+    SYN("[1, -1e400]", 4, "number out of range"),
+    SYN("{\"a\": 1e309}", 6, "number out of range"),
+    SYN("[1.7976931348623159e308]", 1, "number out of range"),
+    SYN("tru", 3, "end"),
+    SYN("trUe", 2, "literal"),
+    SYN("[nul]", 4, "literal"),
+    SYN("[True]", 1, "expected a value"),
+    SYN("truex", 4, "trailing"),
+    SYN("'a'", 0, "expected a value"),
+    SYN("\xef\xbb\xbf[1]", 0, "expected a value"),
+    /* strings */
+    SYN("\"a\x01\"", 2, "control character"),
+    SYN("\"\t\"", 1, "control character"),
+    SYN("\"\\x\"", 2, "escape"),
+    SYN("\"\\U0041\"", 2, "escape"),
+    SYN("\"\\u12G4\"", 5, "hex"),
+    SYN("\"\\ud800\"", 7, "surrogate"),
+    SYN("\"\\ud800x\"", 7, "surrogate"),
+    SYN("\"\\ud800\\n\"", 8, "surrogate"),
+    SYN("\"\\udc00\"", 6, "surrogate"),
+    SYN("\"\\ud800\\u0041\"", 12, "surrogate"),
+    SYN("\"\\udbff\\udbff\"", 12, "surrogate"),
+    SYN("\"\xc0\x80\"", 1, "UTF-8"),
+    SYN("\"\xc1\xbf\"", 1, "UTF-8"),
+    SYN("\"\xe0\x80\x80\"", 2, "UTF-8"),
+    SYN("\"\xe0\x9f\xbf\"", 2, "UTF-8"),
+    SYN("\"\xed\xa0\x80\"", 2, "UTF-8"),
+    SYN("\"\xf0\x8f\xbf\xbf\"", 2, "UTF-8"),
+    SYN("\"\xf4\x90\x80\x80\"", 2, "UTF-8"),
+    SYN("\"\xf5\x80\x80\x80\"", 1, "UTF-8"),
+    SYN("\"\xff\"", 1, "UTF-8"),
+    SYN("\"\x80\"", 1, "UTF-8"),
+    SYN("\"\xc3\"", 2, "UTF-8"),
+    SYN("\"\xe2\x82\"", 3, "UTF-8"),
+    SYN("\"\xe2\x82", 3, "end"),
+    SYN("[\xc3\xa9]", 1, "expected a value"),
+    {"[1]\0", 4, LOSS_EJSON, NULL, 3, "trailing"},
+    {"\"a\0\"", 4, LOSS_EJSON, NULL, 2, "control character"},
+    {"\0", 1, LOSS_EJSON, NULL, 0, "expected a value"},
+    /* tensors */
+    PTR("[[1,2],[3]]", LOSS_ETENSOR, "/1", "ragged"),
+    PTR("[[1,2],[3,4,5]]", LOSS_ETENSOR, "/1", "ragged"),
+    PTR("[[1,2],[3,4],[5]]", LOSS_ETENSOR, "/2", "ragged"),
+    PTR("{\"input\":[[1,2],[3,4],[5,6,7]]}", LOSS_ETENSOR, "/input/2",
+        "ragged"),
+    PTR("[1,[2]]", LOSS_ETENSOR, "/1", "expected a number"),
+    PTR("[[1],2]", LOSS_ETENSOR, "/1", "expected an array"),
+    PTR("[[[1]],[[2],[3]]]", LOSS_ETENSOR, "/1", "ragged"),
+    PTR("[[], [[1]]]", LOSS_ETENSOR, "/1/0", "expected a number"),
+    PTR("[[[]], []]", LOSS_ETENSOR, "/1", "ragged"),
+    PTR("[[[1]], []]", LOSS_ETENSOR, "/1", "ragged"),
+    PTR("[[], 1]", LOSS_ETENSOR, "/1", "expected an array"),
+    PTR("[1,\"a\"]", LOSS_ETENSOR, "/1", "found a string"),
+    PTR("[1,\"nan\"]", LOSS_ETENSOR, "/1", "found a string"),
+    PTR("[1,true]", LOSS_ETENSOR, "/1", "found a boolean"),
+    PTR("[1,{}]", LOSS_ETENSOR, "/1", "found an object"),
+    PTR("[[1],[\"x\"]]", LOSS_ETENSOR, "/1/0", "found a string"),
+    PTR("[\"NaN\",\"x\"]", LOSS_ETENSOR, "/1", "found a string"),
+    PTR("{\"a/b\":{\"c~d\":[1,\"x\"]}}", LOSS_ETENSOR, "/a~1b/c~0d/1",
+        "found a string"),
+    PTR("[\"a\",[1,[2]]]", LOSS_ETENSOR, "/1/1", "expected a number"),
+    PTR("[1,null]", LOSS_EVALUE, "/1", "null"),
+    PTR("[null]", LOSS_EVALUE, "/0", "null"),
+    PTR("[[null]]", LOSS_EVALUE, "/0/0", "null"),
+    PTR("{\"a\":[[1],[null]]}", LOSS_EVALUE, "/a/1/0", "null"),
+    /* tensor objects */
+    PTR("{\"shape\":[2],\"data\":[1]}", LOSS_ETENSOR, "/data",
+        "data has 1 numbers but shape [2] has 2"),
+    PTR("{\"shape\":[2],\"data\":[[1,2]]}", LOSS_ETENSOR, "/data", "flat"),
+    PTR("{\"shape\":[2],\"data\":\"12\"}", LOSS_ETENSOR, "/data", "flat"),
+    PTR("{\"shape\":[2],\"data\":[\"a\",\"b\"]}", LOSS_ETENSOR, "/data",
+        "flat"),
+    PTR("{\"shape\":[2],\"data\":{\"shape\":[2],\"data\":[1,2]}}", LOSS_ETENSOR,
+        "/data", "flat"),
+    PTR("{\"shape\":[2]}", LOSS_ETENSOR, "", "needs data"),
+    PTR("{\"x\":{\"shape\":[1],\"data\":[1],\"base64\":\"\"}}", LOSS_ETENSOR,
+        "/x", "not both"),
+    PTR("{\"shape\":[2.5],\"data\":[]}", LOSS_ETENSOR, "/shape/0",
+        "non-negative integers"),
+    PTR("{\"shape\":[-1],\"data\":[]}", LOSS_ETENSOR, "/shape/0",
+        "non-negative integers"),
+    PTR("{\"shape\":[1,\"NaN\"],\"data\":[]}", LOSS_ETENSOR, "/shape/1",
+        "non-negative integers"),
+    PTR("{\"shape\":[[1]],\"data\":[1]}", LOSS_ETENSOR, "/shape",
+        "non-negative integers"),
+    PTR("{\"shape\":[1,[1]],\"data\":[1]}", LOSS_ETENSOR, "/shape/1",
+        "non-negative integers"),
+    PTR("{\"shape\":\"x\",\"data\":[]}", LOSS_ETENSOR, "/shape",
+        "non-negative integers"),
+    PTR("{\"shape\":[\"a\"],\"data\":[]}", LOSS_ETENSOR, "/shape",
+        "non-negative integers"),
+    PTR("{\"shape\":{\"shape\":[1],\"data\":[1]},\"data\":[1]}", LOSS_ETENSOR,
+        "/shape", "non-negative integers"),
+    PTR("{\"shape\":[1],\"dtype\":\"float16\",\"base64\":\"AAA=\"}",
+        LOSS_ETENSOR, "/dtype", "float32, float64, int32 or int64"),
+    PTR("{\"shape\":[1],\"dtype\":1,\"base64\":\"AAA=\"}", LOSS_ETENSOR,
+        "/dtype", "float32, float64, int32 or int64"),
+    PTR("{\"shape\":[1],\"base64\":\"AAAAAAAAAAA=\"}", LOSS_ETENSOR, "",
+        "needs a dtype"),
+    PTR("{\"shape\":[1],\"dtype\":\"float64\",\"base64\":\"AAAA\"}",
+        LOSS_ETENSOR, "/base64", "8 bytes"),
+    PTR("{\"shape\":[1],\"dtype\":\"int32\",\"base64\":\"AA*AAA==\"}",
+        LOSS_ETENSOR, "/base64", "base64"),
+    PTR("{\"shape\":[1],\"dtype\":\"int32\",\"base64\":\"AAAAAA\"}",
+        LOSS_ETENSOR, "/base64", "base64"),
+    PTR("{\"shape\":[1],\"dtype\":\"int32\",\"base64\":\"AAA AA==\"}",
+        LOSS_ETENSOR, "/base64", "base64"),
+    PTR("{\"shape\":[1],\"dtype\":\"int32\",\"base64\":\"A=AAAA==\"}",
+        LOSS_ETENSOR, "/base64", "base64"),
+    PTR("{\"shape\":[1],\"dtype\":\"int32\",\"base64\":\"AAAAAA=A\"}",
+        LOSS_ETENSOR, "/base64", "base64"),
+    PTR("{\"shape\":[1],\"dtype\":\"int32\",\"base64\":5}", LOSS_ETENSOR,
+        "/base64", "string"),
+    PTR("{\"x\":{\"shape\":[1],\"data\":[1],\"extra\":2}}", LOSS_EUNKNOWN,
+        "/x/extra", "unknown key"),
+    PTR("{\"sha~pe\":1,\"shape\":[1],\"data\":[1]}", LOSS_EUNKNOWN, "/sha~0pe",
+        "unknown key"),
+    PTR("{\"shape\":[1],\"data\":[1],\"dtype\":\"float64\"}", LOSS_EUNKNOWN,
+        "/dtype", "base64 only"),
+    /* duplicate keys: the pointer names the second occurrence */
+    PTR("{\"a\":1,\"a\":2}", LOSS_EUNKNOWN, "/a", "duplicate"),
+    PTR("{\"x\":{\"k~/\":1,\"k~/\":2}}", LOSS_EUNKNOWN, "/x/k~0~1",
+        "duplicate"),
+    PTR("[{\"a\":1,\"b\":2,\"b\":3,\"a\":4}]", LOSS_EUNKNOWN, "/0/b",
+        "duplicate"),
+    PTR("{\"shape\":[1],\"data\":[1],\"shape\":[1]}", LOSS_EUNKNOWN, "/shape",
+        "duplicate"),
+    PTR("{\"a\\u0000\":1,\"a\\u0000\":2}", LOSS_EUNKNOWN, "/a", "duplicate"),
+    /* limits of big_limits (depth 64) */
+    PTR("[[[[[[[[[1]]]]]]]]]", LOSS_ETOOLARGE, "", "max_rank = 8"),
+    PTR("{\"a\":[[[[[[[[[]]]]]]]]]}", LOSS_ETOOLARGE, "/a", "max_rank = 8"),
+    PTR("{\"shape\":[1,1,1,1,1,1,1,1,1],\"data\":[1]}", LOSS_ETOOLARGE,
+        "/shape/8", "max_rank = 8"),
+    PTR("{\"shape\":[4294967296,4294967296,4294967296],\"data\":[]}",
+        LOSS_ETOOLARGE, "/shape", "max_elements"),
+};
+
+struct limit_case {
+    struct proto_limits lim;
+    const char *json;
+    enum loss_status status; /* LOSS_OK: must decode */
+    const char *pointer;
+    const char *detail;
+};
+
+static const struct limit_case limit_cases[] = {
+    {{100, 8, 3}, "[[[1]]]", LOSS_OK, NULL, NULL},
+    {{100, 8, 3}, "[[[[1]]]]", LOSS_ETOOLARGE, "/0/0/0", "max_depth = 3"},
+    {{100, 8, 3}, "[[[[\"a\"]]]]", LOSS_ETOOLARGE, "/0/0/0", "max_depth = 3"},
+    {{100, 8, 3}, "{\"a\":{\"b\":{\"c\":1}}}", LOSS_OK, NULL, NULL},
+    {{100, 8, 3},
+     "{\"a\":{\"b\":{\"c\":{}}}}",
+     LOSS_ETOOLARGE,
+     "/a/b/c",
+     "max_depth = 3"},
+    {{100, 8, 3}, "[{\"a\":[[1]]}]", LOSS_ETOOLARGE, "/0/a/0", "max_depth = 3"},
+    {{100, 8, 2}, "[[1],[[1]]]", LOSS_ETOOLARGE, "/1/0", "max_depth = 2"},
+    {{100, 8, 0}, "1", LOSS_OK, NULL, NULL},
+    {{100, 8, 0}, "[]", LOSS_ETOOLARGE, "", "max_depth = 0"},
+    {{100, 2, 64}, "[[1]]", LOSS_OK, NULL, NULL},
+    {{100, 2, 64}, "[[[1]]]", LOSS_ETOOLARGE, "", "max_rank = 2"},
+    {{100, 2, 64}, "[[[\"a\"]]]", LOSS_OK, NULL, NULL},
+    {{100, 2, 64},
+     "{\"shape\":[1,1,1],\"data\":[1]}",
+     LOSS_ETOOLARGE,
+     "/shape/2",
+     "max_rank = 2"},
+    {{100, 20, 64}, "[[[[[[[[[1]]]]]]]]]", LOSS_ETOOLARGE, "", "max_rank = 8"},
+    {{4, 8, 64}, "[1,2,3,4]", LOSS_OK, NULL, NULL},
+    {{4, 8, 64}, "[1,2,3,4,5]", LOSS_ETOOLARGE, "/4", "max_elements = 4"},
+    {{4, 8, 64},
+     "[[1,2],[3,4],[5,6]]",
+     LOSS_ETOOLARGE,
+     "/2/0",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "{\"a\":[1,2],\"b\":[3,4,5]}",
+     LOSS_ETOOLARGE,
+     "/b/2",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "[\"NaN\",1,2,3,\"NaN\"]",
+     LOSS_ETOOLARGE,
+     "/4",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "{\"shape\":[5],\"data\":[1,2,3,4,5]}",
+     LOSS_ETOOLARGE,
+     "/shape",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "{\"data\":[1,2,3,4,5],\"shape\":[5]}",
+     LOSS_ETOOLARGE,
+     "/data/4",
+     "max_elements = 4"},
+    {{4, 8, 64}, "{\"data\":[1,2,3,4],\"shape\":[4]}", LOSS_OK, NULL, NULL},
+    {{4, 8, 64}, "{\"shape\":[4],\"data\":[1,2,3,4]}", LOSS_OK, NULL, NULL},
+    {{4, 8, 64},
+     "{\"shape\":[2,3],\"dtype\":\"float32\",\"base64\":\"\"}",
+     LOSS_ETOOLARGE,
+     "/shape",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "{\"base64\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\",\"dtype\":\"int32\","
+     "\"shape\":[8]}",
+     LOSS_ETOOLARGE,
+     "/shape",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "{\"a\":[1,2],\"b\":{\"dtype\":\"float32\",\"base64\":\"\","
+     "\"shape\":[3]}}",
+     LOSS_ETOOLARGE,
+     "/b/shape",
+     "max_elements = 4"},
+    {{4, 8, 64},
+     "{\"a\":[1,2],\"b\":{\"shape\":[2],\"dtype\":\"int32\",\"base64\":"
+     "\"AQAAAAIAAAA=\"}}",
+     LOSS_OK,
+     NULL,
+     NULL},
+    {{0, 8, 64}, "[]", LOSS_OK, NULL, NULL},
+    {{0, 8, 64}, "[1]", LOSS_ETOOLARGE, "/0", "max_elements = 0"},
+};
+
+/* --- table tests ------------------------------------------------------------
+ */
+
+static size_t case_len(const struct err_case *c)
+{
+    return c->len ? c->len : strlen(c->json);
+}
+
+/* What an error case must print (decode_split's format) without detail. */
+static void err_want(const struct err_case *c, struct sb *out)
+{
+    sb_reset(out);
+    sb_printf(out, "%s ", loss_status_name(c->status));
+    if (c->pointer != NULL)
+        sb_printf(out, "ptr=%s", c->pointer);
+    else
+        sb_printf(out, "off=%lld", c->offset);
+}
+
+START_TEST(test_valid_bodies)
+{
+    struct sb got = {0}, want = {0};
+    int failed = 0;
+
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++) {
+        const struct ok_case *c = &ok_cases[i];
+
+        decode_whole(c->json, strlen(c->json), &big_limits, &got);
+        sb_reset(&want);
+        sb_printf(&want, "ok %s", c->want);
+        if (strcmp(got.p, want.p) != 0) {
+            fprintf(stderr, "valid case %zu %s:\n  got  %s\n  want %s\n", i,
+                    c->json, got.p, want.p);
+            failed++;
+        }
+    }
+    sb_free(&got);
+    sb_free(&want);
+    ck_assert_msg(failed == 0, "%d valid cases failed (see log)", failed);
+}
+END_TEST
+
+START_TEST(test_error_bodies)
+{
+    struct sb got = {0}, want = {0};
+    int failed = 0;
+
+    for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++) {
+        const struct err_case *c = &err_cases[i];
+        const char *bar;
+
+        decode_whole(c->json, case_len(c), &big_limits, &got);
+        err_want(c, &want);
+        bar = strstr(got.p, " | ");
+        if (bar == NULL || (size_t)(bar - got.p) != want.len ||
+            strncmp(got.p, want.p, want.len) != 0 ||
+            strstr(bar, c->detail) == NULL) {
+            fprintf(stderr,
+                    "error case %zu %s:\n  got  %s\n  want %s | ...%s...\n", i,
+                    c->json, got.p, want.p, c->detail);
+            failed++;
+        }
+    }
+    sb_free(&got);
+    sb_free(&want);
+    ck_assert_msg(failed == 0, "%d error cases failed (see log)", failed);
+}
+END_TEST
+
+START_TEST(test_limit_bodies)
+{
+    struct sb got = {0};
+    int failed = 0;
+
+    for (size_t i = 0; i < sizeof(limit_cases) / sizeof(limit_cases[0]); i++) {
+        const struct limit_case *c = &limit_cases[i];
+        char want[256];
+        bool ok;
+
+        decode_whole(c->json, strlen(c->json), &c->lim, &got);
+        if (c->status == LOSS_OK) {
+            ok = strncmp(got.p, "ok ", 3) == 0;
+            snprintf(want, sizeof(want), "ok ...");
+        } else {
+            snprintf(want, sizeof(want), "%s ptr=%s | ",
+                     loss_status_name(c->status), c->pointer);
+            ok = strncmp(got.p, want, strlen(want)) == 0 &&
+                 strstr(got.p, c->detail) != NULL;
+        }
+        if (!ok) {
+            fprintf(stderr, "limit case %zu %s:\n  got  %s\n  want %s%s\n", i,
+                    c->json, got.p, want, c->detail ? c->detail : "");
+            failed++;
+        }
+    }
+    sb_free(&got);
+    ck_assert_msg(failed == 0, "%d limit cases failed (see log)", failed);
+}
+END_TEST
+
+/* --- chunking never changes a result ----------------------------------------
+ */
+
+/*
+ * Compares whole-buffer decoding of body with: every split in two, byte by
+ * byte, and a few random multi-chunk splits. Returns the number of
+ * mismatches (printed).
+ */
+static int check_splits(const char *name, const char *body, size_t len,
+                        const struct proto_limits *lim, struct test_rng *rng)
+{
+    struct sb whole = {0}, got = {0};
+    size_t *cuts = calloc(len + 1, sizeof(*cuts));
+    int failed = 0;
+
+    ck_assert_ptr_nonnull(cuts);
+    decode_whole(body, len, lim, &whole);
+    for (size_t at = 0; at <= len; at++) {
+        decode_split(body, len, lim, &at, 1, &got);
+        if (strcmp(got.p, whole.p) != 0 && failed++ < 3)
+            fprintf(stderr, "%s split at %zu:\n  got   %s\n  whole %s\n", name,
+                    at, got.p, whole.p);
+    }
+    for (size_t i = 0; i < len; i++)
+        cuts[i] = i + 1;
+    decode_split(body, len, lim, cuts, len > 0 ? len - 1 : 0, &got);
+    if (strcmp(got.p, whole.p) != 0 && failed++ < 3)
+        fprintf(stderr, "%s byte by byte:\n  got   %s\n  whole %s\n", name,
+                got.p, whole.p);
+    for (int r = 0; r < 4 && len > 2; r++) {
+        size_t n = 0, at = 0;
+
+        while (at < len) {
+            at += 1 + (size_t)(test_rng_uniform(rng) * 7);
+            if (at < len)
+                cuts[n++] = at;
+        }
+        decode_split(body, len, lim, cuts, n, &got);
+        if (strcmp(got.p, whole.p) != 0 && failed++ < 3)
+            fprintf(stderr, "%s random chunks:\n  got   %s\n  whole %s\n", name,
+                    got.p, whole.p);
+    }
+    free(cuts);
+    sb_free(&whole);
+    sb_free(&got);
+    return failed;
+}
+
+START_TEST(test_split_everywhere)
+{
+    struct test_rng rng;
+    int failed = 0;
+    size_t n = 0;
+
+    test_rng_seed(&rng, 7);
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++, n++)
+        failed += check_splits(ok_cases[i].json, ok_cases[i].json,
+                               strlen(ok_cases[i].json), &big_limits, &rng);
+    for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++, n++)
+        failed += check_splits(err_cases[i].json, err_cases[i].json,
+                               case_len(&err_cases[i]), &big_limits, &rng);
+    for (size_t i = 0; i < sizeof(limit_cases) / sizeof(limit_cases[0]);
+         i++, n++)
+        failed += check_splits(limit_cases[i].json, limit_cases[i].json,
+                               strlen(limit_cases[i].json), &limit_cases[i].lim,
+                               &rng);
+    fprintf(stderr, "split test: %zu bodies\n", n);
+    ck_assert_msg(failed == 0, "%d split mismatches (see log)", failed);
+}
+END_TEST
+
+/* --- numbers, bit for bit against strtod
+ * -------------------------------------- */
+
+static void random_number(struct test_rng *r, struct sb *b)
+{
+    static const char *const special[] = {
+        "9007199254740993",
+        "9007199254740992",
+        "9007199254740991",
+        "18014398509481985",
+        "2.2250738585072011e-308",
+        "2.2250738585072012e-308",
+        "4.9406564584124654e-324",
+        "2.4703282292062327e-324",
+        "2.4703282292062328e-324",
+        "1.7976931348623157e308",
+        "1.7976931348623158e308",
+        "1.7976931348623159e308",
+        "0.1",
+        "0.30000000000000004",
+        "123456789012345678901234567890",
+        "1e23",
+        "8.98846567431158e307",
+        "4503599627370496.5",
+        "4503599627370497.5",
+        "1e22",
+        "1e-22",
+        "9007199254740992e22",
+        "9007199254740993e-22",
+        "0.000000000000000000000000000000000000000001",
+        "7.038531e-26",
+        "-0.0",
+        "-0e-999999999999999999999",
+        "1e999999999999999999999",
+        "1e-999999999999999999999",
+        "100000000000000000000000000000000000000e-38",
+        "0.0000000000000000000000000000000000000001e40",
+    };
+    double u = test_rng_uniform(r);
+
+    sb_reset(b);
+    if (u < 0.1) {
+        sb_puts(b, special[(size_t)(test_rng_uniform(r) *
+                                    (sizeof(special) / sizeof(special[0])))]);
+        return;
+    }
+    if (test_rng_uniform(r) < 0.3)
+        sb_puts(b, "-");
+    if (test_rng_uniform(r) < 0.2) {
+        sb_puts(b, "0");
+    } else {
+        size_t nd = 1 + (size_t)(test_rng_uniform(r) *
+                                 (test_rng_uniform(r) < 0.8 ? 17 : 30));
+
+        sb_printf(b, "%c", '1' + (int)(test_rng_uniform(r) * 9));
+        for (size_t i = 1; i < nd; i++)
+            sb_printf(b, "%c", '0' + (int)(test_rng_uniform(r) * 10));
+    }
+    if (test_rng_uniform(r) < 0.6) {
+        size_t nd = 1 + (size_t)(test_rng_uniform(r) * 22);
+
+        sb_puts(b, ".");
+        for (size_t i = 0; i < nd; i++)
+            sb_printf(b, "%c", '0' + (int)(test_rng_uniform(r) * 10));
+    }
+    if (test_rng_uniform(r) < 0.5) {
+        double e = test_rng_uniform(r);
+        int ev = e < 0.6 ? (int)(test_rng_uniform(r) * 50) - 25
+                         : (int)(test_rng_uniform(r) * 700) - 350;
+
+        sb_printf(b, "%s%s%d", test_rng_uniform(r) < 0.5 ? "e" : "E",
+                  ev >= 0 && test_rng_uniform(r) < 0.3 ? "+" : "", ev);
+    }
+}
+
+/* Decodes body and returns the first number in it (tensor or scalar). */
+static enum loss_status first_number(const char *body, double *ret,
+                                     struct loss_error *err)
+{
+    struct proto_doc *doc = NULL;
+    enum loss_status st =
+        proto_decode(body, strlen(body), &big_limits, &doc, err);
+    const struct proto_value *v;
+
+    if (st != LOSS_OK)
+        return st;
+    v = proto_doc_root(doc);
+    if (v->type == PROTO_OBJECT)
+        v = &v->u.object.members[0].value;
+    if (v->type == PROTO_TENSOR)
+        *ret = v->u.tensor->t.data[0];
+    else
+        *ret = v->u.number;
+    proto_doc_free(doc);
+    return st;
+}
+
+START_TEST(test_numbers_match_strtod)
+{
+    const unsigned long long seed = 20240611;
+    struct test_rng rng;
+    struct sb tok = {0}, body = {0};
+    int failed = 0, ranged = 0;
+    const int n = 20000;
+
+    fprintf(stderr, "numbers: seed %llu, %d tokens\n", seed, n);
+    test_rng_seed(&rng, seed);
+    for (int i = 0; i < n; i++) {
+        static const char *const wrap[][2] = {
+            {"", ""}, {"[", "]"}, {"[0,", "]"}, {"{\"k\":", "}"}};
+        char *end;
+        double want, got = 0;
+        bool overflow;
+
+        random_number(&rng, &tok);
+        errno = 0;
+        want = strtod(tok.p, &end);
+        ck_assert_ptr_eq(end, tok.p + tok.len);
+        overflow = errno == ERANGE && (want == HUGE_VAL || want == -HUGE_VAL);
+        ranged += overflow;
+        for (size_t w = 0; w < 4; w++) {
+            struct loss_error err;
+            enum loss_status st;
+
+            sb_reset(&body);
+            sb_printf(&body, "%s%s%s", wrap[w][0], tok.p, wrap[w][1]);
+            loss_error_init(&err);
+            st = first_number(body.p, &got, &err);
+            if (w == 2 && st == LOSS_OK) {
+                /* the second element is the token */
+                struct proto_doc *doc = NULL;
+
+                ck_assert_int_eq(
+                    proto_decode(body.p, body.len, &big_limits, &doc, &err),
+                    LOSS_OK);
+                got = proto_doc_root(doc)->u.tensor->t.data[1];
+                proto_doc_free(doc);
+            }
+            if (overflow ? (st != LOSS_EJSON ||
+                            strstr(err.detail, "out of range") == NULL)
+                         : (st != LOSS_OK ||
+                            memcmp(&got, &want, sizeof(got)) != 0)) {
+                if (failed++ < 10)
+                    fprintf(stderr, "number %s: got %a (%s) want %a\n", body.p,
+                            got, loss_status_name(st), want);
+            }
+        }
+    }
+    fprintf(stderr, "numbers: %d out of range\n", ranged);
+    sb_free(&tok);
+    sb_free(&body);
+    ck_assert_msg(failed == 0, "%d numbers differ from strtod", failed);
+}
+END_TEST
+
+/* --- base64 of every dtype ---------------------------------------------------
+ */
+
+static void b64_encode(const unsigned char *p, size_t n, struct sb *out)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16;
+        char q[4];
+
+        if (i + 1 < n)
+            v |= (unsigned)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        q[0] = a[v >> 18 & 63];
+        q[1] = a[v >> 12 & 63];
+        q[2] = i + 1 < n ? a[v >> 6 & 63] : '=';
+        q[3] = i + 2 < n ? a[v & 63] : '=';
+        sb_add(out, q, 4);
+    }
+}
+
+static void put_le(unsigned char *p, uint64_t u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(u >> (8 * i));
+}
+
+START_TEST(test_base64_dtypes)
+{
+    static const double vals[] = {0.0,        -0.0,          1.5,
+                                  -2.25,      3e38,          1e-30,
+                                  16777217.0, -2147483648.0, 2147483647.0};
+    static const int32_t i32[] = {
+        0, 0, 1, -2, INT32_MAX, INT32_MIN, 16777217, -65536, 2147483647};
+    static const int64_t i64[] = {0,
+                                  0,
+                                  1,
+                                  -2,
+                                  INT64_MAX,
+                                  INT64_MIN,
+                                  (INT64_C(1) << 53) + 1,
+                                  -(INT64_C(1) << 62) - 1,
+                                  2147483647};
+    const size_t n = sizeof(vals) / sizeof(vals[0]);
+    static const char *const dtypes[] = {"float32", "float64", "int32",
+                                         "int64"};
+    struct sb body = {0};
+    unsigned char raw[9 * 8];
+
+    for (size_t dt = 0; dt < 4; dt++) {
+        size_t es = dt % 2 == 0 ? 4 : 8;
+        double want[9];
+        struct proto_doc *doc = NULL;
+        struct loss_error err;
+        const struct proto_tensor *pt;
+
+        for (size_t i = 0; i < n; i++) {
+            uint64_t u;
+
+            if (dt == 0) {
+                float f = (float)vals[i];
+                uint32_t u32;
+
+                memcpy(&u32, &f, 4);
+                u = u32;
+                want[i] = (double)f;
+            } else if (dt == 1) {
+                memcpy(&u, &vals[i], 8);
+                want[i] = vals[i];
+            } else if (dt == 2) {
+                u = (uint32_t)i32[i];
+                want[i] = (double)i32[i];
+            } else {
+                u = (uint64_t)i64[i];
+                want[i] = (double)i64[i];
+            }
+            put_le(raw + i * es, u, es);
+        }
+        sb_reset(&body);
+        sb_printf(&body, "{\"shape\":[3,3],\"dtype\":\"%s\",\"base64\":\"",
+                  dtypes[dt]);
+        b64_encode(raw, n * es, &body);
+        sb_puts(&body, "\"}");
+        loss_error_init(&err);
+        ck_assert_msg(proto_decode(body.p, body.len, &big_limits, &doc, &err) ==
+                          LOSS_OK,
+                      "%s: %s", dtypes[dt], err.detail);
+        pt = proto_doc_root(doc)->u.tensor;
+        ck_assert_int_eq(pt->encoding, PROTO_ENC_BASE64);
+        ck_assert_uint_eq(pt->t.ndim, 2);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(memcmp(&pt->t.data[i], &want[i], 8) == 0,
+                          "%s element %zu: %a != %a", dtypes[dt], i,
+                          pt->t.data[i], want[i]);
+        ck_assert_int_eq(pt->integral, dt >= 2);
+        ck_assert_uint_eq(proto_doc_elements(doc), n);
+        proto_doc_free(doc);
+    }
+    sb_free(&body);
+}
+END_TEST
+
+/* --- limits before memory
+ * -------------------------------------------------------- */
+
+/* Feeds body in 4 KiB chunks; returns the status and the peak bytes. */
+static enum loss_status feed_peak(const char *body, size_t len,
+                                  const struct proto_limits *lim,
+                                  size_t *ret_peak, struct loss_error *err)
+{
+    struct proto_decoder *d = proto_decoder_new(lim);
+    struct proto_doc *doc = NULL;
+    enum loss_status st = LOSS_OK;
+    size_t peak = proto_decoder_bytes(d);
+
+    for (size_t at = 0; at < len && st == LOSS_OK; at += 4096) {
+        st = proto_decoder_feed(d, body + at, len - at < 4096 ? len - at : 4096,
+                                err);
+        if (proto_decoder_bytes(d) > peak)
+            peak = proto_decoder_bytes(d);
+    }
+    if (st == LOSS_OK)
+        st = proto_decoder_finish(d, &doc, err);
+    proto_doc_free(doc);
+    proto_decoder_free(d);
+    *ret_peak = peak;
+    return st;
+}
+
+START_TEST(test_limits_before_memory)
+{
+    const struct proto_limits lim = {1000, 8, 64};
+    const size_t n = 4 << 20;
+    char *body = malloc(n + 64);
+    struct loss_error err;
+    size_t peak;
+    int len;
+
+    ck_assert_ptr_nonnull(body);
+    /* 4 MiB of '[': pending arrays cost nothing, depth stops at 64 */
+    memset(body, '[', n);
+    ck_assert_int_eq(feed_peak(body, n, &lim, &peak, &err), LOSS_ETOOLARGE);
+    ck_assert_ptr_nonnull(strstr(err.detail, "max_depth = 64"));
+    ck_assert_uint_lt(peak, 16384);
+    /* 4 MiB of {"a": frames stop at 64 too */
+    for (size_t i = 0; i + 5 <= n; i += 5)
+        memcpy(body + i, "{\"a\":", 5);
+    ck_assert_int_eq(feed_peak(body, n - n % 5, &lim, &peak, &err),
+                     LOSS_ETOOLARGE);
+    ck_assert_uint_lt(peak, 16384);
+    /* 4 MiB of numbers: the buffer never outgrows max_elements */
+    body[0] = '[';
+    for (size_t i = 1; i + 2 <= n; i += 2)
+        memcpy(body + i, "1,", 2);
+    ck_assert_int_eq(feed_peak(body, n - 1, &lim, &peak, &err), LOSS_ETOOLARGE);
+    ck_assert_str_eq(err.pointer, "/1000");
+    ck_assert_uint_lt(peak, 1000 * sizeof(double) + 16384);
+    /* a declared shape is refused before its base64 is read */
+    len = snprintf(body, n,
+                   "{\"shape\":[1000000,1000000],\"dtype\":\"float64\","
+                   "\"base64\":\"");
+    memset(body + len, 'A', n - (size_t)len);
+    ck_assert_int_eq(feed_peak(body, n, &lim, &peak, &err), LOSS_ETOOLARGE);
+    ck_assert_str_eq(err.pointer, "/shape");
+    ck_assert_uint_lt(peak, 16384);
+    /* a shape whose product overflows size_t */
+    len = snprintf(body, n, "{\"shape\":[9007199254740992,4096],\"data\":[]}");
+    ck_assert_int_eq(feed_peak(body, (size_t)len, &lim, &peak, &err),
+                     LOSS_ETOOLARGE);
+    free(body);
+}
+END_TEST
+
+/* --- big objects: duplicates in O(n log n)
+ * ------------------------------------ */
+
+START_TEST(test_many_keys)
+{
+    const size_t n = 100000;
+    struct sb body = {0};
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    const struct proto_value *root;
+
+    sb_puts(&body, "{");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&body, "%s\"k%zu\":%zu", i ? "," : "", (i * 7919) % n, i);
+    sb_puts(&body, "}");
+    ck_assert_int_eq(proto_decode(body.p, body.len, &big_limits, &doc, &err),
+                     LOSS_OK);
+    root = proto_doc_root(doc);
+    ck_assert_uint_eq(root->u.object.len, n);
+    ck_assert_str_eq(root->u.object.members[1].key, "k7919");
+    ck_assert_double_eq(proto_object_get(root, "k7919")->u.number, 1);
+    proto_doc_free(doc);
+    /* every key twice: the first repeat in document order is reported */
+    body.len--;
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&body, ",\"k%zu\":0", (i * 31) % n);
+    sb_puts(&body, "}");
+    doc = NULL;
+    ck_assert_int_eq(proto_decode(body.p, body.len, &big_limits, &doc, &err),
+                     LOSS_EUNKNOWN);
+    ck_assert_str_eq(err.pointer, "/k0");
+    ck_assert_ptr_null(doc);
+    sb_free(&body);
+}
+END_TEST
+
+/* --- value.h helpers
+ * ---------------------------------------------------------- */
+
+START_TEST(test_value_helpers)
+{
+    const char *body = "{\"n\":2,\"x\":\"NaN\",\"s\":\"abc\",\"z\":null,"
+                       "\"t\":[[1,2]],\"e\":[],\"l\":[\"a\",\"b\"],"
+                       "\"b\":true,\"o\":{}}";
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    const struct proto_value *root;
+    struct proto_tensor pt;
+    double scalar;
+    size_t len = 99;
+
+    ck_assert_int_eq(proto_decode(body, strlen(body), &big_limits, &doc, &err),
+                     LOSS_OK);
+    root = proto_doc_root(doc);
+    ck_assert_ptr_null(proto_object_get(root, "missing"));
+    ck_assert_ptr_null(proto_object_get(proto_object_get(root, "n"), "n"));
+    ck_assert_str_eq(proto_type_name(PROTO_TENSOR), "tensor");
+    ck_assert_str_eq(proto_type_name(PROTO_OBJECT), "object");
+    ck_assert_str_eq(proto_type_name(PROTO_BOOL), "boolean");
+
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "n"), &pt,
+                                           &scalar, "/n", &err),
+                     LOSS_OK);
+    ck_assert_uint_eq(pt.t.ndim, 0);
+    ck_assert_ptr_eq(pt.t.data, &scalar);
+    ck_assert_double_eq(scalar, 2);
+    ck_assert(pt.integral);
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "x"), &pt,
+                                           &scalar, "/x", &err),
+                     LOSS_OK);
+    ck_assert(isnan(scalar) && !pt.integral);
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "t"), &pt,
+                                           &scalar, "/t", &err),
+                     LOSS_OK);
+    ck_assert_uint_eq(pt.t.ndim, 2);
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "s"), &pt,
+                                           &scalar, "/s", &err),
+                     LOSS_ETENSOR);
+    ck_assert_str_eq(err.pointer, "/s");
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "z"), &pt,
+                                           &scalar, "/z", &err),
+                     LOSS_EVALUE);
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "b"), &pt,
+                                           &scalar, "/b", &err),
+                     LOSS_ETENSOR);
+    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "l"), &pt,
+                                           &scalar, "/l", &err),
+                     LOSS_ETENSOR);
+
+    ck_assert(proto_value_is_list(proto_object_get(root, "e"), &len));
+    ck_assert_uint_eq(len, 0);
+    ck_assert(proto_value_is_list(proto_object_get(root, "l"), &len));
+    ck_assert_uint_eq(len, 2);
+    ck_assert(!proto_value_is_list(proto_object_get(root, "t"), &len));
+    ck_assert(!proto_value_is_list(proto_object_get(root, "o"), &len));
+    ck_assert_uint_eq(proto_doc_elements(doc), 2);
+    proto_doc_free(doc);
+    proto_doc_free(NULL);
+    proto_decoder_free(NULL);
+}
+END_TEST
+
+/* --- differential test against jansson -------------------------------------
+ */
+
+static const size_t jansson_flags = JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL |
+                                    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+
+/*
+ * jansson's own depth limit is JSON_PARSER_MAX_DEPTH (2048): with the same
+ * max_depth both refuse exactly the same nesting. Rank and element limits
+ * are semantics jansson does not have (see classify()).
+ */
+static const struct proto_limits jansson_limits = {
+    .max_elements = (size_t)1 << 40,
+    .max_rank = 8,
+    .max_depth = JSON_PARSER_MAX_DEPTH,
+};
+
+static bool same_double(double a, json_t *j)
+{
+    double b;
+
+    if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+
+        if (strcmp(s, "NaN") == 0)
+            return isnan(a);
+        if (strcmp(s, "Infinity") == 0)
+            return a == HUGE_VAL;
+        if (strcmp(s, "-Infinity") == 0)
+            return a == -HUGE_VAL;
+        return false;
+    }
+    if (!json_is_real(j))
+        return false;
+    b = json_real_value(j);
+    return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+/* Compares a tensor's level (elements from *at) with jansson's nested array. */
+static bool same_tensor(const struct proto_tensor *pt, size_t level, size_t *at,
+                        json_t *j)
+{
+    if (level == pt->t.ndim)
+        return same_double(pt->t.data[(*at)++], j);
+    if (!json_is_array(j) || json_array_size(j) != pt->t.shape[level])
+        return false;
+    for (size_t i = 0; i < pt->t.shape[level]; i++)
+        if (!same_tensor(pt, level + 1, at, json_array_get(j, i)))
+            return false;
+    return true;
+}
+
+/* Our document equals jansson's, every number bit for bit. */
+static bool same_value(const struct proto_value *v, json_t *j)
+{
+    size_t at = 0;
+
+    switch (v->type) {
+    case PROTO_NULL:
+        return json_is_null(j);
+    case PROTO_BOOL:
+        return json_is_boolean(j) && json_is_true(j) == v->u.boolean;
+    case PROTO_NUMBER:
+        return json_is_real(j) && same_double(v->u.number, j);
+    case PROTO_STRING:
+        return json_is_string(j) && json_string_length(j) == v->u.string.len &&
+               memcmp(json_string_value(j), v->u.string.ptr, v->u.string.len) ==
+                   0;
+    case PROTO_TENSOR:
+        return v->u.tensor->encoding == PROTO_ENC_NESTED &&
+               same_tensor(v->u.tensor, 0, &at, j);
+    case PROTO_ARRAY:
+        if (!json_is_array(j) || json_array_size(j) != v->u.array.len)
+            return false;
+        for (size_t i = 0; i < v->u.array.len; i++)
+            if (!same_value(&v->u.array.items[i], json_array_get(j, i)))
+                return false;
+        return true;
+    case PROTO_OBJECT:
+        if (!json_is_object(j) || json_object_size(j) != v->u.object.len)
+            return false;
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            const struct proto_member *m = &v->u.object.members[i];
+            json_t *jv = json_object_getn(j, m->key, m->key_len);
+
+            if (jv == NULL || !same_value(&m->value, jv))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+struct diff_stats {
+    size_t docs, accepted, rejected, excluded_semantic, excluded_nul_key,
+        excluded_nul_trailing;
+    int failed;
+};
+
+/*
+ * Decodes body with both parsers and checks they agree.
+ *
+ * Excluded (counted, not compared), because there the two parsers answer
+ * different questions rather than disagree about JSON:
+ *  - we fail with LOSS_ETENSOR, LOSS_EVALUE, LOSS_ETOOLARGE for rank, or
+ *    LOSS_EUNKNOWN for a key of a tensor object: these are lossd semantics
+ *    (ragged or mixed arrays, null in a tensor, "shape" objects) on input
+ *    that may well be valid JSON, and we stop at the first such error while
+ *    jansson reads on, so the verdicts on the rest of the body are not
+ *    comparable;
+ *  - jansson accepts a NUL byte right after a top-level number ("1\0"; its
+ *    lexer takes the NUL for the end of the input), which RFC 8259 calls
+ *    trailing data, as we do;
+ *  - jansson refuses "\u0000" inside an object key ("NUL byte in object key
+ *    not supported", a limit of its API), while such a key is valid JSON
+ *    and lossd keeps it (with key_len).
+ * Not excluded: duplicate keys (both refuse them) and nesting depth (both
+ * stop past 2048).
+ */
+static void diff_one(const char *name, const char *body, size_t len,
+                     struct diff_stats *s)
+{
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    json_error_t jerr;
+    json_t *j = json_loadb(body, len, jansson_flags, &jerr);
+    enum loss_status st;
+
+    loss_error_init(&err);
+    st = proto_decode(body, len, &jansson_limits, &doc, &err);
+    s->docs++;
+    if (st == LOSS_ETENSOR || st == LOSS_EVALUE ||
+        (st == LOSS_ETOOLARGE && strstr(err.detail, "max_rank") != NULL) ||
+        (st == LOSS_EUNKNOWN && strstr(err.detail, "duplicate") == NULL)) {
+        s->excluded_semantic++;
+    } else if (j == NULL && strstr(jerr.text, "NUL byte in object key")) {
+        s->excluded_nul_key++;
+    } else if (j != NULL && st == LOSS_EJSON && err.offset >= 0 &&
+               (size_t)err.offset < len && body[err.offset] == '\0' &&
+               strstr(err.detail, "trailing") != NULL) {
+        s->excluded_nul_trailing++;
+    } else if ((st == LOSS_OK) != (j != NULL)) {
+        if (s->failed++ < 10)
+            fprintf(stderr,
+                    "%s: lossd %s (%s, offset %lld), jansson %s (%s, "
+                    "position %d) on:\n%.*s\n",
+                    name, loss_status_name(st), err.detail, err.offset,
+                    j ? "accepts" : "refuses", j ? "" : jerr.text,
+                    j ? -1 : jerr.position, (int)(len < 300 ? len : 300), body);
+    } else if (st == LOSS_OK) {
+        s->accepted++;
+        if (!same_value(proto_doc_root(doc), j) && s->failed++ < 10)
+            fprintf(stderr, "%s: documents differ on:\n%.*s\n", name,
+                    (int)(len < 300 ? len : 300), body);
+    } else {
+        s->rejected++;
+    }
+    json_decref(j);
+    proto_doc_free(doc);
+}
+
+/*
+ * A corpus in the spirit of JSONTestSuite: y_ must parse, n_ must not
+ * (for both parsers). The tables above are compared too, except their
+ * lossd-only semantics.
+ */
+static const char *const corpus[] = {
+    "[\"\\u0060\\u012a\\u12AB\"]",
+    "[\"\\uD801\\udc37\"]",
+    "[\"\\ud83d\\ude39\\ud83d\\udc8d\"]",
+    "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"]",
+    "{\"\":0}",
+    "{\"a\":[]}",
+    "{\"a\":\"b\",\"a\":\"c\"}",
+    "{\"a\":\"b\",\"a\":\"b\"}",
+    "[1E22]",
+    "[1E-2]",
+    "[1e+2]",
+    "[-123]",
+    "[-1]",
+    "[-0]",
+    "[20e1]",
+    "[123e65]",
+    "[0e+1]",
+    "[0e1]",
+    "[ 4]",
+    "[-0.000000000000000000000000000000000000000000000000000000000001]",
+    "[1.5e+9999]",
+    "[-1e+9999]",
+    "[123123e100000]",
+    "[1.0e-400]",
+    "[100000000000000000000]",
+    "[-237462374673276894279832749832423479823246327846]",
+    "[\"\\u0000\"]",
+    "{\"\\u0000\":1}",
+    "[\"\xf4\x8f\xbf\xbf\"]",
+    "[\"\xef\xbf\xbf\"]",
+    "[\"\xed\x9f\xbf\"]",
+    "[\"\xee\x80\x80\"]",
+    "[\"\\uDFAA\"]",
+    "[\"\\uD834\\uDD1e\"]",
+    "[\"\\ud800\\ud800\"]",
+    "[\"\\uD800\\u\"]",
+    "[\"\\uD800\\u1\"]",
+    "[\"\\uD800\\u1x\"]",
+    "[1 true]",
+    "[a\xe5]",
+    "[\"\": 1]",
+    "[\"\"],",
+    "[,1]",
+    "[1,,2]",
+    "[\"x\",,]",
+    "[\"x\"]]",
+    "[3[4]]",
+    "[\"\\x00\"]",
+    "[-]",
+    "[- 1]",
+    "[-012]",
+    "[.123]",
+    "[0.3e+]",
+    "[0.e1]",
+    "[1.0e]",
+    "[2.e+3]",
+    "[0E]",
+    "[1eE2]",
+    "[Infinity]",
+    "[-Infinity]",
+    "[NaN]",
+    "[-NaN]",
+    "[+Inf]",
+    "[0x42]",
+    "[1ea]",
+    "[1.2a-3]",
+    "[\"\\a\"]",
+    "[\"\\uqqqq\"]",
+    "[\"\\\"]",
+    "[\"a\x7f\"]",
+    "{\"a\" b}",
+    "{key: 'value'}",
+    "{\"a\":\"a\" 123}",
+    "{\"a\":\"b\"}#",
+    "{\"a\":\"b\"}/**/",
+    "{\"x\", null}",
+    "{\"id\":0,,,,,}",
+    "{null:null,null:null}",
+    "{\"a\":1,\"b\":2,\"a\":3}",
+    "[\"\\uD800\"]",
+    "[\"\\uDBFF\"]",
+    "[\"\\uDC00\\uD800\"]",
+    "\"\xed\xbf\xbf\"",
+    "\"\xe0\xa0\x80\"",
+    "\"\xc2\x80\"",
+    "\"\xf0\x90\x80\x80\"",
+    "[\xff]",
+    "[\"\xc3\x28\"]",
+    "[\"\xe2\x28\xa1\"]",
+    "[\"\xf0\x28\x8c\xbc\"]",
+    "[\"\xf8\xa1\xa1\xa1\xa1\"]",
+    "[\"\xfc\xa1\xa1\xa1\xa1\xa1\"]",
+    "[\"\xc0\xaf\"]",
+    "[\"\xe0\x80\xaf\"]",
+    "[\"\xf0\x80\x80\xaf\"]",
+    "[\"\xed\xa0\x80\xed\xb0\x80\"]",
+    "[\"\xf4\x90\x80\x80\"]",
+    "[true, false, null]",
+    "[truth]",
+    "[nulll]",
+    "[fals]",
+    " ",
+    "\t[\n1\r]\t",
+    "\f[1]",
+    "[1]\v",
+    "\"\\u000a\"",
+    "2.",
+    "-0.e1",
+    "1.5E",
+    "1E+",
+    "0.00000000000000000000000000000000000000000001e-400",
+    "1e-2147483649",
+    "1e2147483648",
+    "123456789012345678901234567890123456789012345678901234567890e-40",
+};
+
+START_TEST(test_jansson_corpus)
+{
+    struct diff_stats s = {0};
+    struct sb deep = {0};
+
+    for (size_t i = 0; i < sizeof(corpus) / sizeof(corpus[0]); i++)
+        diff_one(corpus[i], corpus[i], strlen(corpus[i]), &s);
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++)
+        if (strchr(ok_cases[i].want, 'T') == NULL ||
+            (strstr(ok_cases[i].want, "Tf") == NULL &&
+             strstr(ok_cases[i].want, "Tb") == NULL))
+            diff_one(ok_cases[i].json, ok_cases[i].json,
+                     strlen(ok_cases[i].json), &s);
+    for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++)
+        if (err_cases[i].status == LOSS_EJSON)
+            diff_one(err_cases[i].json, err_cases[i].json,
+                     case_len(&err_cases[i]), &s);
+    /* nesting: both accept 2048 levels and refuse 2049 */
+    for (size_t depth = 2046; depth <= 2050; depth++) {
+        struct loss_error err;
+        struct proto_doc *doc = NULL;
+        json_error_t jerr;
+        json_t *j;
+        bool ours;
+
+        sb_reset(&deep);
+        for (size_t k = 0; k + 1 < depth; k++)
+            sb_puts(&deep, k % 2 ? "{\"a\":" : "[");
+        sb_puts(&deep, "{}");
+        for (size_t k = depth - 1; k-- > 0;)
+            sb_puts(&deep, k % 2 ? "}" : "]");
+        j = json_loadb(deep.p, deep.len, jansson_flags, &jerr);
+        ours = proto_decode(deep.p, deep.len, &jansson_limits, &doc, &err) ==
+               LOSS_OK;
+        ck_assert_msg(ours == (j != NULL), "depth %zu: lossd %d jansson %d",
+                      depth, ours, j != NULL);
+        ck_assert_int_eq(ours, depth <= JSON_PARSER_MAX_DEPTH);
+        if (!ours)
+            ck_assert_int_eq(err.status, LOSS_ETOOLARGE);
+        json_decref(j);
+        proto_doc_free(doc);
+    }
+    sb_free(&deep);
+    fprintf(stderr,
+            "jansson corpus: %zu docs, %zu both accept, %zu both refuse, "
+            "%zu excluded (lossd semantics), %zu excluded (NUL in key), %zu "
+            "excluded (NUL after a number)\n",
+            s.docs, s.accepted, s.rejected, s.excluded_semantic,
+            s.excluded_nul_key, s.excluded_nul_trailing);
+    ck_assert_msg(s.failed == 0, "%d disagreements with jansson (see log)",
+                  s.failed);
+}
+END_TEST
+
+/* --- random documents
+ * --------------------------------------------------------- */
+
+static size_t rnd(struct test_rng *r, size_t n)
+{
+    return (size_t)(test_rng_uniform(r) * (double)n);
+}
+
+static void gen_ws(struct test_rng *r, struct sb *b)
+{
+    static const char ws[] = " \t\n\r";
+
+    if (rnd(r, 4) == 0)
+        for (size_t n = 1 + rnd(r, 3); n > 0; n--)
+            sb_add(b, &ws[rnd(r, 4)], 1);
+}
+
+/* A string that is never "NaN", "Infinity" or "-Infinity". */
+static void gen_string(struct test_rng *r, struct sb *b, bool key)
+{
+    static const char *const pieces[] = {
+        "a",
+        "Z",
+        "0",
+        " ",
+        "~",
+        "/",
+        "\\\"",
+        "\\\\",
+        "\\/",
+        "\\b",
+        "\\f",
+        "\\n",
+        "\\r",
+        "\\t",
+        "\\u00e9",
+        "\\u20AC",
+        "\\uFFFF",
+        "\\ud83d\\ude00",
+        "\\u0041",
+        "\xc3\xa9",
+        "\xe2\x82\xac",
+        "\xf0\x9f\x98\x80",
+        "\xf4\x8f\xbf\xbf",
+        "\x7f",
+        "\\u0000",
+        "shape",
+        "NaN",
+    };
+    size_t n = rnd(r, 6);
+
+    sb_puts(b, "\"x");
+    for (size_t i = 0; i < n; i++) {
+        /* no NUL in keys (jansson refuses them), no "shape" keys */
+        size_t k = rnd(r, sizeof(pieces) / sizeof(pieces[0]) - (key ? 3 : 0));
+
+        sb_puts(b, pieces[k]);
+    }
+    sb_puts(b, "\"");
+}
+
+static void gen_number(struct test_rng *r, struct sb *b)
+{
+    struct sb tok = {0};
+
+    double x;
+
+    random_number(r, &tok);
+    /* keep generated documents valid: no overflowing literals here */
+    errno = 0;
+    x = strtod(tok.p, NULL);
+    if (errno == ERANGE && (x == HUGE_VAL || x == -HUGE_VAL))
+        sb_puts(b, "1.25");
+    else
+        sb_puts(b, tok.p);
+    sb_free(&tok);
+}
+
+static void gen_value(struct test_rng *r, struct sb *b, int depth);
+
+/* A rectangular tensor of rank 1..3 (dimensions may be 0). */
+static void gen_tensor(struct test_rng *r, struct sb *b, size_t rank,
+                       const size_t *dims)
+{
+    sb_puts(b, "[");
+    for (size_t i = 0; i < dims[0]; i++) {
+        if (i)
+            sb_puts(b, ",");
+        gen_ws(r, b);
+        if (rank > 1) {
+            gen_tensor(r, b, rank - 1, dims + 1);
+        } else if (rnd(r, 20) == 0) {
+            static const char *const nf[] = {"\"NaN\"", "\"Infinity\"",
+                                             "\"-Infinity\""};
+            sb_puts(b, nf[rnd(r, 3)]);
+        } else {
+            gen_number(r, b);
+        }
+        gen_ws(r, b);
+    }
+    sb_puts(b, "]");
+}
+
+static void gen_value(struct test_rng *r, struct sb *b, int depth)
+{
+    size_t k = rnd(r, depth > 4 ? 5 : 8);
+
+    gen_ws(r, b);
+    switch (k) {
+    case 0:
+        sb_puts(b, rnd(r, 3) == 0 ? "null" : rnd(r, 2) ? "true" : "false");
+        break;
+    case 1:
+    case 2:
+        gen_number(r, b);
+        break;
+    case 3:
+    case 4:
+        gen_string(r, b, false);
+        break;
+    case 5: { /* a tensor */
+        size_t dims[3], rank = 1 + rnd(r, 3);
+
+        for (size_t i = 0; i < rank; i++)
+            dims[i] = rnd(r, 5);
+        gen_tensor(r, b, rank, dims);
+        break;
+    }
+    case 6: { /* a generic array: its first element is not a tensor leaf */
+        size_t n = rnd(r, 4);
+
+        sb_puts(b, "[");
+        gen_ws(r, b);
+        switch (rnd(r, 3)) {
+        case 0:
+            sb_puts(b, "{}");
+            break;
+        case 1:
+            sb_puts(b, rnd(r, 2) ? "true" : "false");
+            break;
+        default:
+            gen_string(r, b, true);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            sb_puts(b, ",");
+            gen_value(r, b, depth + 1);
+        }
+        sb_puts(b, "]");
+        break;
+    }
+    default: { /* an object with distinct keys */
+        size_t n = rnd(r, 5);
+
+        sb_puts(b, "{");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                sb_puts(b, ",");
+            gen_ws(r, b);
+            sb_printf(b, "\"k%zu", i);
+            sb_puts(b, "\"");
+            gen_ws(r, b);
+            sb_puts(b, ":");
+            gen_value(r, b, depth + 1);
+        }
+        sb_puts(b, "}");
+        break;
+    }
+    }
+    gen_ws(r, b);
+}
+
+/* One to three random edits: replace, insert, delete, duplicate, truncate. */
+static void mutate(struct test_rng *r, struct sb *b)
+{
+    static const char bytes[] = "{}[],:\"\\0123456789eE+-.tfnulNI aZ\t\n";
+    static const unsigned char odd[] = {0x00, 0x1f, 0x7f, 0x80, 0xbf,
+                                        0xc0, 0xc2, 0xe0, 0xed, 0xf0,
+                                        0xf4, 0xf5, 0xff};
+
+    for (size_t n = 1 + rnd(r, 3); n > 0 && b->len > 0; n--) {
+        size_t at = rnd(r, b->len);
+        char c = rnd(r, 4) == 0 ? (char)odd[rnd(r, sizeof(odd))]
+                                : bytes[rnd(r, sizeof(bytes) - 1)];
+
+        switch (rnd(r, 5)) {
+        case 0:
+            b->p[at] = c;
+            break;
+        case 1:
+            sb_add(b, "", 1); /* room for one more byte */
+            memmove(b->p + at + 1, b->p + at, b->len - 1 - at);
+            b->p[at] = c;
+            break;
+        case 2:
+            memmove(b->p + at, b->p + at + 1, b->len - at - 1);
+            b->len--;
+            break;
+        case 3: {
+            size_t len = 1 + rnd(r, 8);
+            char tmp[8];
+
+            if (at + len > b->len)
+                len = b->len - at;
+            memcpy(tmp, b->p + at, len);
+            sb_add(b, tmp, len);
+            break;
+        }
+        default:
+            b->len = at;
+            break;
+        }
+        b->p[b->len] = '\0';
+    }
+}
+
+START_TEST(test_jansson_random)
+{
+    const unsigned long long seed = 0x10550dULL;
+    const size_t n = 6000;
+    struct test_rng rng;
+    struct diff_stats valid = {0}, mutated = {0};
+    struct sb b = {0};
+    size_t split_checked = 0;
+
+    fprintf(stderr, "jansson random: seed %llu, %zu documents\n", seed, n);
+    test_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+
+        sb_reset(&b);
+        gen_value(&rng, &b, 0);
+        snprintf(name, sizeof(name), "random doc %zu", i);
+        diff_one(name, b.p, b.len, &valid);
+        /* a generated document is valid JSON with no lossd-only semantics */
+        if (valid.accepted != valid.docs && valid.failed++ < 10)
+            fprintf(stderr, "%s not accepted by both:\n%s\n", name, b.p);
+        valid.accepted = valid.docs;
+        mutate(&rng, &b);
+        snprintf(name, sizeof(name), "mutated doc %zu", i);
+        diff_one(name, b.p, b.len, &mutated);
+        if (i % 50 == 0 && b.len < 400) {
+            ck_assert_int_eq(
+                check_splits(name, b.p, b.len, &jansson_limits, &rng), 0);
+            split_checked++;
+        }
+    }
+    fprintf(stderr,
+            "jansson random: %zu valid docs agree; mutated: %zu both "
+            "accept, %zu both refuse, %zu excluded (lossd semantics), %zu "
+            "excluded (NUL in key), %zu excluded (NUL after a number); %zu "
+            "also split everywhere\n",
+            valid.docs, mutated.accepted, mutated.rejected,
+            mutated.excluded_semantic, mutated.excluded_nul_key,
+            mutated.excluded_nul_trailing, split_checked);
+    sb_free(&b);
+    ck_assert_msg(valid.failed == 0, "%d valid documents failed", valid.failed);
+    ck_assert_msg(mutated.failed == 0, "%d mutated documents disagree",
+                  mutated.failed);
+    /* the comparison must not be vacuous */
+    ck_assert_uint_gt(mutated.accepted, n / 20);
+    ck_assert_uint_gt(mutated.rejected, n / 3);
+    ck_assert_uint_lt(mutated.excluded_semantic, n / 5);
 }
 END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("placeholder");
-    TCase *tc = tcase_create("placeholder");
+    Suite *s = suite_create("proto_decode");
+    TCase *tables = tcase_create("tables");
+    TCase *numbers = tcase_create("numbers");
+    TCase *limits = tcase_create("limits");
+    TCase *diff = tcase_create("jansson");
     SRunner *sr;
     int failed;
 
-    tcase_add_test(tc, test_placeholder);
-    suite_add_tcase(s, tc);
+    tcase_add_test(tables, test_valid_bodies);
+    tcase_add_test(tables, test_error_bodies);
+    tcase_add_test(tables, test_limit_bodies);
+    tcase_add_test(tables, test_split_everywhere);
+    tcase_add_test(tables, test_value_helpers);
+    tcase_add_test(numbers, test_numbers_match_strtod);
+    tcase_add_test(numbers, test_base64_dtypes);
+    tcase_add_test(limits, test_limits_before_memory);
+    tcase_add_test(limits, test_many_keys);
+    tcase_add_test(diff, test_jansson_corpus);
+    tcase_add_test(diff, test_jansson_random);
+    suite_add_tcase(s, tables);
+    suite_add_tcase(s, numbers);
+    suite_add_tcase(s, limits);
+    suite_add_tcase(s, diff);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
