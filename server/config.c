@@ -1,0 +1,431 @@
+/*
+ * config.c - flags, environment and defaults of `lossd serve`.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_kind {
+    OPT_HOST,
+    OPT_PORT,
+    OPT_COUNT,   /* size_t >= 1 */
+    OPT_SIZE,    /* size_t >= 1, with an optional K/M/G (binary) suffix */
+    OPT_DOUBLE,  /* finite >= 0 */
+    OPT_SECONDS, /* unsigned seconds, 0 allowed */
+    OPT_ORIGINS,
+    OPT_FORMAT,
+    OPT_LEVEL,
+};
+
+struct opt {
+    const char *name; /* flag without "--" */
+    const char *env;
+    enum opt_kind kind;
+    size_t offset; /* into struct server_config */
+    const char *reason;
+};
+
+#define OFF(field) offsetof(struct server_config, field)
+
+static const struct opt opts[] = {
+    {"host", "LOSSD_HOST", OPT_HOST, OFF(host),
+     "address to bind; every interface, as a container expects"},
+    {"port", "LOSSD_PORT", OPT_PORT, OFF(port),
+     "TCP port; 0 picks a free one (printed on stdout once listening)"},
+    {"threads", "LOSSD_THREADS", OPT_COUNT, OFF(threads),
+     "HTTP threads (epoll pool); the CPUs available, at least 2, because "
+     "one epoll thread can stall at 128+ connections"},
+    {"workers", "LOSSD_WORKERS", OPT_COUNT, OFF(workers),
+     "worker threads for expensive jobs; the CPUs available (affinity and "
+     "cgroup quota), not the host's count"},
+    {"max-body-bytes", "LOSSD_MAX_BODY_BYTES", OPT_SIZE,
+     OFF(limits.max_body_bytes),
+     "request body limit, also after decompression; Triton's default"},
+    {"max-elements", "LOSSD_MAX_ELEMENTS", OPT_SIZE, OFF(limits.max_elements),
+     "tensor elements per request; bounds decoding memory"},
+    {"max-work", "LOSSD_MAX_WORK", OPT_SIZE, OFF(limits.max_work),
+     "derived sizes (broadcast results, similarity matrices, response "
+     "elements); bounds compute memory"},
+    {"max-batch-items", "LOSSD_MAX_BATCH_ITEMS", OPT_SIZE,
+     OFF(limits.max_batch_items), "items per POST /v1/batch"},
+    {"max-inflight-bytes", "LOSSD_MAX_INFLIGHT_BYTES", OPT_SIZE,
+     OFF(max_inflight_bytes),
+     "memory held by all requests together; over it, 503 instead of an "
+     "out-of-memory kill"},
+    {"queue-limit", "LOSSD_QUEUE_LIMIT", OPT_COUNT, OFF(queue_limit),
+     "jobs queued or running on the pool; over it, 503 with Retry-After"},
+    {"inline-max-cost", "LOSSD_INLINE_MAX_COST", OPT_DOUBLE,
+     OFF(inline_max_cost),
+     "jobs estimated cheaper (work units) run on the HTTP thread; a "
+     "thread hop costs more than they do"},
+    {"drain-seconds", "LOSSD_DRAIN_SECONDS", OPT_DOUBLE, OFF(drain_seconds),
+     "after SIGTERM, keep serving (readiness 503) while load balancers "
+     "learn the pod is gone"},
+    {"exit-timeout", "LOSSD_EXIT_TIMEOUT", OPT_DOUBLE, OFF(exit_timeout),
+     "after the drain, time for in-flight work; inside Kubernetes' "
+     "default 30 s grace period"},
+    {"connection-timeout", "LOSSD_CONNECTION_TIMEOUT", OPT_SECONDS,
+     OFF(connection_timeout),
+     "idle connection timeout in seconds (libmicrohttpd's default is "
+     "never)"},
+    {"cors-origins", "LOSSD_CORS_ORIGINS", OPT_ORIGINS, OFF(cors_origins),
+     "comma-separated origins allowed cross-origin, or *; none by "
+     "default"},
+    {"log-format", "LOSSD_LOG_FORMAT", OPT_FORMAT, OFF(log_format),
+     "json (one object per line, for log collectors) or text"},
+    {"log-level", "LOSSD_LOG_LEVEL", OPT_LEVEL, OFF(log_level),
+     "debug, info (access log), warn or error"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char *const format_names[] = {"json", "text"};
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* Reads a small text file into buf; false when absent or empty. */
+static bool read_small_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, cap - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n > 0;
+}
+
+/* CPUs allowed by a quota of quota/period, rounded up; 0 for no quota. */
+static size_t quota_cpus(long long quota, long long period)
+{
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (size_t)((quota + period - 1) / period);
+}
+
+/* cgroup v2: cpu.max of our own cgroup, then of the root of the mount. */
+static size_t cgroup2_cpus(void)
+{
+    char line[4096], path[4200], buf[128];
+    size_t cpus = 0;
+    if (read_small_file("/proc/self/cgroup", line, sizeof line)) {
+        char *p = strstr(line, "0::");
+        if (p) {
+            p += 3;
+            p[strcspn(p, "\n")] = '\0';
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/cpu.max", p);
+            if (read_small_file(path, buf, sizeof buf)) {
+                long long q = 0, per = 0;
+                if (sscanf(buf, "%lld %lld", &q, &per) == 2)
+                    cpus = quota_cpus(q, per);
+                return cpus; /* "max 100000" leaves q 0 */
+            }
+        }
+    }
+    if (read_small_file("/sys/fs/cgroup/cpu.max", buf, sizeof buf)) {
+        long long q = 0, per = 0;
+        if (sscanf(buf, "%lld %lld", &q, &per) == 2)
+            cpus = quota_cpus(q, per);
+    }
+    return cpus;
+}
+
+static size_t cgroup1_cpus(void)
+{
+    char buf[64];
+    long long q = 0, per = 0;
+    if (!read_small_file("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", buf,
+                         sizeof buf))
+        return 0;
+    q = atoll(buf);
+    if (!read_small_file("/sys/fs/cgroup/cpu/cpu.cfs_period_us", buf,
+                         sizeof buf))
+        return 0;
+    per = atoll(buf);
+    return quota_cpus(q, per);
+}
+
+size_t server_cpus_available(void)
+{
+    size_t n = 1;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        n = (size_t)CPU_COUNT(&set);
+    size_t q = cgroup2_cpus();
+    if (q == 0)
+        q = cgroup1_cpus();
+    if (q > 0 && q < n)
+        n = q;
+    return n;
+}
+
+void server_config_default(struct server_config *c)
+{
+    memset(c, 0, sizeof *c);
+    size_t cpus = server_cpus_available();
+    snprintf(c->host, sizeof c->host, "0.0.0.0");
+    c->port = 8080;
+    c->threads = cpus < 2 ? 2 : cpus;
+    c->workers = cpus;
+    handler_limits_default(&c->limits);
+    c->max_inflight_bytes = (size_t)1 << 30;
+    c->queue_limit = 256;
+    c->inline_max_cost = 1e5;
+    c->drain_seconds = 5;
+    c->exit_timeout = 20;
+    c->connection_timeout = 60;
+    c->cors_origins[0] = '\0';
+    c->log_format = SERVER_LOG_JSON;
+    c->log_level = SERVER_LOG_INFO;
+}
+
+static int fail(char *reason, size_t cap, const char *src, const char *what,
+                const char *val)
+{
+    snprintf(reason, cap, "%s: %s (got '%s')", src, what, val);
+    return -1;
+}
+
+/* Parses an unsigned decimal, with an optional binary suffix if sizes. */
+static bool parse_size(const char *s, bool suffix, size_t *ret)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return false;
+    unsigned long long mul = 1;
+    if (suffix && *end) {
+        switch (*end) {
+        case 'K':
+        case 'k':
+            mul = 1ull << 10;
+            break;
+        case 'M':
+            mul = 1ull << 20;
+            break;
+        case 'G':
+            mul = 1ull << 30;
+            break;
+        default:
+            return false;
+        }
+        end++;
+        if (!strcmp(end, "iB") || !strcmp(end, "B"))
+            end += strlen(end);
+    }
+    if (*end)
+        return false;
+    unsigned long long r;
+    if (__builtin_mul_overflow(v, mul, &r) || r > SIZE_MAX)
+        return false;
+    *ret = (size_t)r;
+    return true;
+}
+
+static int pick(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], s))
+            return (int)i;
+    return -1;
+}
+
+/* Applies value s of option o to c; src names where it came from. */
+static int apply(struct server_config *c, const struct opt *o, const char *s,
+                 const char *src, char *reason, size_t cap)
+{
+    char *field = (char *)c + o->offset;
+    size_t v;
+    switch (o->kind) {
+    case OPT_HOST:
+        if (!*s || strlen(s) >= SERVER_HOST_MAX)
+            return fail(reason, cap, src, "expected a host address", s);
+        snprintf(field, SERVER_HOST_MAX, "%s", s);
+        return 0;
+    case OPT_PORT:
+        if (!parse_size(s, false, &v) || v > 65535)
+            return fail(reason, cap, src, "expected a port in [0, 65535]", s);
+        *(unsigned *)(void *)field = (unsigned)v;
+        return 0;
+    case OPT_COUNT:
+        if (!parse_size(s, false, &v) || v == 0 || v > 4096)
+            return fail(reason, cap, src, "expected a count in [1, 4096]", s);
+        *(size_t *)(void *)field = v;
+        return 0;
+    case OPT_SIZE:
+        if (!parse_size(s, true, &v) || v == 0)
+            return fail(reason, cap, src,
+                        "expected a positive size (suffix K, M or G allowed)",
+                        s);
+        *(size_t *)(void *)field = v;
+        return 0;
+    case OPT_SECONDS:
+        if (!parse_size(s, false, &v) || v > 86400)
+            return fail(reason, cap, src, "expected seconds in [0, 86400]", s);
+        *(unsigned *)(void *)field = (unsigned)v;
+        return 0;
+    case OPT_DOUBLE: {
+        errno = 0;
+        char *end;
+        double d = strtod(s, &end);
+        if (!*s || *end || errno || !isfinite(d) || d < 0 || d > 1e15)
+            return fail(reason, cap, src, "expected a finite number >= 0", s);
+        *(double *)(void *)field = d;
+        return 0;
+    }
+    case OPT_ORIGINS:
+        if (strlen(s) >= SERVER_ORIGINS_MAX)
+            return fail(reason, cap, src, "origin list too long", s);
+        snprintf(field, SERVER_ORIGINS_MAX, "%s", s);
+        return 0;
+    case OPT_FORMAT: {
+        int i = pick(format_names, 2, s);
+        if (i < 0)
+            return fail(reason, cap, src, "expected json or text", s);
+        *(enum server_log_format *)(void *)field = (enum server_log_format)i;
+        return 0;
+    }
+    case OPT_LEVEL: {
+        int i = pick(level_names, 4, s);
+        if (i < 0)
+            return fail(reason, cap, src, "expected debug, info, warn or error",
+                        s);
+        *(enum server_log_level *)(void *)field = (enum server_log_level)i;
+        return 0;
+    }
+    }
+    return fail(reason, cap, src, "unhandled option", s);
+}
+
+/* The default of o in d, as text. */
+static void describe_default(const struct server_config *d, const struct opt *o,
+                             char *buf, size_t cap)
+{
+    const char *field = (const char *)d + o->offset;
+    switch (o->kind) {
+    case OPT_HOST:
+    case OPT_ORIGINS:
+        snprintf(buf, cap, "'%s'", field);
+        break;
+    case OPT_PORT:
+    case OPT_SECONDS:
+        snprintf(buf, cap, "%u", *(const unsigned *)(const void *)field);
+        break;
+    case OPT_COUNT:
+    case OPT_SIZE:
+        snprintf(buf, cap, "%zu", *(const size_t *)(const void *)field);
+        break;
+    case OPT_DOUBLE:
+        snprintf(buf, cap, "%g", *(const double *)(const void *)field);
+        break;
+    case OPT_FORMAT:
+        snprintf(
+            buf, cap, "%s",
+            format_names[*(const enum server_log_format *)(const void *)field]);
+        break;
+    case OPT_LEVEL:
+        snprintf(
+            buf, cap, "%s",
+            level_names[*(const enum server_log_level *)(const void *)field]);
+        break;
+    }
+}
+
+static void help(FILE *out, const struct server_config *d)
+{
+    fprintf(out, "usage: lossd serve [OPTIONS]\n\n"
+                 "Serves PyTorch's loss functions over HTTP. Each option "
+                 "also reads an\nenvironment variable; a flag wins over "
+                 "the variable.\n\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        char def[SERVER_ORIGINS_MAX + 8];
+        describe_default(d, &opts[i], def, sizeof def);
+        fprintf(out, "  --%-20s %s, default %s\n      %s\n", opts[i].name,
+                opts[i].env, def, opts[i].reason);
+    }
+    fprintf(out, "\n  --help                 this text\n");
+}
+
+static const struct opt *find_opt(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].name) == len && !memcmp(opts[i].name, name, len))
+            return &opts[i];
+    return NULL;
+}
+
+int server_config_load(struct server_config *c, int argc, char **argv,
+                       FILE *out, char *ret_reason, size_t cap)
+{
+    server_config_default(c);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && apply(c, &opts[i], v, opts[i].env, ret_reason, cap) < 0)
+            return -1;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            struct server_config d;
+            server_config_default(&d);
+            help(out, &d);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            snprintf(ret_reason, cap, "unexpected argument '%s'", a);
+            return -1;
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt *o = find_opt(name, len);
+        if (!o) {
+            snprintf(ret_reason, cap, "unknown option '%s' (see --help)", a);
+            return -1;
+        }
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) {
+                snprintf(ret_reason, cap, "--%s needs a value", o->name);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        char src[64];
+        snprintf(src, sizeof src, "--%s", o->name);
+        if (apply(c, o, val, src, ret_reason, cap) < 0)
+            return -1;
+    }
+    if (c->threads < 2) {
+        snprintf(ret_reason, cap,
+                 "--threads: at least 2 (one epoll thread stalls)");
+        return -1;
+    }
+    return 0;
+}
+
+bool server_config_origin_allowed(const struct server_config *c,
+                                  const char *origin, size_t len)
+{
+    const char *p = c->cors_origins;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (n == 1 && *p == '*')
+            return true;
+        if (n > 0 && n == len && !memcmp(p, origin, len))
+            return true;
+        p += n;
+    }
+    return false;
+}

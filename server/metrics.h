@@ -1,0 +1,52 @@
+/*
+ * metrics.h - the Prometheus metrics of lossd (text format 0.0.4).
+ *
+ * Every counter is a relaxed atomic, so recording from any thread takes no
+ * lock. Label values come from fixed sets only (routes, status codes, the
+ * losses of the registry), so a client cannot grow the output.
+ */
+#ifndef LOSSD_SERVER_METRICS_H
+#define LOSSD_SERVER_METRICS_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* The route label: the fixed set of API.md, "other" for any unknown path. */
+enum metrics_route {
+    METRICS_ROUTE_LOSS,
+    METRICS_ROUTE_BATCH,
+    METRICS_ROUTE_LOSSES,
+    METRICS_ROUTE_OPENAPI,
+    METRICS_ROUTE_HEALTHZ,
+    METRICS_ROUTE_READYZ,
+    METRICS_ROUTE_METRICS,
+    METRICS_ROUTE_OTHER,
+    METRICS_ROUTE_COUNT
+};
+
+struct metrics;
+
+/*
+ * A new metrics registry for nlosses losses (loss label indices 0..nlosses-1,
+ * named by names[i], borrowed and static) plus "batch" (index nlosses).
+ * NULL when out of memory.
+ */
+struct metrics *metrics_new(size_t nlosses, const char *const *names);
+void metrics_free(struct metrics *m);
+
+/* One finished request: its route, HTTP code, duration and body bytes. */
+void metrics_request(struct metrics *m, enum metrics_route route, int code,
+                     double seconds, size_t bytes_in);
+/* In-flight gauge: +1 when a request starts, -1 when it completes. */
+void metrics_inflight_add(struct metrics *m, int delta);
+/* A job's wait in the pool's queue. */
+void metrics_queue_wait(struct metrics *m, double seconds);
+/* A job's computation, by loss index (nlosses for batches). */
+void metrics_compute(struct metrics *m, size_t loss, double seconds);
+
+/* Appends the exposition (with build info and process_*) to b. */
+void metrics_write(struct metrics *m, struct proto_buf *b, const char *version,
+                   const char *openblas_core);
+
+#endif

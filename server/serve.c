@@ -1,0 +1,1056 @@
+/*
+ * serve.c - `lossd serve`: libmicrohttpd (epoll, a pool of HTTP threads,
+ * suspend/resume) in front of the handlers, with a libuv worker pool for
+ * expensive jobs. A thin adapter: routes, bodies, limits, headers; the
+ * handlers decide everything about the request's meaning.
+ *
+ * The life of a POST (SERVING.md, "POST flow"):
+ *   first call    headers only: route, method, media type, Content-Length.
+ *                 A failure here is answered at once when the client sent
+ *                 Expect: 100-continue (it never sends the body); otherwise
+ *                 it is remembered and the body discarded as it arrives.
+ *   upload calls  bytes inflated if gzip/deflate and fed to the streaming
+ *                 decoder; limits checked on every chunk.
+ *   final call    decode finish, prepare, then either run inline or reserve
+ *                 a pool slot, suspend, submit. The pool resumes the
+ *                 connection and MHD calls us again: we queue the response.
+ */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "blas.h"
+#include "config.h"
+#include "document.h"
+#include "handler.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
+
+#ifndef LOSSD_VERSION
+#define LOSSD_VERSION "unknown"
+#endif
+
+/*
+ * Bytes of an over-limit or failed body read and thrown away so the client
+ * can read our answer; past max-body-bytes plus this, the connection is
+ * closed instead.
+ */
+#define DISCARD_MAX    ((size_t)4 << 20)
+#define REQUEST_ID_MAX 128
+#define PATH_LOG_MAX   256
+#define RETRY_AFTER    "1"
+
+enum phase {
+    PHASE_SERVING,  /* ready */
+    PHASE_DRAINING, /* readyz 503, everything else served */
+    PHASE_CLOSING,  /* new requests 503 + Connection: close */
+};
+
+enum route {
+    ROUTE_LOSS,
+    ROUTE_BATCH,
+    ROUTE_LOSSES,
+    ROUTE_OPENAPI,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+    ROUTE_NONE,
+};
+
+/* The context of the whole server: the MHD cls and the pool jobs' owner. */
+struct server {
+    struct server_config cfg;
+    struct proto_limits dlim;
+    struct MHD_Daemon *daemon;
+    struct pool *pool;
+    struct metrics *metrics;
+    struct server_log *log;
+    size_t nlosses;
+    const char **loss_names;            /* nlosses, static strings */
+    const struct handler_loss **losses; /* nlosses */
+    char *catalog, *openapi;            /* built once at start */
+    size_t catalog_len, openapi_len;
+    _Atomic int phase;
+    _Atomic size_t active;         /* requests with state, not completed */
+    _Atomic size_t inflight_bytes; /* held by all requests */
+    _Atomic unsigned long long next_id;
+    unsigned long long id_seed;
+};
+
+/* One request. Touched by one thread at a time: the MHD thread, then (while
+   suspended) the worker, then the loop thread, then the MHD thread again. */
+struct req {
+    struct server *srv;
+    struct MHD_Connection *conn;
+    enum route route;
+    const struct handler_loss *loss;
+    const char *allow; /* methods of the route */
+    bool is_options, is_post;
+    char method[16];
+    char path[PATH_LOG_MAX];
+    char id[REQUEST_ID_MAX + 1];
+    const char *origin; /* valid while the connection lives; NULL: no CORS */
+    double t0;
+    /* body */
+    size_t bytes_in, inflated;
+    bool failed; /* err holds the answer; the body is being discarded */
+    struct loss_error err;
+    bool accept_encoding; /* 415 for Content-Encoding */
+    bool inflating, z_end;
+    z_stream z;
+    struct proto_decoder *dec;
+    size_t held; /* bytes counted in srv->inflight_bytes */
+    /* job */
+    struct handler_job *job;
+    const char *job_loss;
+    size_t loss_index;
+    struct pool_job pj;
+    bool job_done;
+    double queue_wait;
+    struct proto_buf out;
+    int out_status;
+    /* answer */
+    int status;
+    size_t bytes_out;
+};
+
+static double now_mono(void)
+{
+    return pool_now();
+}
+
+static unsigned long long splitmix64(unsigned long long x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* ---- in-flight memory ---------------------------------------------- */
+
+/* Sets r's held bytes to total; false (nothing changed) if that would take
+   the server past max-inflight-bytes. */
+static bool req_hold(struct req *r, size_t total)
+{
+    struct server *s = r->srv;
+    if (total <= r->held) {
+        atomic_fetch_sub(&s->inflight_bytes, r->held - total);
+        r->held = total;
+        return true;
+    }
+    size_t delta = total - r->held;
+    size_t before = atomic_fetch_add(&s->inflight_bytes, delta);
+    if (before + delta > s->cfg.max_inflight_bytes) {
+        atomic_fetch_sub(&s->inflight_bytes, delta);
+        return false;
+    }
+    r->held = total;
+    return true;
+}
+
+/* ---- failures -------------------------------------------------------- */
+
+static void req_fail(struct req *r, enum loss_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void req_fail(struct req *r, enum loss_status st, const char *fmt, ...)
+{
+    if (r->failed)
+        return; /* the first failure is the answer */
+    char msg[LOSS_DETAIL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    loss_fail(&r->err, st, NULL, "%s", msg);
+    r->failed = true;
+}
+
+/* Records a failure that a lower layer already described in err. */
+static void req_fail_err(struct req *r, const struct loss_error *err)
+{
+    if (r->failed)
+        return;
+    r->err = *err;
+    r->failed = true;
+}
+
+/* Frees what the body and the job hold, keeping the answer. */
+static void req_release_body(struct req *r)
+{
+    if (r->inflating) {
+        inflateEnd(&r->z);
+        r->inflating = false;
+    }
+    proto_decoder_free(r->dec);
+    r->dec = NULL;
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+static void add_cors(struct req *r, struct MHD_Response *resp)
+{
+    if (!r->origin)
+        return;
+    bool any = !strcmp(r->srv->cfg.cors_origins, "*");
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+                            any ? "*" : r->origin);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                            "X-Request-Id, Retry-After");
+}
+
+/*
+ * Queues status with body (len bytes; freed with free() when freeit, else
+ * static) and the headers every response carries.
+ */
+static enum MHD_Result respond(struct req *r, int status, const char *ctype,
+                               char *body, size_t len, bool freeit)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(
+            len, body, freeit ? free : NULL);
+    if (!resp) {
+        if (freeit)
+            free(body);
+        return MHD_NO;
+    }
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    add_cors(r, resp);
+    if (status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
+    if (status == 405 || r->is_options)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (status == 415 && r->accept_encoding)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING,
+                                "gzip, deflate, identity");
+    if (atomic_load(&r->srv->phase) == PHASE_CLOSING)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    r->status = status;
+    r->bytes_out = len;
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result respond_buf(struct req *r, int status, const char *ctype,
+                                   struct proto_buf *b)
+{
+    size_t len = 0;
+    char *data = proto_buf_steal(b, &len);
+    if (!data) {
+        static char oom[] = "{\"type\":\"/problems/internal\",\"title\":"
+                            "\"Out of memory\",\"status\":500}";
+        return respond(r, 500, "application/problem+json", oom, sizeof oom - 1,
+                       false);
+    }
+    return respond(r, status, ctype, data, len, true);
+}
+
+static enum MHD_Result respond_problem(struct req *r)
+{
+    struct proto_buf b;
+    proto_buf_init(&b);
+    proto_problem_write(&b, &r->err, r->id, NULL);
+    return respond_buf(r, proto_status_http(r->err.status),
+                       "application/problem+json", &b);
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+#define ALLOW_GET  "GET, HEAD, OPTIONS"
+#define ALLOW_POST "POST, OPTIONS"
+
+static void route(struct req *r, const char *url)
+{
+    static const struct {
+        const char *path;
+        enum route route;
+    } fixed[] = {
+        {"/healthz", ROUTE_HEALTHZ},      {"/readyz", ROUTE_READYZ},
+        {"/metrics", ROUTE_METRICS},      {"/v1/losses", ROUTE_LOSSES},
+        {"/openapi.json", ROUTE_OPENAPI}, {"/v1/batch", ROUTE_BATCH},
+    };
+    r->route = ROUTE_NONE;
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(url, fixed[i].path)) {
+            r->route = fixed[i].route;
+            r->allow = r->route == ROUTE_BATCH ? ALLOW_POST : ALLOW_GET;
+            return;
+        }
+    /* /v2/... is the Open Inference Protocol's, not a loss (later issue) */
+    if (!strcmp(url, "/v2") || !strncmp(url, "/v2/", 4))
+        return;
+    const char *name = NULL;
+    if (!strncmp(url, "/v1/", 4))
+        name = url + 4;
+    else if (url[0] == '/' && strncmp(url, "/v1", 4) != 0)
+        name = url + 1;
+    if (!name || !*name)
+        return;
+    const struct handler_loss *l = handler_find(name, strlen(name));
+    if (!l)
+        return;
+    r->route = ROUTE_LOSS;
+    r->loss = l;
+    r->allow = ALLOW_POST;
+    for (size_t i = 0; i < r->srv->nlosses; i++)
+        if (r->srv->losses[i] == l)
+            r->loss_index = i;
+}
+
+/* application/json (any parameters), application/ *+json, or absent. */
+static bool json_media_type(const char *ct)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    if (n == 16 && !strncasecmp(ct, "application/json", 16))
+        return true;
+    return n > 17 && !strncasecmp(ct, "application/", 12) &&
+           !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+static void copy_request_id(struct req *r)
+{
+    const char *id =
+        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = id ? strlen(id) : 0;
+    bool ok = n > 0 && n <= REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = id[i] > 0x20 && id[i] < 0x7f;
+    if (ok) {
+        memcpy(r->id, id, n + 1);
+        return;
+    }
+    unsigned long long v =
+        splitmix64(r->srv->id_seed + atomic_fetch_add(&r->srv->next_id, 1));
+    snprintf(r->id, sizeof r->id, "%016llx", v);
+}
+
+/* The first call: headers only. Leaves r->failed set if the answer is
+   already known. */
+static void begin(struct req *r, const char *url, const char *method)
+{
+    struct server *s = r->srv;
+    struct MHD_Connection *c = r->conn;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", url);
+    copy_request_id(r);
+    const char *origin =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (origin && s->cfg.cors_origins[0] &&
+        server_config_origin_allowed(&s->cfg, origin, strlen(origin)))
+        r->origin = origin;
+    r->is_post = !strcmp(method, "POST");
+    r->is_options = false;
+
+    if (atomic_load(&s->phase) == PHASE_CLOSING) {
+        req_fail(r, LOSS_EUNAVAIL, "the server is shutting down");
+        return;
+    }
+    route(r, url);
+    if (r->route == ROUTE_NONE) {
+        req_fail(r, LOSS_ENOTFOUND, "no route or loss at %s", r->path);
+        return;
+    }
+    if (!strcmp(method, "OPTIONS")) {
+        r->is_options = true;
+        return;
+    }
+    bool want_post = r->route == ROUTE_LOSS || r->route == ROUTE_BATCH;
+    bool ok = want_post ? r->is_post
+                        : (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+    if (!ok) {
+        req_fail(r, LOSS_EMETHOD, "%s is not allowed on %s (allowed: %s)",
+                 r->method, r->path, r->allow);
+        return;
+    }
+    if (!want_post)
+        return;
+
+    const char *ct =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (ct && !json_media_type(ct)) {
+        req_fail(r, LOSS_EMEDIA,
+                 "Content-Type '%.100s' is not JSON: send Content-Type: "
+                 "application/json",
+                 ct);
+        return;
+    }
+    const char *ce =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+    if (ce && (!strcasecmp(ce, "gzip") || !strcasecmp(ce, "x-gzip") ||
+               !strcasecmp(ce, "deflate"))) {
+        memset(&r->z, 0, sizeof r->z);
+        /* 15 + 32: zlib or gzip header, detected */
+        if (inflateInit2(&r->z, 15 + 32) != Z_OK) {
+            req_fail(r, LOSS_ENOMEM, "out of memory");
+            return;
+        }
+        r->inflating = true;
+    } else if (ce && strcasecmp(ce, "identity") != 0) {
+        r->accept_encoding = true;
+        req_fail(r, LOSS_EMEDIA,
+                 "Content-Encoding '%.100s' is not supported: send gzip, "
+                 "deflate or identity",
+                 ce);
+        return;
+    }
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl) {
+        unsigned long long n = strtoull(cl, NULL, 10);
+        if (n > s->cfg.limits.max_body_bytes) {
+            req_fail(r, LOSS_ETOOLARGE,
+                     "the body of %llu bytes exceeds max-body-bytes (%zu)", n,
+                     s->cfg.limits.max_body_bytes);
+            return;
+        }
+    }
+    r->dec = proto_decoder_new(&s->dlim);
+    if (!r->dec)
+        req_fail(r, LOSS_ENOMEM, "out of memory");
+}
+
+/* ---- body -------------------------------------------------------------- */
+
+static void feed(struct req *r, const char *data, size_t n)
+{
+    struct server *s = r->srv;
+    struct loss_error err;
+    loss_error_init(&err);
+    if (proto_decoder_feed(r->dec, data, n, &err) != LOSS_OK) {
+        req_fail_err(r, &err);
+        req_release_body(r);
+        return;
+    }
+    if (!req_hold(r, proto_decoder_bytes(r->dec))) {
+        req_fail(r, LOSS_EUNAVAIL,
+                 "the server holds max-inflight-bytes (%zu) of requests; "
+                 "retry later",
+                 s->cfg.max_inflight_bytes);
+        req_release_body(r);
+    }
+}
+
+static void inflate_feed(struct req *r, const char *data, size_t n)
+{
+    size_t max = r->srv->cfg.limits.max_body_bytes;
+    char out[16384];
+    if (r->z_end) {
+        req_fail(r, LOSS_EJSON, "data after the end of the compressed body");
+        req_release_body(r);
+        return;
+    }
+    r->z.next_in = (Bytef *)(uintptr_t)data;
+    r->z.avail_in = (uInt)n;
+    while (!r->failed && (r->z.avail_in > 0 || r->z.avail_out == 0)) {
+        r->z.next_out = (Bytef *)out;
+        r->z.avail_out = sizeof out;
+        int zr = inflate(&r->z, Z_NO_FLUSH);
+        if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+            req_fail(r, LOSS_EJSON, "the compressed body is corrupt (%s)",
+                     r->z.msg ? r->z.msg : "zlib error");
+            break;
+        }
+        size_t got = sizeof out - r->z.avail_out;
+        r->inflated += got;
+        if (r->inflated > max) {
+            req_fail(r, LOSS_ETOOLARGE,
+                     "the decompressed body exceeds max-body-bytes (%zu)", max);
+            break;
+        }
+        if (got > 0)
+            feed(r, out, got);
+        if (zr == Z_STREAM_END) {
+            r->z_end = true;
+            if (r->z.avail_in > 0 && !r->failed)
+                req_fail(r, LOSS_EJSON,
+                         "data after the end of the compressed body");
+            break;
+        }
+        if (zr == Z_BUF_ERROR && r->z.avail_in == 0)
+            break;
+    }
+    if (r->failed)
+        req_release_body(r);
+}
+
+/* An upload call: MHD_NO closes the connection (discarded too much). */
+static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
+{
+    size_t max = r->srv->cfg.limits.max_body_bytes;
+    r->bytes_in += n;
+    if (!r->failed && r->bytes_in > max) {
+        req_fail(r, LOSS_ETOOLARGE, "the body exceeds max-body-bytes (%zu)",
+                 max);
+        req_release_body(r);
+    }
+    if (r->failed || !r->dec)
+        return r->bytes_in > max + DISCARD_MAX ? MHD_NO : MHD_YES;
+    if (r->inflating)
+        inflate_feed(r, data, n);
+    else
+        feed(r, data, n);
+    return MHD_YES;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+/* Runs r's job and writes the answer to r->out (any thread). */
+static void job_run(struct req *r)
+{
+    struct loss_error err;
+    loss_error_init(&err);
+    double t = now_mono();
+    proto_buf_init(&r->out);
+    enum loss_status st = handler_job_run(r->job, NULL, &r->out, &err);
+    if (st == LOSS_OK && !proto_buf_ok(&r->out))
+        st = loss_fail(&err, LOSS_ENOMEM, NULL, "out of memory");
+    if (st != LOSS_OK) {
+        proto_buf_reset(&r->out);
+        proto_problem_write(&r->out, &err, r->id, NULL);
+        r->out_status = proto_status_http(st);
+    } else {
+        r->out_status = 200;
+    }
+    metrics_compute(r->srv->metrics,
+                    r->route == ROUTE_BATCH ? r->srv->nlosses : r->loss_index,
+                    now_mono() - t);
+    handler_job_free(r->job);
+    r->job = NULL;
+    req_hold(r, 0);
+}
+
+static void pool_work(struct pool_job *pj)
+{
+    struct req *r = (struct req *)((char *)pj - offsetof(struct req, pj));
+    job_run(r);
+}
+
+/* On the loop thread: the job ran, or was cancelled before it started. */
+static void pool_done(struct pool_job *pj, bool cancelled)
+{
+    struct req *r = (struct req *)((char *)pj - offsetof(struct req, pj));
+    if (cancelled) {
+        struct loss_error err;
+        loss_fail(&err, LOSS_EUNAVAIL, NULL,
+                  "the server stopped before the job could run; retry");
+        proto_buf_init(&r->out);
+        proto_problem_write(&r->out, &err, r->id, NULL);
+        r->out_status = 503;
+        handler_job_free(r->job);
+        r->job = NULL;
+        req_hold(r, 0);
+    } else {
+        r->queue_wait = pj->started - pj->submitted;
+        metrics_queue_wait(r->srv->metrics, r->queue_wait);
+    }
+    r->job_done = true;
+    MHD_resume_connection(r->conn); /* last act: MHD owns r again */
+}
+
+/* The final call of a POST to a loss or the batch. */
+static enum MHD_Result finish_post(struct req *r)
+{
+    struct server *s = r->srv;
+    struct loss_error err;
+    loss_error_init(&err);
+    if (r->inflating && !r->z_end) {
+        req_fail(r, LOSS_EJSON, "the compressed body is truncated");
+        req_release_body(r);
+        return respond_problem(r);
+    }
+    struct proto_doc *doc = NULL;
+    size_t doc_bytes = proto_decoder_bytes(r->dec);
+    if (proto_decoder_finish(r->dec, &doc, &err) != LOSS_OK) {
+        req_fail_err(r, &err);
+        req_release_body(r);
+        return respond_problem(r);
+    }
+    req_release_body(r);
+    if (handler_prepare(r->route == ROUTE_LOSS ? r->loss : NULL, doc,
+                        &s->cfg.limits, &r->job, &err) != LOSS_OK) {
+        req_fail_err(r, &err);
+        req_hold(r, 0);
+        return respond_problem(r);
+    }
+    if (!req_hold(r, doc_bytes + handler_job_bytes(r->job))) {
+        req_fail(r, LOSS_EUNAVAIL,
+                 "the server holds max-inflight-bytes (%zu) of requests; "
+                 "retry later",
+                 s->cfg.max_inflight_bytes);
+        return respond_problem(r);
+    }
+    r->job_loss = handler_job_loss(r->job);
+    if (handler_job_cost(r->job) <= s->cfg.inline_max_cost) {
+        job_run(r);
+        return respond_buf(r, r->out_status,
+                           r->out_status == 200 ? "application/json"
+                                                : "application/problem+json",
+                           &r->out);
+    }
+    int rc = pool_reserve(s->pool);
+    if (rc < 0) {
+        req_fail(r, LOSS_EUNAVAIL,
+                 rc == -EBUSY ? "the work queue is full (queue-limit %zu); "
+                                "retry later"
+                              : "the server is shutting down (queue-limit "
+                                "%zu)",
+                 s->cfg.queue_limit);
+        return respond_problem(r);
+    }
+    r->pj.work = pool_work;
+    r->pj.done = pool_done;
+    MHD_suspend_connection(r->conn);
+    pool_submit(s->pool, &r->pj);
+    return MHD_YES; /* never MHD_NO after suspending */
+}
+
+/* ---- the final call ------------------------------------------------------ */
+
+static enum MHD_Result respond_text(struct req *r, int status,
+                                    const char *ctype, const char *text)
+{
+    return respond(r, status, ctype, (char *)(uintptr_t)text, strlen(text),
+                   false);
+}
+
+static enum MHD_Result finish(struct req *r)
+{
+    struct server *s = r->srv;
+    if (r->job_done)
+        return respond_buf(r, r->out_status,
+                           r->out_status == 200 ? "application/json"
+                                                : "application/problem+json",
+                           &r->out);
+    if (r->failed)
+        return respond_problem(r);
+    if (r->route == ROUTE_NONE) {
+        loss_fail(&r->err, LOSS_ENOTFOUND, NULL, "no route or loss at %s",
+                  r->path);
+        r->failed = true;
+        return respond_problem(r);
+    }
+    if (r->is_options) {
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer_with_free_callback(0, NULL, NULL);
+        if (!resp)
+            return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+        MHD_add_response_header(resp, "X-Request-Id", r->id);
+        if (r->origin &&
+            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                        "Access-Control-Request-Method")) {
+            add_cors(r, resp);
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                                    r->allow);
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                    "Content-Type, Content-Encoding, "
+                                    "X-Request-Id");
+            MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        } else {
+            add_cors(r, resp);
+        }
+        r->status = 204;
+        enum MHD_Result ret = MHD_queue_response(r->conn, 204, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    struct proto_buf b;
+    switch (r->route) {
+    case ROUTE_HEALTHZ:
+        return respond_text(r, 200, "application/json", "{\"live\":true}");
+    case ROUTE_READYZ:
+        if (atomic_load(&s->phase) == PHASE_SERVING)
+            return respond_text(r, 200, "application/json", "{\"ready\":true}");
+        return respond_text(r, 503, "application/json", "{\"ready\":false}");
+    case ROUTE_METRICS:
+        proto_buf_init(&b);
+        metrics_write(s->metrics, &b, LOSSD_VERSION, loss_blas_core());
+        return respond_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+                           &b);
+    case ROUTE_LOSSES:
+        return respond(r, 200, "application/json", s->catalog, s->catalog_len,
+                       false);
+    case ROUTE_OPENAPI:
+        return respond(r, 200, "application/json", s->openapi, s->openapi_len,
+                       false);
+    case ROUTE_LOSS:
+    case ROUTE_BATCH:
+        return finish_post(r);
+    case ROUTE_NONE:
+        break;
+    }
+    return MHD_NO;
+}
+
+static bool expects_continue(struct MHD_Connection *c)
+{
+    const char *e = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    return e && !strcasecmp(e, "100-continue");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct server *s = cls;
+    struct req *r = *con_cls;
+    (void)version;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = s;
+        r->conn = c;
+        r->t0 = now_mono();
+        r->queue_wait = -1;
+        loss_error_init(&r->err);
+        *con_cls = r;
+        atomic_fetch_add(&s->active, 1);
+        metrics_inflight_add(s->metrics, 1);
+        begin(r, url, method);
+        /* Expect: 100-continue and the answer is known: the client waits
+           for us and never sends the body. */
+        if (r->failed && expects_continue(c))
+            return respond_problem(r);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return on_body(r, upload_data, n);
+    }
+    return finish(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct server *s = cls;
+    struct req *r = *con_cls;
+    (void)c;
+    (void)toe;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    double dur = now_mono() - r->t0;
+    enum metrics_route mr = METRICS_ROUTE_OTHER;
+    switch (r->route) {
+    case ROUTE_LOSS:
+        mr = METRICS_ROUTE_LOSS;
+        break;
+    case ROUTE_BATCH:
+        mr = METRICS_ROUTE_BATCH;
+        break;
+    case ROUTE_LOSSES:
+        mr = METRICS_ROUTE_LOSSES;
+        break;
+    case ROUTE_OPENAPI:
+        mr = METRICS_ROUTE_OPENAPI;
+        break;
+    case ROUTE_HEALTHZ:
+        mr = METRICS_ROUTE_HEALTHZ;
+        break;
+    case ROUTE_READYZ:
+        mr = METRICS_ROUTE_READYZ;
+        break;
+    case ROUTE_METRICS:
+        mr = METRICS_ROUTE_METRICS;
+        break;
+    case ROUTE_NONE:
+        break;
+    }
+    metrics_request(s->metrics, mr, r->status, dur, r->bytes_in);
+    struct server_access a = {
+        .request_id = r->id,
+        .method = r->method,
+        .path = r->path,
+        .status = r->status,
+        .bytes_in = r->bytes_in,
+        .bytes_out = r->bytes_out,
+        .duration = dur,
+        .queue_wait = r->queue_wait,
+        .loss = r->job_loss,
+    };
+    server_log_access(s->log, &a);
+    req_release_body(r);
+    handler_job_free(r->job);
+    proto_buf_release(&r->out);
+    req_hold(r, 0);
+    free(r);
+    metrics_inflight_add(s->metrics, -1);
+    atomic_fetch_sub(&s->active, 1);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int server_init(struct server *s)
+{
+    s->nlosses = handler_count();
+    s->losses = calloc(s->nlosses + 1, sizeof *s->losses);
+    s->loss_names = calloc(s->nlosses + 1, sizeof *s->loss_names);
+    const struct proto_loss_desc **descs =
+        calloc(s->nlosses + 1, sizeof *descs);
+    if (!s->losses || !s->loss_names || !descs) {
+        free(descs);
+        return -1;
+    }
+    for (size_t i = 0; i < s->nlosses; i++) {
+        s->losses[i] = handler_at(i);
+        descs[i] = handler_describe(s->losses[i]);
+        s->loss_names[i] = descs[i]->name;
+    }
+    struct proto_limits_desc ld;
+    handler_limits_describe(&s->cfg.limits, &ld);
+    struct proto_buf b;
+    proto_buf_init(&b);
+    proto_catalog_write(&b, descs, s->nlosses, &ld);
+    s->catalog = proto_buf_steal(&b, &s->catalog_len);
+    proto_buf_init(&b);
+    proto_openapi_write(&b, descs, s->nlosses, &ld, LOSSD_VERSION);
+    s->openapi = proto_buf_steal(&b, &s->openapi_len);
+    free(descs);
+    handler_decoder_limits(&s->cfg.limits, &s->dlim);
+    s->metrics = metrics_new(s->nlosses, s->loss_names);
+    if (!s->catalog || !s->openapi || !s->metrics)
+        return -1;
+    unsigned long long seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
+        seed = (unsigned long long)time(NULL) ^
+               ((unsigned long long)getpid() << 32);
+    s->id_seed = seed;
+    return 0;
+}
+
+static void server_release(struct server *s)
+{
+    metrics_free(s->metrics);
+    free(s->catalog);
+    free(s->openapi);
+    free(s->losses);
+    free(s->loss_names);
+    server_log_free(s->log);
+}
+
+/* Waits up to seconds for a signal in set; true if one came. */
+static bool wait_signal(const sigset_t *set, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    struct timespec ts = {
+        .tv_sec = (time_t)seconds,
+        .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9)};
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0)
+            return true;
+        if (errno != EINTR)
+            return false;
+    }
+}
+
+/* Sleeps up to seconds, flushing the log every 100 ms; a second signal
+   ends the process at once. */
+static void wait_tick(struct server *s, const sigset_t *set, double seconds)
+{
+    double step = seconds < 0.1 ? seconds : 0.1;
+    if (wait_signal(set, step)) {
+        server_log_event(s->log, SERVER_LOG_WARN, "exit",
+                         "second signal: exiting at once");
+        server_log_flush(s->log);
+        _exit(1);
+    }
+    server_log_flush(s->log);
+}
+
+static int resolve(const char *host, unsigned port,
+                   struct sockaddr_storage *ret, char *numeric, size_t cap)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%u", port);
+    if (getaddrinfo(host, ps, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(ret, res->ai_addr, res->ai_addrlen);
+    getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)cap, NULL, 0,
+                NI_NUMERICHOST);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* After the first signal: API.md "Draining". Returns the exit code. */
+static int drain(struct server *s, const sigset_t *set, MHD_socket *ret_fd)
+{
+    atomic_store(&s->phase, PHASE_DRAINING);
+    server_log_event(s->log, SERVER_LOG_INFO, "draining",
+                     "readiness 503; serving for %g s", s->cfg.drain_seconds);
+    double end = now_mono() + s->cfg.drain_seconds;
+    while (now_mono() < end)
+        wait_tick(s, set, end - now_mono());
+
+    atomic_store(&s->phase, PHASE_CLOSING);
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        shutdown(fd, SHUT_RDWR); /* refuse instead of a silent backlog */
+    *ret_fd = fd;
+    server_log_event(s->log, SERVER_LOG_INFO, "closing",
+                     "not accepting; %zu requests in flight",
+                     atomic_load(&s->active));
+    end = now_mono() + s->cfg.exit_timeout;
+    while (atomic_load(&s->active) > 0 && now_mono() < end)
+        wait_tick(s, set, end - now_mono());
+    if (atomic_load(&s->active) == 0)
+        return 0;
+    /* Exit timeout: queued jobs resume with 503; running ones get 1 s. */
+    pool_close_submissions(s->pool);
+    pool_cancel_queued(s->pool);
+    end = now_mono() + 1.0;
+    while (pool_pending(s->pool) > 0 && now_mono() < end)
+        wait_tick(s, set, end - now_mono());
+    if (pool_pending(s->pool) > 0) {
+        server_log_event(s->log, SERVER_LOG_WARN, "exit",
+                         "exit timeout: %zu jobs still running; leaving",
+                         pool_pending(s->pool));
+        server_log_flush(s->log);
+        _exit(0);
+    }
+    /* resumed connections answer; give them a moment to write */
+    end = now_mono() + 1.0;
+    while (atomic_load(&s->active) > 0 && now_mono() < end)
+        wait_tick(s, set, end - now_mono());
+    return 0;
+}
+
+int server_serve_main(int argc, char **argv)
+{
+    struct server *s = calloc(1, sizeof *s);
+    char reason[512];
+    int code = 1;
+    MHD_socket lfd = MHD_INVALID_SOCKET;
+    if (!s) {
+        fprintf(stderr, "lossd serve: out of memory\n");
+        return 1;
+    }
+    int rc =
+        server_config_load(&s->cfg, argc, argv, stdout, reason, sizeof reason);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "lossd serve: %s\n", reason);
+        free(s);
+        return rc > 0 ? 0 : 2;
+    }
+    struct sockaddr_storage addr;
+    char numeric[NI_MAXHOST] = "";
+    if (resolve(s->cfg.host, s->cfg.port, &addr, numeric, sizeof numeric) < 0) {
+        fprintf(stderr, "lossd serve: --host: cannot resolve '%s'\n",
+                s->cfg.host);
+        free(s);
+        return 2;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    /* Every thread inherits this mask: only sigtimedwait() here sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    raise_fd_limit();
+
+    s->log = server_log_new(STDERR_FILENO, s->cfg.log_format, s->cfg.log_level);
+    if (!s->log || server_init(s) < 0) {
+        fprintf(stderr, "lossd serve: out of memory\n");
+        goto out;
+    }
+    int prc = pool_start(s->cfg.workers, s->cfg.queue_limit, &s->pool);
+    if (prc < 0) {
+        server_log_event(s->log, SERVER_LOG_ERROR, "start", "worker pool: %s",
+                         uv_strerror(prc));
+        goto out;
+    }
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    struct rlimit rl;
+    unsigned conn_limit = 10000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 10100)
+        conn_limit = rl.rlim_cur > 164 ? (unsigned)rl.rlim_cur - 100 : 64;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!s->daemon) {
+        server_log_event(s->log, SERVER_LOG_ERROR, "start",
+                         "cannot listen on %s port %u", s->cfg.host,
+                         s->cfg.port);
+        pool_stop(s->pool);
+        s->pool = NULL;
+        goto out;
+    }
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = di ? di->port : s->cfg.port;
+    printf("{\"event\":\"listening\",\"host\":\"%s\",\"port\":%u}\n", numeric,
+           port);
+    fflush(stdout);
+    server_log_event(s->log, SERVER_LOG_INFO, "listening",
+                     "%s port %u, %zu HTTP threads, %zu workers, lossd %s, "
+                     "OpenBLAS %s",
+                     numeric, port, s->cfg.threads, s->cfg.workers,
+                     LOSSD_VERSION, loss_blas_core());
+
+    while (!wait_signal(&set, 0.1))
+        server_log_flush(s->log);
+    code = drain(s, &set, &lfd);
+    MHD_stop_daemon(s->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    pool_stop(s->pool);
+    server_log_event(s->log, SERVER_LOG_INFO, "stopped", "exit %d", code);
+out:
+    server_release(s);
+    free(s);
+    return code;
+}

@@ -1,0 +1,279 @@
+/*
+ * harness.c - the real binary behind a pipe, a file and libcurl.
+ */
+#include "harness.h"
+
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+double harness_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int lossd_start(struct lossd_proc *p, const char *const *args)
+{
+    static unsigned seq;
+    const char *exe = getenv("LOSSD_EXE");
+    if (!exe)
+        return -1;
+    memset(p, 0, sizeof *p);
+    snprintf(
+        p->stderr_path, sizeof p->stderr_path, "%s/lossd-test-%d-%u.stderr",
+        getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(), seq++);
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -1;
+    const char *argv[64] = {exe, "serve", "--host", "127.0.0.1", "--port", "0"};
+    size_t n = 6;
+    for (size_t i = 0; args && args[i] && n < 62; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int efd = open(p->stderr_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (efd < 0)
+            _exit(127);
+        dup2(pfd[1], STDOUT_FILENO);
+        dup2(efd, STDERR_FILENO);
+        execv(exe, (char *const *)(void *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    p->pid = pid;
+    /* the first line: {"event":"listening",...,"port":N} */
+    char line[512];
+    size_t len = 0;
+    double deadline = harness_now() + 60;
+    while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
+        struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+        int ms = (int)((deadline - harness_now()) * 1000);
+        if (ms <= 0 || poll(&pf, 1, ms) <= 0)
+            break;
+        ssize_t r = read(pfd[0], line + len, sizeof line - 1 - len);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(pfd[0]);
+    line[len] = '\0';
+    const char *pp = strstr(line, "\"port\":");
+    if (!pp || !strstr(line, "\"event\":\"listening\"")) {
+        fprintf(stderr, "lossd did not start; first line '%s'\n", line);
+        lossd_stop(p, SIGKILL, 5);
+        return -1;
+    }
+    p->port = (unsigned)atoi(pp + 7);
+    snprintf(p->url, sizeof p->url, "http://127.0.0.1:%u", p->port);
+    return 0;
+}
+
+int lossd_stop(struct lossd_proc *p, int sig, double timeout)
+{
+    if (p->pid <= 0)
+        return -1;
+    if (sig)
+        kill(p->pid, sig);
+    double end = harness_now() + timeout;
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) {
+            p->pid = 0;
+            return status;
+        }
+        if (harness_now() > end) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            p->pid = 0;
+            return -1;
+        }
+        usleep(10000);
+    }
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    size_t n;
+    while (s && (n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            char *t = realloc(s, cap * 2);
+            if (!t) {
+                free(s);
+                s = NULL;
+                break;
+            }
+            s = t;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (s)
+        s[len] = '\0';
+    return s;
+}
+
+bool lossd_stderr_contains(const struct lossd_proc *p, const char *needle)
+{
+    char *s = read_file(p->stderr_path);
+    bool found = s && strstr(s, needle);
+    free(s);
+    return found;
+}
+
+bool lossd_stderr_clean(const struct lossd_proc *p)
+{
+    static const char *const reports[] = {"ERROR: AddressSanitizer",
+                                          "runtime error:", "LeakSanitizer",
+                                          "ThreadSanitizer"};
+    char *s = read_file(p->stderr_path);
+    bool clean = true;
+    for (size_t i = 0; s && i < sizeof reports / sizeof reports[0]; i++)
+        if (strstr(s, reports[i])) {
+            fprintf(stderr, "sanitizer report in lossd's stderr:\n%s\n", s);
+            clean = false;
+            break;
+        }
+    free(s);
+    return clean;
+}
+
+void lossd_finish(struct lossd_proc *p)
+{
+    int st = lossd_stop(p, SIGTERM, 20);
+    ck_assert_msg(st >= 0, "lossd did not exit after SIGTERM");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "lossd exit status %d",
+                  st);
+    ck_assert(lossd_stderr_clean(p));
+    unlink(p->stderr_path);
+}
+
+struct sink {
+    char *data;
+    size_t len;
+};
+
+static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct sink *s = ud;
+    size_t n = size * nmemb;
+    char *t = realloc(s->data, s->len + n + 1);
+    if (!t)
+        return 0;
+    memcpy(t + s->len, ptr, n);
+    s->len += n;
+    t[s->len] = '\0';
+    s->data = t;
+    return n;
+}
+
+int http_do(const struct lossd_proc *p, const char *method, const char *path,
+            const char *const *headers, const char *body, size_t len,
+            struct http_resp *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", p->url, path);
+    struct sink b = {0}, h = {0};
+    struct curl_slist *hl = NULL;
+    for (size_t i = 0; headers && headers[i]; i++)
+        hl = curl_slist_append(hl, headers[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    ret->body = b.data ? b.data : strdup("");
+    ret->len = b.len;
+    ret->headers = h.data ? h.data : strdup("");
+    ret->hlen = h.len;
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+const char *http_header(const struct http_resp *r, const char *name, char *buf,
+                        size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *l = r->headers; l && *l;) {
+        const char *e = strstr(l, "\r\n");
+        size_t ll = e ? (size_t)(e - l) : strlen(l);
+        if (ll > nl && l[nl] == ':' && !strncasecmp(l, name, nl)) {
+            const char *v = l + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t vl = ll - (size_t)(v - l);
+            if (vl >= cap)
+                vl = cap - 1;
+            memcpy(buf, v, vl);
+            buf[vl] = '\0';
+            return buf;
+        }
+        l += ll + (e ? 2 : 0);
+    }
+    return NULL;
+}
+
+const char *http_json_str(const struct http_resp *r, const char *key, char *buf,
+                          size_t cap)
+{
+    buf[0] = '\0';
+    json_t *j = json_loadb(r->body, r->len, 0, NULL);
+    if (j) {
+        const char *s = json_string_value(json_object_get(j, key));
+        if (s)
+            snprintf(buf, cap, "%s", s);
+        json_decref(j);
+    }
+    return buf;
+}
+
+void http_resp_release(struct http_resp *r)
+{
+    free(r->body);
+    free(r->headers);
+    r->body = r->headers = NULL;
+}

@@ -1,0 +1,73 @@
+/*
+ * harness.h - start the real lossd binary for an integration test and talk
+ * to it over HTTP on 127.0.0.1.
+ *
+ * lossd_start() runs `$LOSSD_EXE serve --host 127.0.0.1 --port 0 ARGS...`
+ * with PR_SET_PDEATHSIG (it dies with the test), stderr captured in a file,
+ * and reads the port from its first stdout line. lossd_stop() signals it and
+ * waits; lossd_stderr_clean() tells whether its stderr holds a sanitizer
+ * report.
+ */
+#ifndef LOSSD_TESTS_SERVER_HARNESS_H
+#define LOSSD_TESTS_SERVER_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct lossd_proc {
+    pid_t pid;
+    unsigned port;
+    char stderr_path[256];
+    char url[64]; /* "http://127.0.0.1:PORT" */
+};
+
+/* Starts lossd with extra arguments (NULL-terminated, may be NULL); 0 or -1. */
+int lossd_start(struct lossd_proc *p, const char *const *args);
+
+/*
+ * Sends sig (0: none) and waits up to timeout seconds for the process;
+ * returns its wait status, or -1 if it had to be killed.
+ */
+int lossd_stop(struct lossd_proc *p, int sig, double timeout);
+
+/* Whether the captured stderr is free of sanitizer reports. */
+bool lossd_stderr_clean(const struct lossd_proc *p);
+
+/* Whether the captured stderr contains s. */
+bool lossd_stderr_contains(const struct lossd_proc *p, const char *s);
+
+/* Stops with SIGTERM (10 s), checks exit 0 and a clean stderr (ck_assert). */
+void lossd_finish(struct lossd_proc *p);
+
+struct http_resp {
+    long status;
+    char *body; /* NUL-terminated */
+    size_t len;
+    char *headers; /* raw header block, NUL-terminated */
+    size_t hlen;
+};
+
+/*
+ * One request with libcurl on a new connection. headers: NULL-terminated
+ * "Name: value" lines (may be NULL). body NULL for no body. 0 or -1 (curl
+ * failure, status then 0).
+ */
+int http_do(const struct lossd_proc *p, const char *method, const char *path,
+            const char *const *headers, const char *body, size_t len,
+            struct http_resp *ret);
+
+/* The value of header name in r (case-insensitive), copied to buf; NULL. */
+const char *http_header(const struct http_resp *r, const char *name, char *buf,
+                        size_t cap);
+
+/* The "type" member of a JSON body, copied to buf; "" if none. */
+const char *http_json_str(const struct http_resp *r, const char *key, char *buf,
+                          size_t cap);
+
+void http_resp_release(struct http_resp *r);
+
+/* Monotonic seconds. */
+double harness_now(void);
+
+#endif
