@@ -31,6 +31,7 @@
 #include "decode.h"
 
 #include <errno.h>
+#include <float.h>
 #include <locale.h>
 #include <math.h>
 #include <stdarg.h>
@@ -176,8 +177,9 @@ enum frame_kind { FR_ARRAY, FR_OBJECT };
 
 struct frame {
     enum frame_kind kind;
-    size_t base;  /* first child on the value or member stack */
-    size_t count; /* children completed */
+    size_t base;          /* first child on the value or member stack */
+    size_t count;         /* children completed */
+    size_t data_elements; /* objects: elements of tensor "data" members */
 };
 
 /* The open tensor; at most one at a time. */
@@ -340,6 +342,19 @@ static void pointer_of(const struct proto_decoder *d, size_t nframes,
         loss_pointer_append_index(buf, LOSS_POINTER_MAX, d->t.count[l]);
 }
 
+/*
+ * While the top object closes: the pointer of the object itself, or of its
+ * member key (when key is not NULL). Computed only for errors: it is
+ * O(depth).
+ */
+static void member_pointer(const struct proto_decoder *d, const char *key,
+                           char *buf)
+{
+    pointer_of(d, d->nframes - 1, false, 0, buf);
+    if (key != NULL)
+        loss_pointer_append(buf, LOSS_POINTER_MAX, key, strlen(key));
+}
+
 /* The pointer of the element being read now. */
 static void pointer_here(const struct proto_decoder *d, char *buf)
 {
@@ -442,6 +457,43 @@ static const double pow10_exact[23] = {
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
 
+#if defined(__x86_64__) && LDBL_MANT_DIG == 64
+#define HAVE_EXTENDED_PATH 1
+static const long double pow10_ext[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+};
+
+/*
+ * The second fast path, for up to 19 significant digits (most shortest
+ * round-trip prints of doubles have 16 or 17). w < 10^19 < 2^64 and 10^|e|
+ * for |e| <= 27 (5^27 < 2^64) are exact in x87 extended precision, so
+ * r = w * 10^e (or w / 10^-e) is rounded once, to 64 bits: |r - v| <= 1/2
+ * ulp64 of the true value v. Rounding r to double then gives the correctly
+ * rounded double of v unless v and r may sit on different sides of (or on)
+ * a halfway point between doubles, which needs r's 11 bits below the
+ * double's 53 to be within one of 0x400: those cases go to strtod. The
+ * results lie in [1e-27, 1e46], far from subnormals and overflow.
+ */
+static bool extended_path(uint64_t w, long exp10, double *ret)
+{
+    long double r = (long double)w;
+    uint64_t mant;
+    unsigned low;
+
+    if (exp10 < -27 || exp10 > 27)
+        return false;
+    r = exp10 < 0 ? r / pow10_ext[-exp10] : r * pow10_ext[exp10];
+    memcpy(&mant, &r, sizeof(mant)); /* the 64-bit significand */
+    low = (unsigned)(mant & 0x7FF);
+    if (low >= 0x3FF && low <= 0x401)
+        return false;
+    *ret = (double)r;
+    return true;
+}
+#endif
+
 enum num_result { NUM_OK, NUM_SYNTAX, NUM_RANGE, NUM_NOMEM };
 
 /*
@@ -532,6 +584,12 @@ static enum num_result number_read(struct proto_decoder *d, const char *s,
             *ret = neg ? -x : x;
             return NUM_OK;
         }
+#ifdef HAVE_EXTENDED_PATH
+        if (extended_path(w, exp10, &x)) {
+            *ret = neg ? -x : x;
+            return NUM_OK;
+        }
+#endif
     }
     /* strtod needs a NUL-terminated copy; a long token goes through tok */
     if (s == d->tok) {
@@ -579,7 +637,12 @@ static enum loss_status emit(struct proto_decoder *d,
         d->vals = p;
         d->vals[d->nvals++] = *v;
     } else {
-        d->mems[f->base + f->count].value = *v;
+        struct proto_member *m = &d->mems[f->base + f->count];
+
+        m->value = *v;
+        if (v->type == PROTO_TENSOR && m->key_len == 4 &&
+            memcmp(m->key, "data", 4) == 0)
+            f->data_elements += tensor_numel(&v->u.tensor->t);
     }
     f->count++;
     d->state = ST_AFTER;
@@ -599,6 +662,7 @@ static enum loss_status push_frame(struct proto_decoder *d,
     f->kind = kind;
     f->base = kind == FR_ARRAY ? d->nvals : d->nmems;
     f->count = 0;
+    f->data_elements = 0;
     return LOSS_OK;
 }
 
@@ -634,13 +698,14 @@ static enum loss_status tensor_begin(struct proto_decoder *d)
     size_t n = d->pending;
     char ptr[LOSS_POINTER_MAX];
 
-    pointer_of(d, d->nframes, false, 0, ptr);
     t->is_shape = is_shape_member(d);
     if (t->is_shape && n > 1) {
+        pointer_of(d, d->nframes, false, 0, ptr);
         return fail(d, LOSS_ETENSOR, ptr,
                     "shape must be a flat array of non-negative integers");
     }
     if (n > d->lim.max_rank) {
+        pointer_of(d, d->nframes, false, 0, ptr);
         return fail(d, LOSS_ETOOLARGE, ptr,
                     "tensor rank exceeds the limit max_rank = %zu",
                     d->lim.max_rank);
@@ -810,45 +875,46 @@ static struct proto_tensor *tensor_new(struct proto_decoder *d, size_t ndim,
  */
 static enum loss_status shape_check(struct proto_decoder *d, const double *x,
                                     size_t n, size_t room, size_t *dims,
-                                    size_t *ret_numel, const char *ptr)
+                                    size_t *ret_numel, bool closing)
 {
     size_t numel = 1;
+    bool overflow = false;
+    char ptr[LOSS_POINTER_MAX];
 
     for (size_t i = 0; i < n; i++) {
         dims[i] = (size_t)x[i];
-        if (!tensor_mul(numel, dims[i], &numel))
-            return fail(d, LOSS_ETOOLARGE, ptr,
-                        "shape has more elements than the limit "
-                        "max_elements = %zu",
-                        d->lim.max_elements);
+        overflow = overflow || !tensor_mul(numel, dims[i], &numel);
     }
-    if (numel > room)
+    if (!overflow && numel <= room) {
+        *ret_numel = numel;
+        return LOSS_OK;
+    }
+    if (closing)
+        member_pointer(d, "shape", ptr);
+    else
+        pointer_of(d, d->nframes, false, 0, ptr);
+    if (overflow)
         return fail(d, LOSS_ETOOLARGE, ptr,
-                    "shape has %zu elements, more than the limit "
-                    "max_elements = %zu allows",
-                    numel, d->lim.max_elements);
-    *ret_numel = numel;
-    return LOSS_OK;
+                    "shape has more elements than the limit "
+                    "max_elements = %zu",
+                    d->lim.max_elements);
+    return fail(d, LOSS_ETOOLARGE, ptr,
+                "shape has %zu elements, more than the limit "
+                "max_elements = %zu allows",
+                numel, d->lim.max_elements);
 }
 
 /*
  * How many elements a shape being completed may declare: what max_elements
  * still allows, plus the elements of a "data" member read before the shape
- * (already counted, and the same elements the shape describes).
+ * (already counted, and the same elements the shape describes). O(1): a
+ * hostile object repeating "shape" 100k times must not rescan its members.
  */
 static size_t shape_room(const struct proto_decoder *d)
 {
     const struct frame *f = &d->frames[d->nframes - 1];
-    size_t room = d->lim.max_elements - d->doc->elements;
 
-    for (size_t i = 0; i < f->count; i++) {
-        const struct proto_member *m = &d->mems[f->base + i];
-
-        if (m->key_len == 4 && memcmp(m->key, "data", 4) == 0 &&
-            m->value.type == PROTO_TENSOR)
-            room += tensor_numel(&m->value.u.tensor->t);
-    }
-    return room;
+    return d->lim.max_elements - d->doc->elements + f->data_elements;
 }
 
 /* The tensor's root array closed: it becomes a value. */
@@ -864,11 +930,9 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
         return fail(d, LOSS_EINTERNAL, NULL, "tensor shape bookkeeping");
     if (t->is_shape) {
         size_t dims[TENSOR_MAX_RANK];
-        char ptr[LOSS_POINTER_MAX];
 
-        pointer_of(d, d->nframes, false, 0, ptr);
-        if (shape_check(d, t->data, t->len, shape_room(d), dims, &numel, ptr) !=
-            LOSS_OK)
+        if (shape_check(d, t->data, t->len, shape_room(d), dims, &numel,
+                        false) != LOSS_OK)
             return d->status;
     }
     if (t->len == 0) {
@@ -1315,11 +1379,11 @@ static void b64_convert(unsigned char *buf, size_t numel, int dtype)
     }
 }
 
-/* Appends "/key" to a copy of the object's pointer obj. */
-static const char *sub(char *buf, const char *obj, const char *key)
+/* member_pointer() as an expression, for one-line failures. */
+static const char *mptr(const struct proto_decoder *d, const char *key,
+                        char *buf)
 {
-    snprintf(buf, LOSS_POINTER_MAX, "%s", obj);
-    loss_pointer_append(buf, LOSS_POINTER_MAX, key, strlen(key));
+    member_pointer(d, key, buf);
     return buf;
 }
 
@@ -1327,7 +1391,7 @@ static const char *sub(char *buf, const char *obj, const char *key)
  */
 static enum loss_status tensor_object(struct proto_decoder *d,
                                       const struct proto_member *m, size_t n,
-                                      const char *obj, struct proto_value *ret)
+                                      struct proto_value *ret)
 {
     static const char *const dtypes[] = {"float32", "float64", "int32",
                                          "int64"};
@@ -1349,7 +1413,7 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         } else if (key_is(&m[i], "base64")) {
             b64 = &m[i].value;
         } else {
-            snprintf(ptr, sizeof(ptr), "%s", obj);
+            member_pointer(d, NULL, ptr);
             loss_pointer_append(ptr, sizeof(ptr), m[i].key, m[i].key_len);
             return fail(d, LOSS_EUNKNOWN, ptr,
                         "unknown key \"%.64s\" in a tensor object (an object "
@@ -1359,32 +1423,32 @@ static enum loss_status tensor_object(struct proto_decoder *d,
     }
     if (shape->type != PROTO_TENSOR || shape->u.tensor->t.ndim != 1 ||
         shape->u.tensor->encoding != PROTO_ENC_NESTED)
-        return fail(d, LOSS_ETENSOR, sub(ptr, obj, "shape"),
+        return fail(d, LOSS_ETENSOR, mptr(d, "shape", ptr),
                     "shape must be a flat array of non-negative integers");
     rank = shape->u.tensor->t.shape[0];
     /* data was counted as it was read; base64 is counted below */
     if (shape_check(d, shape->u.tensor->t.data, rank, SIZE_MAX, dims, &numel,
-                    sub(ptr, obj, "shape")) != LOSS_OK)
+                    true) != LOSS_OK)
         return d->status;
     if (data != NULL && b64 != NULL)
-        return fail(d, LOSS_ETENSOR, obj,
+        return fail(d, LOSS_ETENSOR, mptr(d, NULL, ptr),
                     "a tensor object has data or base64, not both");
     if (data != NULL) {
         const struct proto_tensor *dv;
 
         if (dtype != NULL)
-            return fail(d, LOSS_EUNKNOWN, sub(ptr, obj, "dtype"),
+            return fail(d, LOSS_EUNKNOWN, mptr(d, "dtype", ptr),
                         "dtype goes with base64 only; data is numbers");
         if (data->type != PROTO_TENSOR || data->u.tensor->t.ndim != 1 ||
             data->u.tensor->encoding != PROTO_ENC_NESTED)
-            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "data"),
+            return fail(d, LOSS_ETENSOR, mptr(d, "data", ptr),
                         "data must be a flat array of numbers");
         dv = data->u.tensor;
         if (dv->t.shape[0] != numel) {
             char s[128];
 
             tensor_shape_format(dims, rank, s, sizeof(s));
-            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "data"),
+            return fail(d, LOSS_ETENSOR, mptr(d, "data", ptr),
                         "data has %zu numbers but shape %s has %zu elements",
                         dv->t.shape[0], s, numel);
         }
@@ -1396,7 +1460,7 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         unsigned char *buf;
 
         if (dtype == NULL)
-            return fail(d, LOSS_ETENSOR, obj,
+            return fail(d, LOSS_ETENSOR, mptr(d, NULL, ptr),
                         "base64 needs a dtype: float32, float64, int32 or "
                         "int64");
         for (int i = 0; i < 4 && dtype->type == PROTO_STRING; i++)
@@ -1404,13 +1468,13 @@ static enum loss_status tensor_object(struct proto_decoder *d,
                 dtype->u.string.len == strlen(dtypes[i]))
                 dt = i;
         if (dt < 0)
-            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "dtype"),
+            return fail(d, LOSS_ETENSOR, mptr(d, "dtype", ptr),
                         "dtype must be float32, float64, int32 or int64");
         if (b64->type != PROTO_STRING)
-            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "base64"),
+            return fail(d, LOSS_ETENSOR, mptr(d, "base64", ptr),
                         "base64 must be a string");
         if (numel > d->lim.max_elements - d->doc->elements)
-            return fail(d, LOSS_ETOOLARGE, sub(ptr, obj, "shape"),
+            return fail(d, LOSS_ETOOLARGE, mptr(d, "shape", ptr),
                         "shape has %zu elements, more than the limit "
                         "max_elements = %zu allows",
                         numel, d->lim.max_elements);
@@ -1425,7 +1489,7 @@ static enum loss_status tensor_object(struct proto_decoder *d,
 
             free(buf);
             tensor_shape_format(dims, rank, s, sizeof(s));
-            return fail(d, LOSS_ETENSOR, sub(ptr, obj, "base64"),
+            return fail(d, LOSS_ETENSOR, mptr(d, "base64", ptr),
                         "base64 must be padded standard base64 of %zu "
                         "bytes (shape %s of %s)",
                         bytes, s, dtypes[dt]);
@@ -1441,7 +1505,7 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         if (pt == NULL)
             return oom(d);
     } else {
-        return fail(d, LOSS_ETENSOR, obj,
+        return fail(d, LOSS_ETENSOR, mptr(d, NULL, ptr),
                     "a tensor object needs data, or dtype and base64");
     }
     ret->type = PROTO_TENSOR;
@@ -1454,17 +1518,15 @@ static enum loss_status close_object(struct proto_decoder *d)
     struct frame *f = &d->frames[d->nframes - 1];
     const struct proto_member *m = d->mems + f->base;
     size_t n = f->count, dup = n;
-    char obj[LOSS_POINTER_MAX];
     struct proto_value v;
     bool tensor = false;
 
-    pointer_of(d, d->nframes - 1, false, 0, obj);
     if (find_duplicate(d, m, n, &dup) != LOSS_OK)
         return d->status;
     if (dup < n) {
         char ptr[LOSS_POINTER_MAX];
 
-        snprintf(ptr, sizeof(ptr), "%s", obj);
+        member_pointer(d, NULL, ptr);
         loss_pointer_append(ptr, sizeof(ptr), m[dup].key, m[dup].key_len);
         return fail(d, LOSS_EUNKNOWN, ptr, "duplicate key \"%.64s\"",
                     m[dup].key);
@@ -1472,7 +1534,7 @@ static enum loss_status close_object(struct proto_decoder *d)
     for (size_t i = 0; i < n && !tensor; i++)
         tensor = key_is(&m[i], "shape");
     if (tensor) {
-        if (tensor_object(d, m, n, obj, &v) != LOSS_OK)
+        if (tensor_object(d, m, n, &v) != LOSS_OK)
             return d->status;
     } else {
         v.type = PROTO_OBJECT;

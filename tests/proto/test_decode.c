@@ -949,6 +949,42 @@ START_TEST(test_numbers_match_strtod)
         }
     }
     fprintf(stderr, "numbers: %d out of range\n", ranged);
+
+    /*
+     * Doubles printed with 15 to 19 significant digits, the prints clients
+     * send (and the range of the decoder's extended-precision fast path),
+     * read in one tensor and compared with strtod.
+     */
+    {
+        const size_t m = 200000;
+        double *want = malloc(m * sizeof(*want));
+        struct proto_doc *doc = NULL;
+        struct loss_error err;
+        const double *got;
+
+        ck_assert_ptr_nonnull(want);
+        sb_reset(&body);
+        sb_puts(&body, "[");
+        for (size_t i = 0; i < m; i++) {
+            double x = test_rng_normal(&rng) *
+                       pow(10, (int)(test_rng_uniform(&rng) * 60) - 30);
+            char t[64];
+
+            snprintf(t, sizeof(t), "%.*g", 15 + (int)(i % 5), x);
+            want[i] = strtod(t, NULL);
+            sb_printf(&body, "%s%s", i ? "," : "", t);
+        }
+        sb_puts(&body, "]");
+        ck_assert_int_eq(
+            proto_decode(body.p, body.len, &big_limits, &doc, &err), LOSS_OK);
+        got = proto_doc_root(doc)->u.tensor->t.data;
+        for (size_t i = 0; i < m; i++)
+            if (memcmp(&got[i], &want[i], sizeof(double)) != 0 && failed++ < 10)
+                fprintf(stderr, "number %zu: got %a want %a\n", i, got[i],
+                        want[i]);
+        proto_doc_free(doc);
+        free(want);
+    }
     sb_free(&tok);
     sb_free(&body);
     ck_assert_msg(failed == 0, "%d numbers differ from strtod", failed);
@@ -1163,6 +1199,34 @@ START_TEST(test_many_keys)
                      LOSS_EUNKNOWN);
     ck_assert_str_eq(err.pointer, "/k0");
     ck_assert_ptr_null(doc);
+
+    /*
+     * Work per member must not depend on the number of members or the
+     * depth: 300k repeats of "shape" (each completing a shape), and a
+     * million small objects and tensors 60 levels deep. A quadratic or
+     * depth-times-size path would take minutes here and hit the timeout.
+     */
+    sb_reset(&body);
+    sb_puts(&body, "{");
+    for (size_t i = 0; i < 3 * n; i++)
+        sb_puts(&body, "\"shape\":[1],");
+    sb_puts(&body, "\"data\":[1]}");
+    ck_assert_int_eq(proto_decode(body.p, body.len, &big_limits, &doc, &err),
+                     LOSS_EUNKNOWN);
+    ck_assert_str_eq(err.pointer, "/shape");
+    sb_reset(&body);
+    for (size_t i = 0; i < 59; i++)
+        sb_puts(&body, "{\"a~/\":");
+    sb_puts(&body, "[{}");
+    for (size_t i = 0; i < 10 * n; i++)
+        sb_puts(&body, i % 2 ? ",{}" : ",{\"x\":[1]}");
+    sb_puts(&body, "]");
+    for (size_t i = 0; i < 59; i++)
+        sb_puts(&body, "}");
+    ck_assert_int_eq(proto_decode(body.p, body.len, &big_limits, &doc, &err),
+                     LOSS_OK);
+    ck_assert_uint_eq(proto_doc_elements(doc), 5 * n);
+    proto_doc_free(doc);
     sb_free(&body);
 }
 END_TEST
