@@ -169,13 +169,18 @@ pw_forward_span(const struct loss_pointwise_args *a, const double *restrict x,
         for (size_t i = 0; i < n; i++) {
             double lp = log(x[i]), lq = log(1.0 - x[i]);
 
+            /*
+             * Warn only when a clamped log reaches the loss: p = 0 with
+             * y = 0 (a perfect prediction) clamps log p but multiplies it
+             * by 0, and is no news to the client.
+             */
             if (lp < PW_LOG_MIN) {
                 lp = PW_LOG_MIN;
-                clamped = true;
+                clamped |= y[i] != 0.0;
             }
             if (lq < PW_LOG_MIN) {
                 lq = PW_LOG_MIN;
-                clamped = true;
+                clamped |= y[i] != 1.0;
             }
             out[i] = (y[i] - 1.0) * lq - y[i] * lp;
         }

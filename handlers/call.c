@@ -539,7 +539,8 @@ static void kernel_warnings(struct handler_call *c, unsigned warn)
     if (warn & LOSS_WARN_BCE_LOG_CLAMP)
         call_warn(c, "bce-log-clamp", c->tensors[0].pointer,
                   "log(input) or log(1 - input) was clamped at -100, as "
-                  "PyTorch does");
+                  "PyTorch does: an input of 0 or 1 against the opposite "
+                  "target costs 100, not infinity");
     if (warn & LOSS_WARN_NORMALIZE_EPS)
         call_warn(c, "normalize-eps", NULL,
                   "a vector's norm was at most 1e-12: normalize divided by "

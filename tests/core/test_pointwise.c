@@ -53,7 +53,8 @@ struct ref_case {
  *   gstride 1: l.backward(g); gstride 0 with g = 1: l.sum().backward();
  *   gstride 0 with g = 1/n: l.mean().backward()
  *   cN_loss = l, cN_gx = x.grad, cN_gy = y.grad
- * warn is 1 when torch.log(x) or torch.log(1 - x) is below -100 somewhere.
+ * warn is 1 when torch.log(x) (with y != 0) or torch.log(1 - x) (with
+ * y != 1) is below -100 somewhere: only a clamp that reaches the loss warns.
  */
 /* clang-format off */
 static const double c0_x[] = {0.5, -1.25, 3.0, 0.0, 0.001, -2.5};
@@ -311,9 +312,9 @@ static const struct ref_case ref_cases[] = {
     {"huber target over input", LOSS_PW_HUBER, 1.0, {2, {2, 4}}, {1, {4}}, {0, {0}}, {0, {0}}, c18_x, c18_y, NULL, NULL, c18_g, 1, c18_loss, c18_gx, c18_gy, 0},
     {"bce", LOSS_PW_BCE, 0.0, {1, {11}}, {1, {11}}, {0, {0}}, {0, {0}}, c19_x, c19_y, NULL, NULL, c19_g, 1, c19_loss, c19_gx, c19_gy, 1},
     {"bce interior sum", LOSS_PW_BCE, 0.0, {1, {4}}, {1, {4}}, {0, {0}}, {0, {0}}, c20_x, c20_y, NULL, NULL, c20_g, 0, c20_loss, c20_gx, c20_gy, 0},
-    {"bce weight", LOSS_PW_BCE, 0.0, {2, {2, 3}}, {2, {2, 3}}, {2, {2, 3}}, {0, {0}}, c21_x, c21_y, c21_w, NULL, c21_g, 1, c21_loss, c21_gx, c21_gy, 1},
-    {"bce weight broadcast", LOSS_PW_BCE, 0.0, {2, {2, 3}}, {2, {2, 3}}, {1, {3}}, {0, {0}}, c22_x, c22_y, c22_w, NULL, c22_g, 1, c22_loss, c22_gx, c22_gy, 1},
-    {"bce weight column mean", LOSS_PW_BCE, 0.0, {2, {2, 3}}, {2, {2, 3}}, {2, {2, 1}}, {0, {0}}, c23_x, c23_y, c23_w, NULL, c23_g, 0, c23_loss, c23_gx, c23_gy, 1},
+    {"bce weight", LOSS_PW_BCE, 0.0, {2, {2, 3}}, {2, {2, 3}}, {2, {2, 3}}, {0, {0}}, c21_x, c21_y, c21_w, NULL, c21_g, 1, c21_loss, c21_gx, c21_gy, 0},
+    {"bce weight broadcast", LOSS_PW_BCE, 0.0, {2, {2, 3}}, {2, {2, 3}}, {1, {3}}, {0, {0}}, c22_x, c22_y, c22_w, NULL, c22_g, 1, c22_loss, c22_gx, c22_gy, 0},
+    {"bce weight column mean", LOSS_PW_BCE, 0.0, {2, {2, 3}}, {2, {2, 3}}, {2, {2, 1}}, {0, {0}}, c23_x, c23_y, c23_w, NULL, c23_g, 0, c23_loss, c23_gx, c23_gy, 0},
     {"bce_logits", LOSS_PW_BCE_LOGITS, 0.0, {1, {9}}, {1, {9}}, {0, {0}}, {0, {0}}, c24_x, c24_y, NULL, NULL, c24_g, 1, c24_loss, c24_gx, c24_gy, 0},
     {"bce_logits weight", LOSS_PW_BCE_LOGITS, 0.0, {2, {3, 3}}, {2, {3, 3}}, {1, {3}}, {0, {0}}, c25_x, c25_y, c25_w, NULL, c25_g, 1, c25_loss, c25_gx, c25_gy, 0},
     {"bce_logits pos_weight", LOSS_PW_BCE_LOGITS, 0.0, {2, {3, 3}}, {2, {3, 3}}, {0, {0}}, {1, {3}}, c26_x, c26_y, NULL, c26_pw, c26_g, 1, c26_loss, c26_gx, c26_gy, 0},
@@ -544,8 +545,10 @@ static const struct quirk quirks[] = {
      INFINITY, 1},
     {"bce p=1 y=0", LOSS_PW_BCE, 0, 1.0, 0.0, 1.0, 100.0, 1.0 / BCE_EPS,
      -INFINITY, 1},
-    {"bce p=0 y=0", LOSS_PW_BCE, 0, 0.0, 0.0, 1.0, 0.0, 0.0, INFINITY, 1},
-    {"bce p=1 y=1", LOSS_PW_BCE, 0, 1.0, 1.0, 1.0, -0.0, 0.0, -INFINITY, 1},
+    {"bce p=0 y=0", LOSS_PW_BCE, 0, 0.0, 0.0, 1.0, 0.0, 0.0, INFINITY, 0},
+    {"bce p=1 y=1", LOSS_PW_BCE, 0, 1.0, 1.0, 1.0, -0.0, 0.0, -INFINITY, 0},
+    {"bce p=0 y=1", LOSS_PW_BCE, 0, 0.0, 1.0, 1.0, 100.0, -1.0 / 9.999999960041972e-13, INFINITY, 1},
+    {"bce p=1 y=0", LOSS_PW_BCE, 0, 1.0, 0.0, 1.0, 100.0, 1.0 / 9.999999960041972e-13, -INFINITY, 1},
     /* log(1 - 1e-17) is log(1) = 0 exactly (1.13 has no log1p). */
     {"bce p=1e-17 y=0", LOSS_PW_BCE, 0, 1e-17, 0.0, 1.0, 0.0, 1e-17 / BCE_EPS,
      39.14394658089878, 0},
