@@ -1516,7 +1516,7 @@ static enum loss_status tensor_object(struct proto_decoder *d,
 static enum loss_status close_object(struct proto_decoder *d)
 {
     struct frame *f = &d->frames[d->nframes - 1];
-    const struct proto_member *m = d->mems + f->base;
+    const struct proto_member *m = f->count ? d->mems + f->base : NULL;
     size_t n = f->count, dup = n;
     struct proto_value v;
     bool tensor = false;
