@@ -27,6 +27,10 @@
  * as a flat array of non-negative integers that is not counted as tensor
  * elements; when the shape is complete its element count is checked against
  * max_elements, before any "data" or base64 buffer exists.
+ *
+ * Costs: O(1) work per byte and per value, except duplicate detection
+ * (O(n log n) per object, at its close) and JSON pointers, which are built
+ * only when an error is reported.
  */
 #include "decode.h"
 
@@ -504,8 +508,10 @@ enum num_result { NUM_OK, NUM_SYNTAX, NUM_RANGE, NUM_NOMEM };
  * Fast path (Clinger): when the significant digits form an integer w <= 2^53
  * and the decimal exponent e is in [-22, 22], both w and 10^|e| are exact
  * doubles, so w * 10^e (or w / 10^-e) is one correctly rounded operation:
- * the same double as strtod's correctly rounded result. Everything else goes
- * to strtod_l.
+ * the same double as strtod's correctly rounded result. Then, on x86-64,
+ * extended_path() for up to 19 digits and |e| <= 27. Everything else goes
+ * to strtod_l (a private C locale, whatever setlocale() the process did).
+ * The tests compare every path with strtod bit for bit.
  */
 static enum num_result number_read(struct proto_decoder *d, const char *s,
                                    size_t n, double *ret)
