@@ -125,6 +125,8 @@ struct req {
     size_t loss_index;
     struct pool_job pj;
     bool job_done;
+    bool counted;    /* in the metrics already (count_request) */
+    double duration; /* seconds to the queued response */
     double queue_wait;
     struct proto_buf out;
     int out_status;
@@ -220,6 +222,48 @@ static void add_cors(struct req *r, struct MHD_Response *resp)
 }
 
 /*
+ * Counts a request in the metrics once, when its response is queued: before
+ * the client can read the answer, so a scrape that follows it sees it. A
+ * request that never got a response (the client left) is counted when it
+ * completes. Duration is the time to the queued response.
+ */
+static void count_request(struct req *r)
+{
+    enum metrics_route mr = METRICS_ROUTE_OTHER;
+
+    if (r->counted)
+        return;
+    r->counted = true;
+    r->duration = now_mono() - r->t0;
+    switch (r->route) {
+    case ROUTE_LOSS:
+        mr = METRICS_ROUTE_LOSS;
+        break;
+    case ROUTE_BATCH:
+        mr = METRICS_ROUTE_BATCH;
+        break;
+    case ROUTE_LOSSES:
+        mr = METRICS_ROUTE_LOSSES;
+        break;
+    case ROUTE_OPENAPI:
+        mr = METRICS_ROUTE_OPENAPI;
+        break;
+    case ROUTE_HEALTHZ:
+        mr = METRICS_ROUTE_HEALTHZ;
+        break;
+    case ROUTE_READYZ:
+        mr = METRICS_ROUTE_READYZ;
+        break;
+    case ROUTE_METRICS:
+        mr = METRICS_ROUTE_METRICS;
+        break;
+    case ROUTE_NONE:
+        break;
+    }
+    metrics_request(r->srv->metrics, mr, r->status, r->duration, r->bytes_in);
+}
+
+/*
  * Queues status with body (len bytes; freed with free() when freeit, else
  * static) and the headers every response carries.
  */
@@ -249,6 +293,7 @@ static enum MHD_Result respond(struct req *r, int status, const char *ctype,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
     r->bytes_out = len;
+    count_request(r);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -675,6 +720,7 @@ static enum MHD_Result finish(struct req *r)
             add_cors(r, resp);
         }
         r->status = 204;
+        count_request(r);
         enum MHD_Result ret = MHD_queue_response(r->conn, 204, resp);
         MHD_destroy_response(resp);
         return ret;
@@ -758,34 +804,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    double dur = now_mono() - r->t0;
-    enum metrics_route mr = METRICS_ROUTE_OTHER;
-    switch (r->route) {
-    case ROUTE_LOSS:
-        mr = METRICS_ROUTE_LOSS;
-        break;
-    case ROUTE_BATCH:
-        mr = METRICS_ROUTE_BATCH;
-        break;
-    case ROUTE_LOSSES:
-        mr = METRICS_ROUTE_LOSSES;
-        break;
-    case ROUTE_OPENAPI:
-        mr = METRICS_ROUTE_OPENAPI;
-        break;
-    case ROUTE_HEALTHZ:
-        mr = METRICS_ROUTE_HEALTHZ;
-        break;
-    case ROUTE_READYZ:
-        mr = METRICS_ROUTE_READYZ;
-        break;
-    case ROUTE_METRICS:
-        mr = METRICS_ROUTE_METRICS;
-        break;
-    case ROUTE_NONE:
-        break;
-    }
-    metrics_request(s->metrics, mr, r->status, dur, r->bytes_in);
+    count_request(r);
+    double dur = r->duration;
     struct server_access a = {
         .request_id = r->id,
         .method = r->method,

@@ -39,8 +39,14 @@ int lossd_start(struct lossd_proc *p, const char *const *args)
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return -1;
-    const char *argv[64] = {exe, "serve", "--host", "127.0.0.1", "--port", "0"};
-    size_t n = 6;
+    /*
+     * No drain delay unless a test asks for one (a later flag wins): every
+     * test stops its server with SIGTERM, and the default 5 s drain would
+     * dominate the suite's time.
+     */
+    const char *argv[64] = {exe,      "serve", "--host",          "127.0.0.1",
+                            "--port", "0",     "--drain-seconds", "0"};
+    size_t n = 8;
     for (size_t i = 0; args && args[i] && n < 62; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
