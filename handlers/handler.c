@@ -244,13 +244,13 @@ static enum loss_status batch_run(struct handler_job *job,
                                   const struct loss_exec *ex,
                                   struct proto_buf *out)
 {
-    proto_buf_puts(out, "{\"results\": [");
+    proto_buf_puts(out, "{\"results\":[");
     for (size_t i = 0; i < job->ncalls; i++) {
         struct loss_error *ierr = &job->item_errors[i];
         size_t mark;
 
         if (i)
-            proto_buf_puts(out, ", ");
+            proto_buf_puts(out, ",");
         mark = out->len;
         if (ierr->status == LOSS_OK &&
             call_run(&job->calls[i], ex, 200, out, ierr) == LOSS_OK)

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds lossd (release build) and runs it on the
-# example request in examples/, printing the response.
+# Installs what is missing, builds lossd (release) and starts the service in
+# the foreground on port 8080 (LOSSD_PORT and the other LOSSD_* variables of
+# `lossd serve --help` apply). Ctrl-C drains and stops it.
 #
-#   scripts/run.sh
+#   scripts/run.sh [lossd serve options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh build
+opts=(-Dbuildtype=release -Dtests=disabled)
 if [ -d build-release/meson-private ]; then
-    meson setup --reconfigure build-release -Dbuildtype=release -Dtests=disabled >/dev/null
+    meson setup --reconfigure build-release "${opts[@]}" >/dev/null
 else
-    meson setup build-release -Dbuildtype=release -Dtests=disabled >/dev/null
+    meson setup build-release "${opts[@]}" >/dev/null
 fi
-meson compile -C build-release lossd >/dev/null
-echo "+ build-release/server/lossd eval cross_entropy examples/cross_entropy.json" >&2
-exec build-release/server/lossd eval cross_entropy examples/cross_entropy.json
+meson compile -C build-release server/lossd >/dev/null
+exec build-release/server/lossd serve "$@"
