@@ -13,7 +13,8 @@
  * workspace, forward, backward (gradients of every differentiable input),
  * and freeing. Each case runs once untimed (warm-up), then `reps` times.
  *
- * Usage: bench_core [ce_reps [pairs_reps [ntx_reps]]]   (defaults 10 2 1)
+ * Usage: bench_core [ce_reps [pairs_reps [ntx_reps]]]   (defaults 10 2 1;
+ *                                                       0 skips a case)
  *        bench_core --info                              (OpenBLAS core)
  * Output, one line per case: <case> <seconds per repetition> <loss value>
  */
@@ -110,7 +111,7 @@ static long arg_reps(int argc, char **argv, int i, long dflt)
 {
     long r = i < argc ? strtol(argv[i], NULL, 10) : dflt;
 
-    return r > 0 ? r : dflt;
+    return r >= 0 ? r : dflt;
 }
 
 int main(int argc, char **argv)
@@ -132,7 +133,7 @@ int main(int argc, char **argv)
     t = xmalloc(ce_n, sizeof(*t));
     for (size_t i = 0; i < ce_n; i++)
         t[i] = (double)(i * 37 % ce_c);
-    {
+    if (ce_reps > 0) {
         struct loss_class_args a = {
             .shape = {.outer = ce_n, .classes = ce_c, .inner = 1},
             .input = x,
@@ -163,19 +164,23 @@ int main(int argc, char **argv)
             .temperature = 0.1,
         };
 
-        nce_once(&a);
-        t0 = now();
-        for (long r = 0; r < pairs_reps; r++)
-            v = nce_once(&a);
-        report("pairs", now() - t0, pairs_reps, v);
+        if (pairs_reps > 0) {
+            nce_once(&a);
+            t0 = now();
+            for (long r = 0; r < pairs_reps; r++)
+                v = nce_once(&a);
+            report("pairs", now() - t0, pairs_reps, v);
+        }
 
         a.variant = LOSS_NCE_NT_XENT;
         a.mask_self = true;
-        nce_once(&a);
-        t0 = now();
-        for (long r = 0; r < ntx_reps; r++)
-            v = nce_once(&a);
-        report("ntx", now() - t0, ntx_reps, v);
+        if (ntx_reps > 0) {
+            nce_once(&a);
+            t0 = now();
+            for (long r = 0; r < ntx_reps; r++)
+                v = nce_once(&a);
+            report("ntx", now() - t0, ntx_reps, v);
+        }
     }
     free(q);
     free(k);

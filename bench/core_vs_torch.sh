@@ -5,7 +5,8 @@
 #   meson setup build-bench -Dbuildtype=release
 #   ninja -C build-bench bench/bench_core
 #   bench/core_vs_torch.sh [build-dir [rounds [ce_reps pairs_reps ntx_reps]]]
-# Defaults: build-bench, 5 rounds, repetitions 10 2 1.
+# Defaults: build-bench, 5 rounds, repetitions 10 2 1; 0 repetitions skip a
+# case (e.g. `bench/core_vs_torch.sh build-bench 5 10 0 0`: ce alone).
 #
 # What it measures (float64, one thread on both sides, forward + backward,
 # inputs made outside the timed region, one untimed warm-up per case):
@@ -77,6 +78,8 @@ for line in open(sys.argv[1]):
     v[(side, name)] = float(value)
 print("%-6s %12s %12s %8s   %s" % ("case", "lossd s", "torch s", "ratio", "loss lossd / torch"))
 for name in ("ce", "pairs", "ntx"):
+    if ("lossd", name) not in t:
+        continue
     a = statistics.median(t[("lossd", name)])
     b = statistics.median(t[("torch", name)])
     print("%-6s %12.6f %12.6f %7.2fx   %.17g / %.17g" % (name, a, b, b / a, v[("lossd", name)], v[("torch", name)]))

@@ -2,6 +2,7 @@
 
 Run with /usr/bin/python3 (Debian's python3-torch 1.13.1):
     /usr/bin/python3 bench/torch_core.py [ce_reps [pairs_reps [ntx_reps]]]
+(0 repetitions skip a case)
     /usr/bin/python3 bench/torch_core.py --info
 Float64, one thread. Inputs come from the formula of bench_core.c,
 x[i] = 2 sin(0.7548776662466927 i + off), made before timing, as are the
@@ -57,6 +58,8 @@ def ntx_once(q, k, labels):
 
 
 def timed(name, reps, fn, *args):
+    if reps == 0:
+        return
     fn(*args)  # warm-up, untimed
     t0 = time.perf_counter()
     for _ in range(reps):

@@ -62,15 +62,22 @@ struct loss_class_args {
  * Forward. out: the outer*inner per-sample losses (0 for ignored samples).
  * count_w: if not NULL, outer*inner per-sample contributions to `count`
  * (w[t_i], 1 without weights, 0 if ignored; 1 for probability targets).
- * lsm: outer*C*inner scratch that receives log_softmax(input) (or, for nll,
- * is unused and may be NULL); keep it for backward.
+ * lsm: scratch of outer*C*inner doubles for cross_entropy (for nll it is
+ * unused and may be NULL); keep it unchanged for backward. Its content is
+ * private to these two calls: per-sample statistics of the softmax (its
+ * log-normaliser, and its maximum when C >= 2), from which backward rebuilds
+ * log_softmax and softmax. Only the first 2*outer*inner doubles
+ * (outer*inner when C == 1, none when C == 0) are written or read; the rest
+ * is never touched, so its pages are never faulted in.
  */
 void loss_class_forward(const struct loss_class_args *a, double *out,
                         double *count_w, double *lsm,
                         const struct loss_exec *ex);
 
 /*
- * Backward from upstream g[i*gstride] per sample, using lsm from forward.
+ * Backward from upstream g[i*gstride] per sample, using lsm from forward
+ * (cross_entropy rebuilds the softmax from input and lsm, one vector exp per
+ * element).
  * grad_input (input's shape) and grad_target (probability targets only; the
  * input's shape) are skipped when NULL. Ignored samples get 0.
  */

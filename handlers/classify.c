@@ -181,7 +181,7 @@ static enum loss_status cls_forward(struct handler_call *c,
     size_t n = samples * a->shape.classes;
     double *count_w, *lsm;
 
-    /* scratch: log_softmax (cross_entropy only), then count_w */
+    /* scratch: lsm of softmax.h (cross_entropy only), then count_w */
     o->scratch =
         malloc(((a->apply_log_softmax ? n : 0) + samples + 1) * sizeof(double));
     if (o->scratch == NULL)

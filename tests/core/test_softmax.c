@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1612,8 +1613,8 @@ END_TEST
 
 /*
  * The worked example of the brief, to 4 decimals, and cross_entropy ==
- * nll(log_softmax(x)) bit for bit: both run the same log_softmax and the same
- * nll formula.
+ * nll(log_softmax(x)) bit for bit: both take lp[t] = x[t] - m - log(s) by the
+ * same operations and apply the same nll formula.
  */
 START_TEST(test_worked_example)
 {
@@ -1630,7 +1631,7 @@ START_TEST(test_worked_example)
         .apply_log_softmax = true,
         .ignore_index = -100,
     };
-    double ce[5], cw[5], lsm[20], lsm2[20], nll[5];
+    double ce[5], cw[5], lsm[20], lp[20], nll[5];
 
     loss_class_forward(&a, ce, cw, lsm, NULL);
     for (size_t i = 0; i < 5; i++) {
@@ -1638,9 +1639,8 @@ START_TEST(test_worked_example)
                       ce[i]);
         ck_assert_double_eq(cw[i], 1.0);
     }
-    loss_softmax_forward(&a.shape, true, x, lsm2, NULL);
-    ck_assert(memcmp(lsm, lsm2, sizeof(lsm)) == 0);
-    a.input = lsm2;
+    loss_softmax_forward(&a.shape, true, x, lp, NULL);
+    a.input = lp;
     a.apply_log_softmax = false;
     loss_class_forward(&a, nll, NULL, NULL, NULL);
     ck_assert(memcmp(ce, nll, sizeof(ce)) == 0);
@@ -2178,6 +2178,71 @@ START_TEST(test_layouts_agree)
 }
 END_TEST
 
+/*
+ * The scratch contract of softmax.h: cross_entropy's forward writes only the
+ * first 2 * outer * inner doubles of lsm (outer * inner with one class), and
+ * backward reads nothing else: a poisoned remainder stays as it was and
+ * changes no bit of the gradients.
+ */
+START_TEST(test_scratch_prefix)
+{
+    static const struct class_case kinds[] = {
+        {"ce index weight ignore", true, false, true, 6, 5, 1, -100, 0.0, 3, 1},
+        {"ce index eps 0.1 k-dim", true, false, false, 3, 4, 5, -100, 0.1, 4,
+         1},
+        {"ce prob weight eps 0.2 k-dim", true, true, true, 3, 4, 3, -100, 0.2,
+         0, 1},
+        {"ce index one class k-dim", true, false, false, 2, 1, 70, -100, 0.0, 0,
+         1},
+        {"ce prob one class", true, true, false, 5, 1, 1, -100, 0.0, 0, 1},
+    };
+    const unsigned long long seed = 31337;
+    const uint64_t poison = 0x7ff8dead0000beefULL;
+    struct test_rng rng;
+    struct failures f = {0};
+
+    fprintf(stderr, "# scratch seed %llu\n", seed);
+    test_rng_seed(&rng, seed);
+    for (size_t r = 0; r < NELEMS(kinds); r++) {
+        const struct class_case *c = &kinds[r];
+        size_t n = c->outer * c->classes * c->inner;
+        size_t rows = c->outer * c->inner;
+        size_t used = c->classes >= 2 ? 2 * rows : rows, bad = 0;
+        struct fd_class p;
+        double weight[8], *lsm, *dx0, *dx1, *dt0, *dt1;
+
+        class_case_init(c, &rng, &p, weight);
+        lsm = alloc_doubles(n);
+        dx0 = alloc_doubles(n);
+        dx1 = alloc_doubles(n);
+        dt0 = alloc_doubles(n);
+        dt1 = alloc_doubles(n);
+        memset(p.lsm, 0, n * sizeof(double));
+        loss_class_forward(&p.a, p.loss, NULL, p.lsm, NULL);
+        loss_class_backward(&p.a, p.lsm, p.g, p.gstride, dx0, dt0, NULL);
+        for (size_t k = 0; k < n; k++)
+            memcpy(&lsm[k], &poison, sizeof(poison));
+        loss_class_forward(&p.a, p.loss, NULL, lsm, NULL);
+        for (size_t k = used; k < n; k++)
+            bad += memcmp(&lsm[k], &poison, sizeof(poison)) != 0;
+        loss_class_backward(&p.a, lsm, p.g, p.gstride, dx1, dt1, NULL);
+        bad += !same_bits(c->name, "grad_input", dx0, dx1, n);
+        if (c->prob)
+            bad += !same_bits(c->name, "grad_target", dt0, dt1, n);
+        if (bad)
+            failed(&f, c->name);
+        free(lsm);
+        free(dx0);
+        free(dx1);
+        free(dt0);
+        free(dt1);
+        class_case_free(&p);
+    }
+    ck_assert_msg(f.cases == 0, "%zu of %zu cases failed, first: %s", f.cases,
+                  NELEMS(kinds), f.first);
+}
+END_TEST
+
 /* All targets ignored: zero losses, zero counts, zero gradients. */
 START_TEST(test_all_ignored)
 {
@@ -2224,6 +2289,7 @@ int main(void)
     tcase_add_test(bits, test_softmax_executors);
     tcase_add_test(bits, test_class_executors);
     tcase_add_test(bits, test_layouts_agree);
+    tcase_add_test(bits, test_scratch_prefix);
     suite_add_tcase(s, ref);
     suite_add_tcase(s, grad);
     suite_add_tcase(s, bits);
