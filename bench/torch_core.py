@@ -11,12 +11,18 @@ of every differentiable input), written as a PyTorch user writes these
 losses (info-nce-pytorch / SimCLR style). Each case runs once untimed first.
 Output, one line per case: <case> <seconds per repetition> <loss value>
 """
+import os
 import re
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+# torch.set_num_threads(1) does not reach the OpenBLAS that Debian's torch
+# calls through libblas.so.3 (BLAS_INFO=generic): without this, its matrix
+# products run on every core. Must be set before the library loads.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 GOLDEN = 0.7548776662466927
 torch.set_num_threads(1)

@@ -8,14 +8,19 @@
  *   norm   2n + nv  vector norms (normalize only)
  *   lse    r        row log-sum-exp (r = 2n for nt_xent, n otherwise)
  *   lsec   n        column log-sum-exp (symmetric only)
- *   slots  slots x LOSS_BLOCK_ROWS x w   per-slot similarity block
+ *   gv     r        upstream gradient per sample, contiguous (backward only)
+ *   av     r        nt_xent backward: g_i exp(c - lse_i), see nce_ntx_row2
+ *   slots  slots x slot_size   per-slot similarity block
  *
- * Every similarity block is a cblas_dgemm of LOSS_BLOCK_ROWS rows against
+ * Every similarity block is a cblas_dgemm of a fixed number of rows (a
+ * multiple of 64 chosen by nce_block_rows() from the shapes alone) against
  * all of z (or the negatives) with the full inner dimension d, so a block's
  * values depend on the shapes only. Each block writes only its own rows of
  * the outputs (losses, lse values, gradient rows); the only values read
- * across blocks are lse vectors completed by an earlier pass. Hence the
- * results are bit-identical whatever executor runs the blocks.
+ * across blocks are vectors completed by an earlier pass. Elementwise work
+ * goes through loss_vexp(), whose results do not depend on an element's
+ * position. Hence the results are bit-identical whatever executor runs the
+ * blocks.
  *
  * Passes, with S the logits (similarities / tau), G = dL/dS and g the
  * upstream gradient per sample:
@@ -34,28 +39,53 @@
  *               dn_ij = G_ij q_i / tau
  * Gradients with respect to the normalized vectors are written to the
  * caller's gradient arrays and then taken through F.normalize in place.
+ *
+ * Why the products cannot be fewer: a gradient needs every row's lse, which
+ * needs the whole row of S, so S is formed once for the lse and once more
+ * for the gradient (keeping it would take O(N^2) memory, and summing a
+ * gradient over row blocks would split the inner dimension of its product).
  */
 #include "info_nce.h"
 
 #include <assert.h>
 #include <cblas.h>
+#include <emmintrin.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include "loss.h"
 #include "sum.h"
+#include "vmath.h"
 
 /* F.normalize's default eps. */
 #define NCE_EPS 1e-12
 
+/* Vectors per block of the normalization passes. */
 #define NCE_B ((size_t)LOSS_BLOCK_ROWS)
 
+/*
+ * Similarity blocks: up to NCE_BLOCK_MAX rows, at most NCE_SLOT_MAX doubles.
+ * OpenBLAS packs the whole of the large operand on every call, so a call
+ * with 64 rows spends about a sixth of its time packing; 256 rows make that
+ * small while a block of N = 4096 (8192 for nt_xent) columns stays 16 MiB.
+ */
+#define NCE_BLOCK_MAX ((size_t)256)
+#define NCE_SLOT_MAX  ((size_t)1 << 22)
+
+/*
+ * nt_xent's backward uses one exponential per logit when the row lse values
+ * lie within NCE_SPREAD_MAX of each other and |g| exp(spread) stays below
+ * exp(NCE_SCALE_MAX) (see nce_ntx_factor()).
+ */
+#define NCE_SPREAD_MAX 300.0
+#define NCE_SCALE_MAX  600.0
+
 struct nce_layout {
-    size_t z, neg, norm, lse, lsec, slots, total; /* offsets, total size */
-    size_t nv;                                    /* negative vectors */
-    size_t width;     /* columns of a per-slot block */
-    size_t slot_size; /* doubles per slot */
+    size_t z, neg, norm, lse, lsec, gv, av, slots, total; /* offsets, size */
+    size_t nv;                                            /* negative vectors */
+    size_t brow, bcol; /* rows per block of the row and column passes */
+    size_t slot_size;  /* doubles per slot */
 };
 
 static bool mul_ok(size_t a, size_t b, size_t *ret)
@@ -74,35 +104,60 @@ static bool nce_has_neg(const struct loss_nce_args *a)
 }
 
 /*
- * Offsets of every region of the work buffer. The slot block is w columns
- * wide: the widest similarity row or column block any pass forms.
+ * Rows per similarity block for `rows` rows of `width` logits: the largest
+ * multiple of 64 up to NCE_BLOCK_MAX that still leaves 4 blocks (work for
+ * every thread of a small request) and keeps a block within NCE_SLOT_MAX
+ * doubles; never less than 64. A function of the shapes only.
+ */
+static size_t nce_block_rows(size_t rows, size_t width)
+{
+    size_t b = NCE_BLOCK_MAX;
+
+    while (b > NCE_B && (rows / 4 < b || width > NCE_SLOT_MAX / b))
+        b -= NCE_B;
+    return b;
+}
+
+/*
+ * Offsets of every region of the work buffer. A slot holds the widest block
+ * any pass forms (symmetric: one more row, a column's exponentials).
  */
 static bool nce_layout(const struct loss_nce_args *a, size_t slots,
                        bool backward, struct nce_layout *ret)
 {
     struct nce_layout l = {0};
+    bool ntx = a->variant == LOSS_NCE_NT_XENT && !nce_has_neg(a);
     bool sym = a->variant == LOSS_NCE_SYMMETRIC && !nce_has_neg(a);
-    size_t n2, sz, nvec, rows;
+    size_t n2, sz, nvec, rows, w;
 
     if (!mul_ok(a->n, 2, &n2))
         return false;
+    rows = ntx ? n2 : a->n;
     if (nce_has_neg(a)) {
+        w = a->m + 1;
+        if (w == 0)
+            return false; /* m + 1 overflowed */
         if (a->paired) {
             if (!mul_ok(a->n, a->m, &l.nv))
                 return false;
-            l.width = a->m + 1; /* one row at a time */
+            l.brow = NCE_B; /* one row at a time */
+            l.slot_size = w;
         } else {
             l.nv = a->m;
-            l.width = a->m + 1;
-            if (backward && a->n > l.width)
-                l.width = a->n;
+            l.brow = nce_block_rows(a->n, w);
+            l.bcol = nce_block_rows(a->m, a->n);
+            if (!mul_ok(l.brow, w, &l.slot_size))
+                return false;
+            if (!mul_ok(l.bcol, a->n, &sz))
+                return false;
+            if (backward && sz > l.slot_size)
+                l.slot_size = sz;
         }
-        if (l.width == 0)
-            return false; /* m + 1 overflowed */
     } else {
-        l.width = a->variant == LOSS_NCE_NT_XENT ? n2 : a->n;
+        l.brow = l.bcol = nce_block_rows(rows, rows);
+        if (!mul_ok(l.brow + sym, rows, &l.slot_size))
+            return false;
     }
-    rows = a->variant == LOSS_NCE_NT_XENT && !nce_has_neg(a) ? n2 : a->n;
 
     l.z = 0;
     if (!mul_ok(n2, a->d, &sz))
@@ -122,12 +177,16 @@ static bool nce_layout(const struct loss_nce_args *a, size_t slots,
     l.lsec = l.lse;
     if (!add_ok(&l.lsec, rows))
         return false;
-    l.slots = l.lsec;
-    if (sym && !add_ok(&l.slots, a->n))
+    l.gv = l.lsec;
+    if (sym && !add_ok(&l.gv, a->n))
         return false;
-    /* symmetric keeps one more row: a column's exponentials */
-    if (!mul_ok(NCE_B + sym, l.width, &l.slot_size) ||
-        !mul_ok(l.slot_size, slots, &sz))
+    l.av = l.gv;
+    if (backward && !add_ok(&l.av, rows))
+        return false;
+    l.slots = l.av;
+    if (backward && ntx && !add_ok(&l.slots, rows))
+        return false;
+    if (!mul_ok(l.slot_size, slots, &sz))
         return false;
     l.total = l.slots;
     if (!add_ok(&l.total, sz))
@@ -189,19 +248,109 @@ static double nce_dot(const double *x, const double *y, size_t d)
 }
 
 /*
+ * Elementwise loops over a row of logits. The NCE_CLONES ones are also
+ * compiled for AVX2 without FMA: they only subtract, multiply and add, each
+ * rounded once, so every clone gives the same bits. Exponentials are taken
+ * NCE_CHUNK at a time, while the chunk is in L1 (loss_vexp's results do not
+ * depend on where an element sits in the array).
+ */
+#define NCE_CLONES __attribute__((target_clones("avx2", "default")))
+#define NCE_CHUNK  ((size_t)512)
+
+/*
+ * The largest of s[0..w), NaN ignored (-inf for w == 0). maxpd(x, m) is
+ * x > m ? x : m, so a NaN x leaves m alone; a maximum does not depend on
+ * the order, so the accumulators change nothing but speed.
+ */
+static double nce_max(const double *s, size_t w)
+{
+    __m128d m0 = _mm_set1_pd(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    double r = -INFINITY, t[2];
+    size_t j = 0;
+
+    for (; j + 8 <= w; j += 8) {
+        m0 = _mm_max_pd(_mm_loadu_pd(s + j), m0);
+        m1 = _mm_max_pd(_mm_loadu_pd(s + j + 2), m1);
+        m2 = _mm_max_pd(_mm_loadu_pd(s + j + 4), m2);
+        m3 = _mm_max_pd(_mm_loadu_pd(s + j + 6), m3);
+    }
+    m0 = _mm_max_pd(_mm_max_pd(m0, m1), _mm_max_pd(m2, m3));
+    _mm_storeu_pd(t, m0);
+    for (; j < w; j++)
+        r = s[j] > r ? s[j] : r;
+    r = t[0] > r ? t[0] : r;
+    return t[1] > r ? t[1] : r;
+}
+
+/* s[i] = exp(s[i] - c) */
+NCE_CLONES static void nce_exp_shift(double *s, size_t w, double c)
+{
+    for (size_t i0 = 0; i0 < w; i0 += NCE_CHUNK) {
+        size_t len = w - i0 < NCE_CHUNK ? w - i0 : NCE_CHUNK;
+        double *x = s + i0;
+
+        for (size_t i = 0; i < len; i++)
+            x[i] -= c;
+        loss_vexp(x, x, len);
+    }
+}
+
+/* s[i] = g[i] exp(s[i] - c[i]) */
+NCE_CLONES static void nce_exp_sub_mul(double *s, const double *c,
+                                       const double *g, size_t w)
+{
+    for (size_t i0 = 0; i0 < w; i0 += NCE_CHUNK) {
+        size_t len = w - i0 < NCE_CHUNK ? w - i0 : NCE_CHUNK;
+        double *x = s + i0;
+
+        for (size_t i = 0; i < len; i++)
+            x[i] -= c[i0 + i];
+        loss_vexp(x, x, len);
+        for (size_t i = 0; i < len; i++)
+            x[i] *= g[i0 + i];
+    }
+}
+
+/* s[i] = exp(s[i] - c) (a + b[i]) */
+NCE_CLONES static void nce_exp_shift_mul(double *s, double c, double a,
+                                         const double *b, size_t w)
+{
+    for (size_t i0 = 0; i0 < w; i0 += NCE_CHUNK) {
+        size_t len = w - i0 < NCE_CHUNK ? w - i0 : NCE_CHUNK;
+        double *x = s + i0;
+
+        for (size_t i = 0; i < len; i++)
+            x[i] -= c;
+        loss_vexp(x, x, len);
+        for (size_t i = 0; i < len; i++)
+            x[i] *= a + b[i0 + i];
+    }
+}
+
+/* s[i] *= c */
+NCE_CLONES static void nce_scale(double *s, size_t w, double c)
+{
+    for (size_t i = 0; i < w; i++)
+        s[i] *= c;
+}
+
+/*
  * Replaces s[0..w) by exp(s - max) and returns log-sum-exp; *ret_sum gets
  * the sum of the exponentials (summed by loss_sum, so in a fixed order).
+ * A NaN logit makes the whole row NaN, as PyTorch's max propagates it.
  */
 static double nce_row_lse(double *s, size_t w, double *ret_sum)
 {
-    double mx = -INFINITY, sum;
+    double mx = nce_max(s, w), sum;
 
-    for (size_t j = 0; j < w; j++)
-        if (s[j] > mx || isnan(s[j]))
-            mx = s[j];
-    for (size_t j = 0; j < w; j++)
-        s[j] = exp(s[j] - mx);
+    nce_exp_shift(s, w, mx);
     sum = loss_sum(s, w);
+    if (isnan(sum)) {
+        for (size_t j = 0; j < w; j++)
+            s[j] = NAN;
+        *ret_sum = NAN;
+        return NAN;
+    }
     *ret_sum = sum;
     return mx + log(sum);
 }
@@ -209,14 +358,17 @@ static double nce_row_lse(double *s, size_t w, double *ret_sum)
 struct nce_job {
     const struct loss_nce_args *a;
     size_t n, d, m, rows;
+    size_t brow, bcol; /* rows per block of the row and column passes */
     double inv_t;
     const double *z, *q, *k, *neg; /* prepared vectors; q = z, k = z + n*d */
     double *norm, *lse, *lsec;
+    double *gv; /* g per sample, contiguous */
+    double *av; /* nt_xent: g_i exp(c - lse_i) when factored */
+    double c;   /* nt_xent: the shift c of av */
+    bool factored;
     double *scratch;
     size_t slot_size;
     double *out;
-    const double *g;
-    size_t gstride;
     double *gq, *gk, *gn;
     /* normalization blocks */
     const double *src;
@@ -226,20 +378,16 @@ struct nce_job {
     size_t count;
 };
 
-static double nce_g(const struct nce_job *j, size_t i)
-{
-    return j->g[i * j->gstride];
-}
-
 static double *nce_slot(const struct nce_job *j, size_t slot)
 {
     return j->scratch + slot * j->slot_size;
 }
 
-static void nce_block_range(size_t block, size_t count, size_t *r0, size_t *r1)
+static void nce_block_range(size_t block, size_t per, size_t count, size_t *r0,
+                            size_t *r1)
 {
-    *r0 = block * NCE_B;
-    *r1 = *r0 + NCE_B < count ? *r0 + NCE_B : count;
+    *r0 = block * per;
+    *r1 = *r0 + per < count ? *r0 + per : count;
 }
 
 /* dst = src / max(|src|, eps) per vector, or a plain copy. */
@@ -249,7 +397,7 @@ static void nce_prep_block(void *arg, size_t block, size_t slot)
     size_t v0, v1, d = j->d;
 
     (void)slot;
-    nce_block_range(block, j->count, &v0, &v1);
+    nce_block_range(block, NCE_B, j->count, &v0, &v1);
     for (size_t v = v0; v < v1; v++) {
         const double *x = j->src + v * d;
         double *y = j->dst + v * d, nrm, den;
@@ -279,7 +427,7 @@ static void nce_normback_block(void *arg, size_t block, size_t slot)
     size_t v0, v1, d = j->d;
 
     (void)slot;
-    nce_block_range(block, j->count, &v0, &v1);
+    nce_block_range(block, NCE_B, j->count, &v0, &v1);
     for (size_t v = v0; v < v1; v++) {
         const double *xh = j->dst + v * d;
         double *gr = j->grad + v * d, nrm = j->nrm[v], c;
@@ -320,7 +468,7 @@ static void nce_pairs_row(void *arg, size_t block, size_t slot)
     size_t i0, i1, n = j->n, d = j->d;
     double *S = nce_slot(j, slot);
 
-    nce_block_range(block, n, &i0, &i1);
+    nce_block_range(block, j->brow, n, &i0, &i1);
     nce_gemm(true, i1 - i0, n, d, j->inv_t, j->q + i0 * d, d, j->k, d, S, n);
     for (size_t i = i0; i < i1; i++) {
         double *s = S + (i - i0) * n, sii = s[i], sum, lse, c;
@@ -330,14 +478,19 @@ static void nce_pairs_row(void *arg, size_t block, size_t slot)
         j->out[i] = lse - sii;
         if (j->gq == NULL)
             continue;
-        c = nce_g(j, i) / sum; /* P = e / sum */
-        for (size_t c2 = 0; c2 < n; c2++)
-            s[c2] *= c;
-        s[i] -= nce_g(j, i);
+        c = j->gv[i] / sum; /* P = e / sum */
+        nce_scale(s, n, c);
+        s[i] -= j->gv[i];
     }
     if (j->gq != NULL)
         nce_gemm(false, i1 - i0, d, n, j->inv_t, S, n, j->k, d, j->gq + i0 * d,
                  d);
+}
+
+/* t[i] = g_i exp(t[i] - lse_i): column c of G, the diagonal term aside. */
+static void nce_col_prob(const struct nce_job *j, double *t, size_t w)
+{
+    nce_exp_sub_mul(t, j->lse, j->gv, w);
 }
 
 /* pairs, columns: dk[J] = G[:,J]^T q / tau with G from the row lse. */
@@ -347,14 +500,13 @@ static void nce_pairs_col(void *arg, size_t block, size_t slot)
     size_t c0, c1, n = j->n, d = j->d;
     double *T = nce_slot(j, slot);
 
-    nce_block_range(block, n, &c0, &c1);
+    nce_block_range(block, j->bcol, n, &c0, &c1);
     nce_gemm(true, c1 - c0, n, d, j->inv_t, j->k + c0 * d, d, j->q, d, T, n);
     for (size_t c = c0; c < c1; c++) {
         double *t = T + (c - c0) * n; /* t[i] = S[i][c] */
 
-        for (size_t i = 0; i < n; i++)
-            t[i] = nce_g(j, i) * exp(t[i] - j->lse[i]);
-        t[c] -= nce_g(j, c);
+        nce_col_prob(j, t, n);
+        t[c] -= j->gv[c];
     }
     nce_gemm(false, c1 - c0, d, n, j->inv_t, T, n, j->q, d, j->gk + c0 * d, d);
 }
@@ -366,7 +518,7 @@ static void nce_sym_row1(void *arg, size_t block, size_t slot)
     size_t i0, i1, n = j->n, d = j->d;
     double *S = nce_slot(j, slot);
 
-    nce_block_range(block, n, &i0, &i1);
+    nce_block_range(block, j->brow, n, &i0, &i1);
     nce_gemm(true, i1 - i0, n, d, j->inv_t, j->q + i0 * d, d, j->k, d, S, n);
     for (size_t i = i0; i < i1; i++) {
         double *s = S + (i - i0) * n, sii = s[i], sum;
@@ -387,9 +539,9 @@ static void nce_sym_col(void *arg, size_t block, size_t slot)
 {
     const struct nce_job *j = arg;
     size_t c0, c1, n = j->n, d = j->d;
-    double *T = nce_slot(j, slot), *e = T + NCE_B * n;
+    double *T = nce_slot(j, slot), *e = T + j->bcol * n;
 
-    nce_block_range(block, n, &c0, &c1);
+    nce_block_range(block, j->bcol, n, &c0, &c1);
     nce_gemm(true, c1 - c0, n, d, j->inv_t, j->k + c0 * d, d, j->q, d, T, n);
     for (size_t c = c0; c < c1; c++) {
         double *t = T + (c - c0) * n, scc = t[c], sum, lsec, hc;
@@ -400,10 +552,11 @@ static void nce_sym_col(void *arg, size_t block, size_t slot)
         j->out[c] = 0.5 * (j->out[c] + (lsec - scc));
         if (j->gk == NULL)
             continue;
-        hc = 0.5 * nce_g(j, c) / sum;
+        hc = 0.5 * j->gv[c] / sum;
+        nce_col_prob(j, t, n);
         for (size_t i = 0; i < n; i++)
-            t[i] = 0.5 * nce_g(j, i) * exp(t[i] - j->lse[i]) + hc * e[i];
-        t[c] -= nce_g(j, c);
+            t[i] = 0.5 * t[i] + hc * e[i];
+        t[c] -= j->gv[c];
     }
     if (j->gk != NULL)
         nce_gemm(false, c1 - c0, d, n, j->inv_t, T, n, j->q, d, j->gk + c0 * d,
@@ -415,18 +568,19 @@ static void nce_sym_row2(void *arg, size_t block, size_t slot)
 {
     const struct nce_job *j = arg;
     size_t i0, i1, n = j->n, d = j->d;
-    double *S = nce_slot(j, slot);
+    double *S = nce_slot(j, slot), *e = S + j->brow * n;
 
-    nce_block_range(block, n, &i0, &i1);
+    nce_block_range(block, j->brow, n, &i0, &i1);
     nce_gemm(true, i1 - i0, n, d, j->inv_t, j->q + i0 * d, d, j->k, d, S, n);
     for (size_t i = i0; i < i1; i++) {
-        double *s = S + (i - i0) * n, hi = 0.5 * nce_g(j, i);
-        double lse = j->lse[i];
+        double *s = S + (i - i0) * n, hi = 0.5 * j->gv[i];
 
+        memcpy(e, s, n * sizeof(*e));
+        nce_exp_sub_mul(e, j->lsec, j->gv, n);
+        nce_exp_shift(s, n, j->lse[i]);
         for (size_t c = 0; c < n; c++)
-            s[c] = hi * exp(s[c] - lse) +
-                   0.5 * nce_g(j, c) * exp(s[c] - j->lsec[c]);
-        s[i] -= nce_g(j, i);
+            s[c] = hi * s[c] + 0.5 * e[c];
+        s[i] -= j->gv[i];
     }
     nce_gemm(false, i1 - i0, d, n, j->inv_t, S, n, j->k, d, j->gq + i0 * d, d);
 }
@@ -438,7 +592,7 @@ static void nce_ntx_row1(void *arg, size_t block, size_t slot)
     size_t r0, r1, n = j->n, rows = j->rows, d = j->d;
     double *S = nce_slot(j, slot);
 
-    nce_block_range(block, rows, &r0, &r1);
+    nce_block_range(block, j->brow, rows, &r0, &r1);
     nce_gemm(true, r1 - r0, rows, d, j->inv_t, j->z + r0 * d, d, j->z, d, S,
              rows);
     for (size_t r = r0; r < r1; r++) {
@@ -454,6 +608,41 @@ static void nce_ntx_row1(void *arg, size_t block, size_t slot)
 }
 
 /*
+ * nt_xent, between the passes: H[r][i] = g_r exp(S_ri - lse_r) +
+ * g_i exp(S_ri - lse_i) takes one exponential per logit when written
+ * exp(S_ri - c) (a_r + a_i) with c = max lse and a_i = g_i exp(c - lse_i).
+ * That is safe when every lse and g is finite, the lse values lie within
+ * NCE_SPREAD_MAX (an exp(S_ri - c) that underflows then stands for a term
+ * below exp(-745 + NCE_SPREAD_MAX) |g|, which PyTorch's own rounding
+ * exceeds) and |g| exp(spread) is far from overflowing. Otherwise the
+ * second pass takes both exponentials. Serial and in index order.
+ */
+static bool nce_ntx_factor(struct nce_job *j)
+{
+    double hi = -INFINITY, lo = INFINITY, gmax = 0.0;
+
+    for (size_t r = 0; r < j->rows; r++) {
+        double l = j->lse[r], ga = fabs(j->gv[r]);
+
+        if (!isfinite(l) || !isfinite(ga))
+            return false;
+        hi = l > hi ? l : hi;
+        lo = l < lo ? l : lo;
+        gmax = ga > gmax ? ga : gmax;
+    }
+    if (j->rows == 0 || hi - lo > NCE_SPREAD_MAX ||
+        (gmax > 0.0 && log(gmax) + (hi - lo) > NCE_SCALE_MAX))
+        return false;
+    for (size_t r = 0; r < j->rows; r++)
+        j->av[r] = hi - j->lse[r];
+    loss_vexp(j->av, j->av, j->rows);
+    for (size_t r = 0; r < j->rows; r++)
+        j->av[r] *= j->gv[r];
+    j->c = hi;
+    return true;
+}
+
+/*
  * nt_xent, pass 2 (backward): S[J,:] again and, S being symmetric,
  * H[J,:] = G[J,:] + G[:,J]^T with G = g (P - Y), so
  * H[r][i] = g_r exp(S_ri - lse_r) + g_i exp(S_ri - lse_i) - Y terms;
@@ -466,7 +655,7 @@ static void nce_ntx_row2(void *arg, size_t block, size_t slot)
     size_t r0, r1, n = j->n, rows = j->rows, d = j->d;
     double *S = nce_slot(j, slot);
 
-    nce_block_range(block, rows, &r0, &r1);
+    nce_block_range(block, j->brow, rows, &r0, &r1);
     if (j->gq == NULL && r0 < n)
         r0 = n < r1 ? n : r1;
     if (j->gk == NULL && r1 > n)
@@ -476,14 +665,22 @@ static void nce_ntx_row2(void *arg, size_t block, size_t slot)
     nce_gemm(true, r1 - r0, rows, d, j->inv_t, j->z + r0 * d, d, j->z, d, S,
              rows);
     for (size_t r = r0; r < r1; r++) {
-        double *s = S + (r - r0) * rows, gr = nce_g(j, r), lse = j->lse[r];
+        double *s = S + (r - r0) * rows, gr = j->gv[r], lse = j->lse[r];
         size_t p = r < n ? r + n : r - n;
 
-        for (size_t i = 0; i < rows; i++)
-            s[i] = gr * exp(s[i] - lse) + nce_g(j, i) * exp(s[i] - j->lse[i]);
+        if (j->a->mask_self)
+            s[r] = -INFINITY; /* exp gives 0: no overflow on the diagonal */
+        if (j->factored) {
+            double ar = j->av[r];
+
+            nce_exp_shift_mul(s, j->c, ar, j->av, rows);
+        } else {
+            for (size_t i = 0; i < rows; i++)
+                s[i] = gr * exp(s[i] - lse) + j->gv[i] * exp(s[i] - j->lse[i]);
+        }
         if (j->a->mask_self)
             s[r] = 0.0;
-        s[p] -= gr + nce_g(j, p);
+        s[p] -= gr + j->gv[p];
     }
     if (r0 < n) {
         size_t e = r1 < n ? r1 : n;
@@ -514,7 +711,7 @@ static void nce_neg_logits(const struct nce_job *j, size_t i, double *L,
     j->out[i] = j->lse[i] - l0;
     if (!grad)
         return;
-    gi = nce_g(j, i);
+    gi = j->gv[i];
     for (size_t c = 0; c < w; c++)
         L[c] *= gi / sum;
     L[0] -= gi;
@@ -542,7 +739,7 @@ static void nce_unpaired_row(void *arg, size_t block, size_t slot)
     double *L = nce_slot(j, slot);
     bool grad = j->gq != NULL || j->gk != NULL;
 
-    nce_block_range(block, j->n, &i0, &i1);
+    nce_block_range(block, j->brow, j->n, &i0, &i1);
     nce_gemm(true, i1 - i0, m, d, j->inv_t, j->q + i0 * d, d, j->neg, d, L + 1,
              w);
     for (size_t i = i0; i < i1; i++) {
@@ -567,14 +764,10 @@ static void nce_unpaired_col(void *arg, size_t block, size_t slot)
     size_t c0, c1, n = j->n, d = j->d;
     double *T = nce_slot(j, slot);
 
-    nce_block_range(block, j->m, &c0, &c1);
+    nce_block_range(block, j->bcol, j->m, &c0, &c1);
     nce_gemm(true, c1 - c0, n, d, j->inv_t, j->neg + c0 * d, d, j->q, d, T, n);
-    for (size_t c = c0; c < c1; c++) {
-        double *t = T + (c - c0) * n;
-
-        for (size_t i = 0; i < n; i++)
-            t[i] = nce_g(j, i) * exp(t[i] - j->lse[i]);
-    }
+    for (size_t c = c0; c < c1; c++)
+        nce_col_prob(j, T + (c - c0) * n, n);
     nce_gemm(false, c1 - c0, d, n, j->inv_t, T, n, j->q, d, j->gn + c0 * d, d);
 }
 
@@ -586,7 +779,7 @@ static void nce_paired_row(void *arg, size_t block, size_t slot)
     double *L = nce_slot(j, slot);
     bool grad = j->gq != NULL || j->gk != NULL || j->gn != NULL;
 
-    nce_block_range(block, j->n, &i0, &i1);
+    nce_block_range(block, j->brow, j->n, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         const double *ni = j->neg + i * m * d, *qi = j->q + i * d;
 
@@ -610,10 +803,10 @@ static void nce_paired_row(void *arg, size_t block, size_t slot)
     }
 }
 
-static void nce_run_blocks(struct nce_job *j, size_t count, loss_block_fn fn,
-                           const struct loss_exec *ex)
+static void nce_run_blocks(struct nce_job *j, size_t count, size_t per,
+                           loss_block_fn fn, const struct loss_exec *ex)
 {
-    loss_exec_run(ex, loss_blocks(count, NCE_B), fn, j);
+    loss_exec_run(ex, loss_blocks(count, per), fn, j);
 }
 
 unsigned loss_nce_run(const struct loss_nce_args *a, double *out,
@@ -641,6 +834,8 @@ unsigned loss_nce_run(const struct loss_nce_args *a, double *out,
     j.d = d;
     j.m = neg ? a->m : 0;
     j.rows = a->variant == LOSS_NCE_NT_XENT && !neg ? 2 * n : n;
+    j.brow = l.brow;
+    j.bcol = l.bcol;
     j.inv_t = 1.0 / a->temperature;
     j.z = zw;
     j.q = zw;
@@ -649,14 +844,17 @@ unsigned loss_nce_run(const struct loss_nce_args *a, double *out,
     j.norm = work + l.norm;
     j.lse = work + l.lse;
     j.lsec = work + l.lsec;
+    j.gv = work + l.gv;
+    j.av = work + l.av;
     j.scratch = work + l.slots;
     j.slot_size = l.slot_size;
     j.out = out;
-    j.g = g;
-    j.gstride = gstride;
     j.gq = backward ? grad_query : NULL;
     j.gk = backward ? grad_positive : NULL;
     j.gn = backward && neg ? grad_negative : NULL;
+    if (backward)
+        for (size_t i = 0; i < j.rows; i++)
+            j.gv[i] = g[i * gstride];
 
     nce_run_vectors(&j, nce_prep_block, a->query, zw, j.norm, NULL, n, ex);
     nce_run_vectors(&j, nce_prep_block, a->positive_key, zw + n * d, j.norm + n,
@@ -670,24 +868,26 @@ unsigned loss_nce_run(const struct loss_nce_args *a, double *out,
                 warn |= LOSS_WARN_NORMALIZE_EPS;
 
     if (neg && a->paired) {
-        nce_run_blocks(&j, n, nce_paired_row, ex);
+        nce_run_blocks(&j, n, j.brow, nce_paired_row, ex);
     } else if (neg) {
-        nce_run_blocks(&j, n, nce_unpaired_row, ex);
+        nce_run_blocks(&j, n, j.brow, nce_unpaired_row, ex);
         if (j.gn != NULL)
-            nce_run_blocks(&j, j.m, nce_unpaired_col, ex);
+            nce_run_blocks(&j, j.m, j.bcol, nce_unpaired_col, ex);
     } else if (a->variant == LOSS_NCE_PAIRS) {
-        nce_run_blocks(&j, n, nce_pairs_row, ex);
+        nce_run_blocks(&j, n, j.brow, nce_pairs_row, ex);
         if (j.gk != NULL)
-            nce_run_blocks(&j, n, nce_pairs_col, ex);
+            nce_run_blocks(&j, n, j.bcol, nce_pairs_col, ex);
     } else if (a->variant == LOSS_NCE_SYMMETRIC) {
-        nce_run_blocks(&j, n, nce_sym_row1, ex);
-        nce_run_blocks(&j, n, nce_sym_col, ex);
+        nce_run_blocks(&j, n, j.brow, nce_sym_row1, ex);
+        nce_run_blocks(&j, n, j.bcol, nce_sym_col, ex);
         if (j.gq != NULL)
-            nce_run_blocks(&j, n, nce_sym_row2, ex);
+            nce_run_blocks(&j, n, j.brow, nce_sym_row2, ex);
     } else {
-        nce_run_blocks(&j, j.rows, nce_ntx_row1, ex);
-        if (j.gq != NULL || j.gk != NULL)
-            nce_run_blocks(&j, j.rows, nce_ntx_row2, ex);
+        nce_run_blocks(&j, j.rows, j.brow, nce_ntx_row1, ex);
+        if (j.gq != NULL || j.gk != NULL) {
+            j.factored = nce_ntx_factor(&j);
+            nce_run_blocks(&j, j.rows, j.brow, nce_ntx_row2, ex);
+        }
     }
 
     if (!a->normalize || !backward)

@@ -5,10 +5,11 @@
  * (x / max(|x|, 1e-12)), forward and backward through the normalization.
  *
  * Similarity matrices are products computed with cblas_dgemm in fixed blocks
- * of LOSS_BLOCK_ROWS rows (or columns), so memory stays O(block x N) per
- * slot, never O(N^2); the inner dimension of a product is never split, and
- * every cross-block combination happens in block order, so results do not
- * depend on the executor.
+ * of rows (or columns), a multiple of LOSS_BLOCK_ROWS (64 to 256) chosen
+ * from the shapes alone, so memory stays O(block x N) per slot, never
+ * O(N^2); the inner dimension of a product is never split, and every
+ * cross-block combination happens in block order, so results do not depend
+ * on the executor.
  */
 #ifndef LOSSD_CORE_INFO_NCE_H
 #define LOSSD_CORE_INFO_NCE_H

@@ -743,40 +743,161 @@ static void same_bits(const char *name, const char *exec, const char *what,
 }
 
 /*
- * Serial against two- and three-thread executors with shuffled block order:
- * N = 200 is 4 row blocks (7 for nt_xent's 2N), M = 70 is 2 column blocks.
+ * Serial against two- and three-thread executors with shuffled block order,
+ * at two sizes because the kernel picks its block rows from the shapes:
+ * at N = 200 blocks have 64 rows (4 row blocks, 7 for nt_xent's 2N; M = 70
+ * is 2 column blocks); at N = 1100 they have 256 (5 row blocks, the last
+ * partial, 9 for nt_xent).
  */
 START_TEST(test_bit_identical)
 {
+    static const size_t sizes[][2] = {{200, 16}, {1100, 4}}; /* N, D */
     struct loss_exec *ex[2] = {test_exec_threads(2, 11),
                                test_exec_threads(3, 29)};
     const char *exname[2] = {"2 threads", "3 threads"};
 
-    for (size_t c = 0; c < NCFGS; c++) {
-        struct nce_input in;
-        struct nce_res base;
+    for (size_t z = 0; z < 2; z++) {
+        for (size_t c = 0; c < NCFGS; c++) {
+            struct nce_input in;
+            struct nce_res base;
 
-        nce_input_init(&in, &cfgs[c], 200, 16, 70);
-        nce_eval(&in.a, in.g, 1, NULL, &base);
-        for (size_t e = 0; e < 2; e++) {
-            struct nce_res r;
-            const char *nm = cfgs[c].name;
+            nce_input_init(&in, &cfgs[c], sizes[z][0], sizes[z][1], 70);
+            nce_eval(&in.a, in.g, 1, NULL, &base);
+            for (size_t e = 0; e < 2; e++) {
+                struct nce_res r;
+                const char *nm = cfgs[c].name;
 
-            nce_eval(&in.a, in.g, 1, ex[e], &r);
-            same_bits(nm, exname[e], "loss", base.out, r.out, r.samples);
-            same_bits(nm, exname[e], "grad_query", base.gq, r.gq, r.nq);
-            same_bits(nm, exname[e], "grad_positive", base.gk, r.gk, r.nq);
-            if (cfgs[c].neg != NEG_NONE)
-                same_bits(nm, exname[e], "grad_negative", base.gn, r.gn,
-                          r.nneg);
-            ck_assert_uint_eq(base.warn, r.warn);
-            nce_res_free(&r);
+                nce_eval(&in.a, in.g, 1, ex[e], &r);
+                same_bits(nm, exname[e], "loss", base.out, r.out, r.samples);
+                same_bits(nm, exname[e], "grad_query", base.gq, r.gq, r.nq);
+                same_bits(nm, exname[e], "grad_positive", base.gk, r.gk, r.nq);
+                if (cfgs[c].neg != NEG_NONE)
+                    same_bits(nm, exname[e], "grad_negative", base.gn, r.gn,
+                              r.nneg);
+                ck_assert_uint_eq(base.warn, r.warn);
+                nce_res_free(&r);
+            }
+            nce_res_free(&base);
+            nce_input_free(&in);
         }
-        nce_res_free(&base);
-        nce_input_free(&in);
     }
     test_exec_free(ex[0]);
     test_exec_free(ex[1]);
+}
+END_TEST
+
+/*
+ * nt_xent written out densely, normalize=false: S = z z^T / tau with
+ * z = cat(q, k), the diagonal at -inf when masked, loss_r = lse_r - S_rp,
+ * G = g (softmax(S) - Y) per row and dz_r = sum_i (G_ri + G_ir) z_i / tau.
+ * *ret_spread gets max lse - min lse.
+ */
+static void ntx_dense(const struct loss_nce_args *a, const double *g,
+                      double *out, double *gq, double *gk, double *ret_spread)
+{
+    size_t n = a->n, d = a->d, rows = 2 * n;
+    double *S = xcalloc(rows * rows, sizeof(double));
+    double *lse = xcalloc(rows, sizeof(double)), lo = INFINITY, hi = -INFINITY;
+
+#define Z(r) ((r) < n ? a->query + (r)*d : a->positive_key + ((r)-n) * d)
+    for (size_t r = 0; r < rows; r++) {
+        double mx = -INFINITY, sum = 0.0;
+
+        for (size_t i = 0; i < rows; i++) {
+            double dot = 0.0;
+
+            for (size_t c = 0; c < d; c++)
+                dot += Z(r)[c] * Z(i)[c];
+            S[r * rows + i] =
+                a->mask_self && i == r ? -INFINITY : dot / a->temperature;
+            mx = fmax(mx, S[r * rows + i]);
+        }
+        for (size_t i = 0; i < rows; i++)
+            sum += exp(S[r * rows + i] - mx);
+        lse[r] = mx + log(sum);
+        out[r] = lse[r] - S[r * rows + (r < n ? r + n : r - n)];
+        lo = fmin(lo, lse[r]);
+        hi = fmax(hi, lse[r]);
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < rows; i++)
+            S[r * rows + i] = g[r] * (exp(S[r * rows + i] - lse[r]) -
+                                      (i == (r < n ? r + n : r - n)));
+    for (size_t r = 0; r < rows; r++) {
+        double *dz = r < n ? gq + r * d : gk + (r - n) * d;
+
+        for (size_t c = 0; c < d; c++) {
+            double acc = 0.0;
+
+            for (size_t i = 0; i < rows; i++)
+                acc += (S[r * rows + i] + S[i * rows + r]) * Z(i)[c];
+            dz[c] = acc / a->temperature;
+        }
+    }
+#undef Z
+    *ret_spread = hi - lo;
+    free(S);
+    free(lse);
+}
+
+/*
+ * nt_xent's backward takes one exponential per logit when the row lse
+ * values are close and g is moderate, two otherwise (core/info_nce.c,
+ * nce_ntx_factor). Both paths against the dense formula: random inputs
+ * (one exponential), one pair scaled so the lse values spread just under
+ * and well over the limit of 300, and g scaled by 2^960 (two exponentials;
+ * the gradients are compared after dividing by 2^960, exact). The same
+ * agreement rule as against PyTorch: both sides are double, only the
+ * summation orders differ.
+ */
+START_TEST(test_ntx_paths)
+{
+    enum { N = 70, D = 5 };
+    /* scale[0] with mask_self, scale[1] without (the self term grows) */
+    static const struct {
+        const char *name;
+        double scale[2], gscale, spread_lo, spread_hi;
+    } cases[] = {
+        {"plain", {1.0, 1.0}, 1.0, 0.0, 50.0},
+        {"spread under 300", {18.0, 3.8}, 1.0, 200.0, 300.0},
+        {"spread over 300", {30.0, 6.0}, 1.0, 300.0, 1e9},
+        {"g times 2^960", {1.0, 1.0}, 0x1p960, 0.0, 50.0},
+    };
+
+    for (size_t m = 0; m < 2; m++) {
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+            const struct nce_cfg cfg = {
+                "ntx", LOSS_NCE_NT_XENT, false, m == 0, NEG_NONE, 0.5, 201 + m};
+            struct nce_input in;
+            struct nce_res r;
+            double out[2 * N], gq[N * D], gk[N * D], g[2 * N], spread;
+            char name[64];
+
+            snprintf(name, sizeof(name), "%s, mask_self %d", cases[c].name,
+                     m == 0);
+            nce_input_init(&in, &cfg, N, D, 0);
+            for (size_t k = 0; k < D; k++) {
+                in.q[3 * D + k] *= cases[c].scale[m];
+                in.k[3 * D + k] *= cases[c].scale[m];
+            }
+            for (size_t i = 0; i < 2 * N; i++)
+                g[i] = in.g[i] * cases[c].gscale;
+            ntx_dense(&in.a, in.g, out, gq, gk, &spread);
+            ck_assert_msg(spread >= cases[c].spread_lo &&
+                              spread < cases[c].spread_hi,
+                          "%s: lse spread %g", name, spread);
+            nce_eval(&in.a, g, 1, NULL, &r);
+            for (size_t i = 0; i < N * D; i++) {
+                r.gq[i] /= cases[c].gscale;
+                r.gk[i] /= cases[c].gscale;
+            }
+            check_agree(name, "loss", r.out, out, 2 * N);
+            check_agree(name, "grad_query", r.gq, gq, N * D);
+            check_agree(name, "grad_positive", r.gk, gk, N * D);
+            nce_res_free(&r);
+            nce_input_free(&in);
+        }
+    }
 }
 END_TEST
 
@@ -892,6 +1013,7 @@ int main(void)
     tcase_add_test(tc, test_pairs_is_cross_entropy);
     tcase_add_test(tc, test_finite_differences);
     tcase_add_test(tc, test_bit_identical);
+    tcase_add_test(tc, test_ntx_paths);
     tcase_add_test(tc, test_partial_gradients);
     tcase_add_test(tc, test_workspace_bounds);
     tcase_add_test(tc, test_empty);
