@@ -330,27 +330,49 @@ static json_t *response_schema(struct bld *c,
     return o;
 }
 
+/*
+ * Exactly the members proto_problem_write() sends: a stray or missing member
+ * fails the integration tests' response validation (tests/server/openapi).
+ * The types come from the one status table, so they cannot drift.
+ */
 static json_t *problem_schema(struct bld *c)
 {
-    return check(
-        c, json_pack(
-               "{s:s, s:s, s:[sss], s:{s:{s:s, s:s}, s:{s:s}, s:{s:s}, "
-               "s:{s:s}, s:{s:s, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:s}, "
-               "s:{s:s, s:s}, s:{s:s}}}",
-               "description",
-               "RFC 9457 problem details; error repeats detail for inference "
-               "clients.",
-               "type", "object", "required", "type", "title", "status",
-               "properties", "type", "type", "string", "example",
-               "/problems/shape-mismatch", "title", "type", "string", "status",
-               "type", "integer", "detail", "type", "string", "pointer", "type",
-               "string", "description",
-               "JSON pointer to the offending part of the body", "offset",
-               "type", "integer", "minimum", 0, "description",
-               "Byte offset of a JSON syntax error", "instance", "type",
-               "string", "description", "The request's X-Request-Id", "error",
-               "type", "string", "description", "Same as detail", "id",
-               "description", "Batch items only: the item's id"));
+    json_t *o = check(
+        c,
+        json_pack(
+            "{s:s, s:s, s:[sssss], s:b, s:{s:{s:s}, s:{s:s, s:i, s:i}, "
+            "s:{s:s}, s:{s:s, s:s}, s:{s:s, s:i, s:s}, s:{s:s, s:s}, "
+            "s:{s:s, s:s}, s:{s:s}}}",
+            "description",
+            "RFC 9457 problem details; error repeats detail for inference "
+            "clients.",
+            "type", "object", "required", "type", "title", "status", "detail",
+            "error", "additionalProperties", 0, "properties", "title", "type",
+            "string", "status", "type", "integer", "minimum", 400, "maximum",
+            599, "detail", "type", "string", "pointer", "type", "string",
+            "description", "JSON pointer to the offending part of the body",
+            "offset", "type", "integer", "minimum", 0, "description",
+            "Byte offset of a JSON syntax error", "instance", "type", "string",
+            "description", "The request's X-Request-Id (absent in batch items)",
+            "error", "type", "string", "description", "Same as detail", "id",
+            "description", "Batch items only: the item's id"));
+    json_t *type = obj(c), *types = arr(c);
+
+    set_str(c, type, "type", "string");
+    set_str(c, type, "example", "/problems/shape-mismatch");
+    for (int st = LOSS_OK + 1; st < LOSS_STATUS_COUNT; st++) {
+        const char *t = proto_status_type((enum loss_status)st);
+        bool dup = false;
+
+        for (size_t i = 0; i < json_array_size(types); i++)
+            dup = dup ||
+                  strcmp(json_string_value(json_array_get(types, i)), t) == 0;
+        if (!dup)
+            add(c, types, json_string(t));
+    }
+    set(c, type, "enum", types);
+    set(c, json_object_get(o, "properties"), "type", type);
+    return o;
 }
 
 static json_t *limits_schema(struct bld *c)
@@ -428,11 +450,11 @@ static json_t *catalog_schema(struct bld *c)
 static json_t *health_schema(struct bld *c)
 {
     return check(
-        c, json_pack("{s:s, s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}", "description",
-                     "A small body for humans; the status code "
-                     "decides.",
-                     "type", "object", "properties", "live", "type", "boolean",
-                     "ready", "type", "boolean", "status", "type", "string"));
+        c, json_pack("{s:s, s:s, s:b, s:{s:{s:s}, s:{s:s}}}", "description",
+                     "A small body for humans ({\"live\": true} or "
+                     "{\"ready\": ...}); the status code decides.",
+                     "type", "object", "additionalProperties", 0, "properties",
+                     "live", "type", "boolean", "ready", "type", "boolean"));
 }
 
 static json_t *batch_item_schema(struct bld *c,

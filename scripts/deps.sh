@@ -10,7 +10,14 @@ set -euo pipefail
 
 build_pkgs=(gcc libc6-dev meson ninja-build pkg-config libmicrohttpd-dev
             libuv1-dev libjansson-dev libopenblas-dev zlib1g-dev)
-test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3)
+# prometheus: promtool for the /metrics test; curl: the README's sh examples;
+# node and npm for the OpenAPI validator and the README's js examples, from
+# Debian only when no node is installed (a NodeSource nodejs bundles npm, and
+# Debian's npm package would conflict with it).
+test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3 prometheus curl)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    test_pkgs+=(nodejs npm)
+fi
 lint_pkgs=(clang-format git)
 
 want=()

@@ -15,6 +15,18 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 scripts/deps.sh build test
 
+# The OpenAPI conformance test's validator, pinned in package-lock.json:
+# installed when node_modules is missing or older than the lock file.
+oas=tests/server/openapi
+if command -v npm >/dev/null; then
+    if [ ! -f $oas/node_modules/.package-lock.json ] ||
+        [ $oas/package-lock.json -nt $oas/node_modules/.package-lock.json ]; then
+        (cd $oas && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+else
+    echo "test.sh: no npm: the OpenAPI conformance test will skip" >&2
+fi
+
 werror=false
 [ "${CI:-}" = "true" ] && werror=true
 

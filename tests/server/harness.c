@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,8 @@ int http_do(const struct lossd_proc *p, const char *method, const char *path,
     ret->len = b.len;
     ret->headers = h.data ? h.data : strdup("");
     ret->hlen = h.len;
+    if (rc == CURLE_OK)
+        harness_log_response(method, path, ret);
     return rc == CURLE_OK ? 0 : -1;
 }
 
@@ -275,6 +278,126 @@ const char *http_json_str(const struct http_resp *r, const char *key, char *buf,
         json_decref(j);
     }
     return buf;
+}
+
+/*
+ * The header block of the final response: after a 100 Continue (or any 1xx)
+ * libcurl hands over every block in turn, and only the last one describes
+ * the body.
+ */
+static struct http_resp last_header_block(const struct http_resp *r)
+{
+    struct http_resp last = *r;
+    for (const char *l = r->headers; l && *l;) {
+        const char *e = strstr(l, "\r\n");
+        if (!strncmp(l, "HTTP/", 5))
+            last.headers = (char *)(uintptr_t)l;
+        if (!e)
+            break;
+        l = e + 2;
+    }
+    return last;
+}
+
+/* {"name": "value"} of the header lines of one block (the last one wins). */
+static json_t *header_object(const struct http_resp *block)
+{
+    json_t *o = json_object();
+    const char *l = block->headers;
+    if (l && !strncmp(l, "HTTP/", 5))
+        l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL;
+    while (l && *l && strncmp(l, "\r\n", 2) != 0) {
+        const char *e = strstr(l, "\r\n");
+        size_t ll = e ? (size_t)(e - l) : strlen(l);
+        const char *colon = memchr(l, ':', ll);
+        if (colon) {
+            const char *v = colon + 1;
+            while (*v == ' ' && v < l + ll)
+                v++;
+            char name[128];
+            size_t nl = (size_t)(colon - l);
+            if (nl < sizeof name) {
+                memcpy(name, l, nl);
+                name[nl] = '\0';
+                json_t *value = json_stringn(v, (size_t)(l + ll - v));
+                if (value)
+                    json_object_set_new(o, name, value);
+            }
+        }
+        l = e ? e + 2 : NULL;
+    }
+    return o;
+}
+
+/* Standard base64 of len bytes, as a new JSON string. */
+static json_t *base64_string(const char *data, size_t len)
+{
+    static const char abc[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *in = (const unsigned char *)data;
+    char *out = malloc((len + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = i + 1 < len ? abc[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? abc[v & 63] : '=';
+    }
+    json_t *s = json_stringn(out, o);
+    free(out);
+    return s;
+}
+
+void harness_log_response(const char *method, const char *path,
+                          const struct http_resp *r)
+{
+    const char *log = getenv("LOSSD_RESPONSE_LOG");
+    if (!log || !*log || r->status == 0)
+        return;
+    struct http_resp last = last_header_block(r);
+    char ct[256], ce[64];
+    json_t *j = json_object();
+    json_object_set_new(j, "method", json_string(method));
+    json_object_set_new(j, "path", json_string(path));
+    json_object_set_new(j, "status", json_integer(r->status));
+    if (http_header(&last, "Content-Type", ct, sizeof ct))
+        json_object_set_new(j, "content_type", json_string(ct));
+    if (http_header(&last, "Content-Encoding", ce, sizeof ce))
+        json_object_set_new(j, "content_encoding", json_string(ce));
+    json_object_set_new(j, "headers", header_object(&last));
+    json_t *body = NULL;
+    if (http_header(&last, "Content-Encoding", ce, sizeof ce) &&
+        strcasecmp(ce, "identity") != 0) {
+        body = base64_string(r->body, r->len);
+        json_object_set_new(j, "body_base64", body);
+    } else {
+        body = json_stringn(r->body ? r->body : "", r->len);
+        if (body)
+            json_object_set_new(j, "body", body);
+        else
+            json_object_set_new(j, "body_invalid_utf8", json_true());
+    }
+    char *line = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    size_t n = line ? strlen(line) : 0;
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (line && fd >= 0) {
+        line[n] = '\n'; /* the NUL becomes the newline */
+        if (write(fd, line, n + 1) != (ssize_t)(n + 1))
+            fprintf(stderr, "harness: cannot append to %s\n", log);
+    } else {
+        fprintf(stderr, "harness: cannot log a response to %s\n", log);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(line);
 }
 
 void http_resp_release(struct http_resp *r)

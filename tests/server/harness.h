@@ -67,6 +67,21 @@ const char *http_json_str(const struct http_resp *r, const char *key, char *buf,
 
 void http_resp_release(struct http_resp *r);
 
+/*
+ * When LOSSD_RESPONSE_LOG names a file, appends one JSON line describing r
+ * (the answer to method path) to it: {"method", "path", "status",
+ * "content_type", "content_encoding", "headers", "body"} ("body_base64"
+ * instead of "body" for a compressed body, "body_invalid_utf8": true when it
+ * is not UTF-8). http_do() logs every response it
+ * gets; tests that run their own libcurl transfers call this with what they
+ * received, so tests/server/openapi/validate.mjs checks it against the served
+ * OpenAPI document. Each line is one O_APPEND write, so forked test cases can
+ * share the file. Does nothing when the variable is unset or r->status is 0;
+ * logging failures are reported on stderr, never fatal.
+ */
+void harness_log_response(const char *method, const char *path,
+                          const struct http_resp *r);
+
 /* Monotonic seconds. */
 double harness_now(void);
 
