@@ -64,7 +64,7 @@ static double ce_once(const struct loss_class_args *a)
 {
     size_t n = a->shape.outer, c = a->shape.classes;
     double *out = xmalloc(n, sizeof(double));
-    double *lsm = xmalloc(n * c, sizeof(double));
+    double *lsm = xmalloc(loss_class_scratch(a) + 1, sizeof(double));
     double *grad = xmalloc(n * c, sizeof(double));
     double g = 1.0 / (double)n, v;
 

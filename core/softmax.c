@@ -982,6 +982,16 @@ static void class_job_init(struct class_job *job,
     };
 }
 
+size_t loss_class_scratch(const struct loss_class_args *a)
+{
+    size_t samples = a->shape.outer * a->shape.inner;
+
+    if (!a->apply_log_softmax)
+        return 0;
+    /* log(s) per sample, and the row maximum when there are 2+ classes */
+    return a->shape.classes >= 2 ? 2 * samples : a->shape.classes * samples;
+}
+
 void loss_class_forward(const struct loss_class_args *a, double *out,
                         double *count_w, double *lsm,
                         const struct loss_exec *ex)

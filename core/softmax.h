@@ -62,14 +62,15 @@ struct loss_class_args {
  * Forward. out: the outer*inner per-sample losses (0 for ignored samples).
  * count_w: if not NULL, outer*inner per-sample contributions to `count`
  * (w[t_i], 1 without weights, 0 if ignored; 1 for probability targets).
- * lsm: scratch of outer*C*inner doubles for cross_entropy (for nll it is
- * unused and may be NULL); keep it unchanged for backward. Its content is
- * private to these two calls: per-sample statistics of the softmax (its
- * log-normaliser, and its maximum when C >= 2), from which backward rebuilds
- * log_softmax and softmax. Only the first 2*outer*inner doubles
- * (outer*inner when C == 1, none when C == 0) are written or read; the rest
- * is never touched, so its pages are never faulted in.
+ * lsm: scratch of loss_class_scratch(a) doubles (NULL when that is 0, as
+ * for nll); keep it unchanged for backward. Its content is private to these
+ * two calls: per-sample statistics of the softmax (its log-normaliser, and
+ * its maximum when C >= 2), from which backward rebuilds log_softmax and
+ * softmax, so the scratch is O(samples), not O(samples x C).
  */
+/* Doubles of lsm scratch loss_class_forward() needs for a. */
+size_t loss_class_scratch(const struct loss_class_args *a);
+
 void loss_class_forward(const struct loss_class_args *a, double *out,
                         double *count_w, double *lsm,
                         const struct loss_exec *ex);

@@ -167,7 +167,7 @@ static enum loss_status cls_prepare(struct handler_call *c,
         c->diff_mask |= 1u << T_TARGET;
     n = tensor_numel(x);
     c->cost = 12.0 * (double)n;
-    c->bytes = (n + c->out_numel) * sizeof(double);
+    c->bytes = (n + 3 * c->out_numel) * sizeof(double);
     return LOSS_OK;
 }
 
@@ -178,16 +178,15 @@ static enum loss_status cls_forward(struct handler_call *c,
 {
     const struct loss_class_args *a = &c->u.cls.args;
     size_t samples = c->out_numel;
-    size_t n = samples * a->shape.classes;
+    size_t n = loss_class_scratch(a);
     double *count_w, *lsm;
 
     /* scratch: lsm of softmax.h (cross_entropy only), then count_w */
-    o->scratch =
-        malloc(((a->apply_log_softmax ? n : 0) + samples + 1) * sizeof(double));
+    o->scratch = malloc((n + samples + 1) * sizeof(double));
     if (o->scratch == NULL)
         return loss_fail(err, LOSS_ENOMEM, NULL, "out of memory");
     lsm = a->apply_log_softmax ? o->scratch : NULL;
-    count_w = o->scratch + (a->apply_log_softmax ? n : 0);
+    count_w = o->scratch + n;
     loss_class_forward(a, o->out, count_w, lsm, ex);
     o->count = a->prob_target ? (double)samples : loss_sum(count_w, samples);
     if (!a->prob_target && o->count == 0.0 && samples > 0) {
