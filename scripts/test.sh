@@ -40,9 +40,10 @@ setup() { # dir, options...
     fi
 }
 
-# Prints "<name>: N passed, N failed, N skipped" from Meson's test log.
-summary() { # dir, name
-    python3 - "$1/meson-logs/testlog.json" "$2" <<'PY'
+# Prints "<name>: N passed, N failed, N skipped" from Meson's test log
+# (testlog-<setup>.json when run with --setup).
+summary() { # log, name
+    python3 - "$1" "$2" <<'PY'
 import json, sys
 counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
 for line in open(sys.argv[1]):
@@ -57,7 +58,7 @@ status=0
 setup build
 meson compile -C build
 meson test -C build --print-errorlogs || status=1
-summary build tests
+summary build/meson-logs/testlog.json tests
 
 if [ $quick -eq 0 ]; then
     setup build-sanitize -Db_sanitize=address,undefined \
@@ -65,6 +66,6 @@ if [ $quick -eq 0 ]; then
         -Dc_link_args=-fno-sanitize-recover=all
     meson compile -C build-sanitize
     meson test -C build-sanitize --setup sanitize --print-errorlogs || status=1
-    summary build-sanitize sanitizer-tests
+    summary build-sanitize/meson-logs/testlog-sanitize.json sanitizer-tests
 fi
 exit $status
