@@ -30,10 +30,10 @@ for tool in kubectl node npm yamllint promtool curl meson ninja; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "${CI:-}" = "true" ]; then
-        echo "deploy: FAILED: missing ${missing[*]} (scripts/deps.sh deploy installs all but kubectl)" >&2
+        echo "deploy: FAILED: missing ${missing[*]} (scripts/deps.sh build deploy installs all but kubectl)" >&2
         exit 1
     fi
-    echo "deploy: skipped: missing ${missing[*]} (scripts/deps.sh deploy installs all but kubectl)"
+    echo "deploy: skipped: missing ${missing[*]} (scripts/deps.sh build deploy installs all but kubectl)"
     exit 0
 fi
 
@@ -84,13 +84,20 @@ step "yamllint deploy/" yamllint --strict -c deploy/.yamllint.yml deploy
 # Renders and validates every kustomization (components are rendered by the
 # overlays that include them).
 render_all() {
-    local n=0 k dir name
+    local n=0 k dir name image
     while IFS= read -r k; do
         dir=$(dirname "$k")
         grep -q '^kind: Component' "$k" && continue
         name=$(echo "${dir#deploy/k8s/}" | tr / -)
         kubectl kustomize "$dir" >"$work/render-$name.yaml" || return 1
         echo "rendered $dir: $(grep -c '^kind:' "$work/render-$name.yaml") objects"
+        # The image a kustomization sets must be the one rendered (an
+        # overlay's images: entry must name the base's final image).
+        image=$(sed -n 's/^ *newName: *//p' "$k" | tail -n 1):$(sed -n 's/^ *newTag: *//p' "$k" | tail -n 1)
+        if [ "$image" != ":" ] && ! grep -q "image: $image\$" "$work/render-$name.yaml"; then
+            echo "$dir: sets image $image, but renders $(grep 'image:' "$work/render-$name.yaml")"
+            return 1
+        fi
         n=$((n + 1))
     done < <(find deploy/k8s -name kustomization.yaml | sort)
     [ "$n" -ge 3 ] || { echo "only $n kustomizations rendered"; return 1; }
