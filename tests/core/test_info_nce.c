@@ -744,24 +744,56 @@ static void same_bits(const char *name, const char *exec, const char *what,
 
 /*
  * Serial against two- and three-thread executors with shuffled block order,
- * at two sizes because the kernel picks its block rows from the shapes:
- * at N = 200 blocks have 64 rows (4 row blocks, 7 for nt_xent's 2N; M = 70
- * is 2 column blocks); at N = 1100 they have 256 (5 row blocks, the last
- * partial, 9 for nt_xent).
+ * at several sizes because the kernel picks its block rows from the shapes
+ * (nce_block_rows: at most N/4 rows, at most 512, at least 64). Each size
+ * spans several blocks with a partial last one, and is run only for the
+ * variants that need it, to keep the test short under the sanitizers.
  */
+enum size_for { SIZE_ALL, SIZE_NOT_NTX, SIZE_NTX, SIZE_PAIRS };
+
+static bool size_applies(enum size_for f, const struct nce_cfg *c)
+{
+    bool ntx = c->variant == LOSS_NCE_NT_XENT && c->neg == NEG_NONE;
+
+    switch (f) {
+    case SIZE_NOT_NTX:
+        return !ntx;
+    case SIZE_NTX:
+        return ntx;
+    case SIZE_PAIRS:
+        return c->variant == LOSS_NCE_PAIRS && c->neg == NEG_NONE;
+    default:
+        return true;
+    }
+}
+
 START_TEST(test_bit_identical)
 {
-    static const size_t sizes[][2] = {{200, 16}, {1100, 4}}; /* N, D */
+    static const struct {
+        size_t n, d;
+        enum size_for only;
+    } sizes[] = {
+        /* 64-row blocks: 4 row blocks (7 for nt_xent's 2N), M = 70 is 2 */
+        {200, 16, SIZE_ALL},
+        /* 256-row blocks: 5 row blocks (unpaired too; paired keeps 64) */
+        {1030, 4, SIZE_NOT_NTX},
+        /* 256-row blocks of nt_xent's 2N = 1040 rows: 5 blocks */
+        {520, 4, SIZE_NTX},
+        /* 512-row blocks: 5 blocks */
+        {2060, 2, SIZE_PAIRS},
+    };
     struct loss_exec *ex[2] = {test_exec_threads(2, 11),
                                test_exec_threads(3, 29)};
     const char *exname[2] = {"2 threads", "3 threads"};
 
-    for (size_t z = 0; z < 2; z++) {
+    for (size_t z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
         for (size_t c = 0; c < NCFGS; c++) {
             struct nce_input in;
             struct nce_res base;
 
-            nce_input_init(&in, &cfgs[c], sizes[z][0], sizes[z][1], 70);
+            if (!size_applies(sizes[z].only, &cfgs[c]))
+                continue;
+            nce_input_init(&in, &cfgs[c], sizes[z].n, sizes[z].d, 70);
             nce_eval(&in.a, in.g, 1, NULL, &base);
             for (size_t e = 0; e < 2; e++) {
                 struct nce_res r;
@@ -938,7 +970,8 @@ END_TEST
 /*
  * nt_xent at N = 20000, D = 128 would need (2N)^2 doubles (12.8 GB) for its
  * logits; the workspace holds the prepared inputs, a few vectors of 2N and
- * one 64 x 2N block per slot.
+ * one 64 x 2N block per slot (64 rows: a wider block would pass 2^21
+ * doubles).
  */
 START_TEST(test_workspace_bounds)
 {
@@ -958,6 +991,35 @@ START_TEST(test_workspace_bounds)
     ck_assert_uint_le(w1, 2 * n * d + 4 * 2 * n + block);
     ck_assert_uint_le(wf, w1);
     ck_assert_uint_lt(w1 * sizeof(double), (size_t)100 << 20);
+
+    /*
+     * One slot holds one block of logits: rows chosen from the shapes (at
+     * most N/4, at most 512, at most 2^21 doubles, at least 64), which the
+     * bit-identity sizes above rely on.
+     */
+    {
+        static const struct {
+            size_t n;
+            enum loss_nce_variant v;
+            size_t rows, width;
+        } blk[] = {
+            {200, LOSS_NCE_PAIRS, 64, 200},
+            {1030, LOSS_NCE_PAIRS, 256, 1030},
+            {2060, LOSS_NCE_PAIRS, 512, 2060},
+            {4096, LOSS_NCE_PAIRS, 512, 4096},
+            {520, LOSS_NCE_NT_XENT, 256, 1040},
+            {4096, LOSS_NCE_NT_XENT, 256, 8192},
+        };
+
+        for (size_t i = 0; i < sizeof(blk) / sizeof(blk[0]); i++) {
+            a.n = blk[i].n;
+            a.variant = blk[i].v;
+            ck_assert(loss_nce_workspace(&a, 1, true, &w1));
+            ck_assert(loss_nce_workspace(&a, 2, true, &w4));
+            ck_assert_uint_eq(w4 - w1, blk[i].rows * blk[i].width);
+        }
+        a.variant = LOSS_NCE_NT_XENT;
+    }
 
     /* shape products that overflow size_t are refused */
     a.n = SIZE_MAX / 4;
