@@ -547,8 +547,10 @@ static const struct quirk quirks[] = {
      -INFINITY, 1},
     {"bce p=0 y=0", LOSS_PW_BCE, 0, 0.0, 0.0, 1.0, 0.0, 0.0, INFINITY, 0},
     {"bce p=1 y=1", LOSS_PW_BCE, 0, 1.0, 1.0, 1.0, -0.0, 0.0, -INFINITY, 0},
-    {"bce p=0 y=1", LOSS_PW_BCE, 0, 0.0, 1.0, 1.0, 100.0, -1.0 / 9.999999960041972e-13, INFINITY, 1},
-    {"bce p=1 y=0", LOSS_PW_BCE, 0, 1.0, 0.0, 1.0, 100.0, 1.0 / 9.999999960041972e-13, -INFINITY, 1},
+    {"bce p=0 y=1", LOSS_PW_BCE, 0, 0.0, 1.0, 1.0, 100.0,
+     -1.0 / 9.999999960041972e-13, INFINITY, 1},
+    {"bce p=1 y=0", LOSS_PW_BCE, 0, 1.0, 0.0, 1.0, 100.0,
+     1.0 / 9.999999960041972e-13, -INFINITY, 1},
     /* log(1 - 1e-17) is log(1) = 0 exactly (1.13 has no log1p). */
     {"bce p=1e-17 y=0", LOSS_PW_BCE, 0, 1e-17, 0.0, 1.0, 0.0, 1e-17 / BCE_EPS,
      39.14394658089878, 0},

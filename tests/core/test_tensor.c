@@ -154,9 +154,9 @@ START_TEST(test_status_fail_and_pointer)
     char ptr[64] = "";
 
     loss_error_init(&err);
-    ck_assert_int_eq(loss_fail(&err, LOSS_ESHAPE, "/target",
-                               "target has %d rows", 3),
-                     LOSS_ESHAPE);
+    ck_assert_int_eq(
+        loss_fail(&err, LOSS_ESHAPE, "/target", "target has %d rows", 3),
+        LOSS_ESHAPE);
     ck_assert_str_eq(err.detail, "target has 3 rows");
     ck_assert_str_eq(err.pointer, "/target");
     ck_assert(err.has_pointer);
