@@ -19,6 +19,10 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     test_pkgs+=(nodejs npm)
 fi
 lint_pkgs=(clang-format git)
+# deploy/tests, the deploy and image suites (root): kubectl with kustomize
+# v5 comes with the machine image, not from Debian; npm from Debian only
+# where node does not bring its own.
+deploy_pkgs=(podman runc debootstrap yamllint prometheus curl python3 nodejs)
 
 want=()
 [ $# -eq 0 ] && set -- build
@@ -27,6 +31,10 @@ for group in "$@"; do
     build) want+=("${build_pkgs[@]}") ;;
     test) want+=("${test_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
+    deploy)
+        want+=("${deploy_pkgs[@]}")
+        command -v npm >/dev/null || want+=(npm)
+        ;;
     *) echo "deps.sh: unknown group '$group' (build, test, lint)" >&2; exit 2 ;;
     esac
 done
