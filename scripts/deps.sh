@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lossd needs, and only those that are missing.
 #
-#   scripts/deps.sh [build] [test] [lint]     (default: build)
+#   scripts/deps.sh [build] [test] [lint] [bench]     (default: build)
 #
 # Uses sudo only when not root; skips apt entirely when every package is
 # present; otherwise runs `apt-get update` once and a non-interactive install
@@ -23,6 +23,9 @@ lint_pkgs=(clang-format git)
 # v5 comes with the machine image, not from Debian; npm from Debian only
 # where node does not bring its own.
 deploy_pkgs=(podman runc debootstrap yamllint prometheus curl python3 nodejs)
+# bench/http_bench.sh: load generator, the nginx ceiling, the FastAPI +
+# PyTorch peer (run with /usr/bin/python3).
+bench_pkgs=(wrk nginx-light python3-fastapi python3-uvicorn python3-torch)
 
 want=()
 [ $# -eq 0 ] && set -- build
@@ -35,7 +38,8 @@ for group in "$@"; do
         want+=("${deploy_pkgs[@]}")
         command -v npm >/dev/null || want+=(npm)
         ;;
-    *) echo "deps.sh: unknown group '$group' (build, test, lint)" >&2; exit 2 ;;
+    bench) want+=("${bench_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, lint, bench)" >&2; exit 2 ;;
     esac
 done
 
