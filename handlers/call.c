@@ -280,6 +280,8 @@ static enum loss_status parse_grad(struct handler_call *c,
 
         snprintf(iptr, sizeof(iptr), "%s", ptr);
         loss_pointer_append_index(iptr, sizeof(iptr), i);
+        if (item->type == PROTO_INVALID)
+            return proto_value_error(item, iptr, err);
         if (item->type != PROTO_STRING)
             return loss_fail(err, LOSS_EOPTION, iptr,
                              "grad must list tensor names (strings)");
@@ -300,12 +302,25 @@ static enum loss_status parse_member(struct handler_call *c, const char *key,
                                      struct loss_error *err)
 {
     const struct proto_loss_desc *d = &c->loss->desc;
+    const struct proto_value *bad;
     char fields[512];
     int i;
 
+    /*
+     * A value the decoder refused (recover_values) is the field's error.
+     * handler_prepare() reports the errors the document kept; this catches
+     * those past them. Inside a field only an "id" can hold one without
+     * failing on its type (grad checks its items), and an id with one
+     * could not be written back.
+     */
+    if (v->type == PROTO_INVALID)
+        return proto_value_error(v, ptr, err);
     if (batch_item && strcmp(key, "loss") == 0)
         return LOSS_OK; /* read by the batch */
     if (batch_item && strcmp(key, "id") == 0) {
+        bad = proto_value_find_invalid(v);
+        if (bad != NULL)
+            return proto_value_error(bad, ptr, err);
         c->id = v;
         return LOSS_OK;
     }

@@ -1,7 +1,19 @@
 /*
  * handler.c - jobs: a validated request (one loss, or a batch of them) that
  * owns its decoded document, ready to run anywhere.
+ *
+ * Value errors. handler_decoder_limits() sets recover_values: the decoder
+ * reads on past a ragged tensor, a null in a tensor, a bad tensor object or
+ * a duplicate key, leaving an invalid value and listing the error
+ * (proto_doc_error()). handler_prepare() then decides: for one loss, the
+ * first error fails the request, as if the decoder had stopped there (a
+ * later syntax error or limit still wins: the decoder reports those). In a
+ * batch, an error under "/requests/<i>" is item i's result, with the item's
+ * id when the id itself is valid, and the other items run; an error
+ * anywhere else ("/shared", the envelope) or a broken envelope fails the
+ * whole request (API.md "Batch").
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +48,12 @@ void handler_decoder_limits(const struct handler_limits *lim,
     ret->max_rank =
         lim->max_rank < TENSOR_MAX_RANK ? lim->max_rank : TENSOR_MAX_RANK;
     ret->max_depth = lim->max_depth;
+    /* value errors belong to batch items (API.md "Batch"): the decoder
+       reads on past them; one error per item plus one for the envelope */
+    ret->recover_values = true;
+    ret->max_value_errors = lim->max_batch_items < SIZE_MAX - 1
+                                ? lim->max_batch_items + 1
+                                : SIZE_MAX;
 }
 
 void handler_limits_describe(const struct handler_limits *lim,
@@ -100,6 +118,8 @@ static enum loss_status item_loss(const struct proto_value *item,
         return loss_fail(err, LOSS_EMISSING, ptr,
                          "every batch item needs \"loss\" (its own or "
                          "shared's)");
+    if (v->type == PROTO_INVALID)
+        return proto_value_error(v, ptr, err);
     if (v->type != PROTO_STRING)
         return loss_fail(
             err, v->type == PROTO_NULL ? LOSS_EVALUE : LOSS_EOPTION, ptr,
@@ -112,14 +132,52 @@ static enum loss_status item_loss(const struct proto_value *item,
     return LOSS_OK;
 }
 
-static enum loss_status batch_prepare(struct handler_job **ret_job,
-                                      struct proto_doc *doc,
-                                      const struct handler_limits *lim,
-                                      struct loss_error *err)
+/*
+ * The index of the batch item (of n) that the pointer of e lies in:
+ * "/requests/<i>" or anything below it; n when it lies elsewhere (the
+ * envelope, "/shared").
+ */
+static size_t error_item(const struct loss_error *e, size_t n)
 {
-    const struct proto_value *root = proto_doc_root(doc);
+    static const char prefix[] = "/requests/";
+    const char *p = e->pointer;
+    size_t i = 0;
+
+    if (!e->has_pointer || strncmp(p, prefix, sizeof(prefix) - 1) != 0)
+        return n;
+    p += sizeof(prefix) - 1;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9'))
+        return n;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (i >= n)
+            return n; /* also keeps i * 10 from overflowing */
+        i = i * 10 + (size_t)(*p - '0');
+    }
+    if (*p != '\0' && *p != '/')
+        return n;
+    return i < n ? i : n;
+}
+
+/* An item's "id" when it can be written back: present and wholly valid. */
+static const struct proto_value *item_id(const struct proto_value *item)
+{
+    const struct proto_value *id = proto_object_get(item, "id");
+
+    return id != NULL && proto_value_find_invalid(id) == NULL ? id : NULL;
+}
+
+/*
+ * Checks the shape of the batch envelope (API.md "Batch"): an object of
+ * "requests" (a non-empty array within max_batch_items) and "shared" (an
+ * object). Sets *ret_requests, *ret_shared (NULL when absent) and *ret_n.
+ */
+static enum loss_status batch_envelope(const struct proto_value *root,
+                                       const struct handler_limits *lim,
+                                       const struct proto_value **ret_requests,
+                                       const struct proto_value **ret_shared,
+                                       size_t *ret_n, struct loss_error *err)
+{
     const struct proto_value *requests, *shared;
-    struct handler_job *job;
     size_t n = 0;
 
     if (root->type != PROTO_OBJECT)
@@ -159,9 +217,92 @@ static enum loss_status batch_prepare(struct handler_job **ret_job,
     if (shared != NULL && shared->type != PROTO_OBJECT)
         return loss_fail(err, LOSS_EVALUE, "/shared",
                          "shared must be an object of fields for every item");
+    *ret_requests = requests;
+    *ret_shared = shared;
+    *ret_n = n;
+    return LOSS_OK;
+}
+
+/*
+ * The first value error outside the n items: in the document's list, else
+ * (past the errors it kept) an invalid value in "shared" or at the top of
+ * the envelope (a duplicate "requests").
+ */
+static enum loss_status outside_items(const struct proto_doc *doc, size_t n,
+                                      const struct proto_value *shared,
+                                      struct loss_error *err)
+{
+    const struct proto_value *root = proto_doc_root(doc), *bad;
+    size_t nerrors = proto_doc_errors(doc, NULL);
+
+    for (size_t k = 0; k < nerrors; k++) {
+        const struct loss_error *e = proto_doc_error(doc, k);
+
+        if (error_item(e, n) == n) {
+            if (err != NULL)
+                *err = *e;
+            return e->status;
+        }
+    }
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        const struct proto_member *m = &root->u.object.members[i];
+        char ptr[LOSS_POINTER_MAX] = "";
+
+        loss_pointer_append(ptr, sizeof(ptr), m->key, m->key_len);
+        if (m->value.type == PROTO_INVALID)
+            return proto_value_error(&m->value, ptr, err);
+    }
+    bad = shared != NULL ? proto_value_find_invalid(shared) : NULL;
+    if (bad != NULL)
+        return proto_value_error(bad, "/shared", err);
+    return LOSS_OK;
+}
+
+/*
+ * A batch. The decoder read on past value errors (recover_values), so the
+ * document may hold some: an error inside item i is item i's result; the
+ * first one anywhere else (in "shared", in the envelope) answers the whole
+ * request. So does a malformed envelope, with the document's first error
+ * when it has one, as the decoder reported before batches recovered (the
+ * items cannot be told apart then). Errors past the document's kept ones
+ * are found in the tree instead: outside_items() looks there, and an
+ * item's invalid values fail it in call_prepare().
+ */
+static enum loss_status batch_prepare(struct handler_job **ret_job,
+                                      struct proto_doc *doc,
+                                      const struct handler_limits *lim,
+                                      struct loss_error *err)
+{
+    const struct proto_value *requests = NULL, *shared = NULL;
+    const struct loss_error *first = proto_doc_error(doc, 0);
+    size_t nerrors = proto_doc_errors(doc, NULL);
+    struct handler_job *job;
+    enum loss_status st;
+    size_t n = 0;
+
+    st = batch_envelope(proto_doc_root(doc), lim, &requests, &shared, &n, err);
+    if (st != LOSS_OK && first != NULL) {
+        if (err != NULL)
+            *err = *first;
+        return first->status;
+    }
+    if (st != LOSS_OK)
+        return st;
+    st = outside_items(doc, n, shared, err);
+    if (st != LOSS_OK)
+        return st;
     job = job_new(doc, NULL, lim, n);
     if (job == NULL)
         return loss_fail(err, LOSS_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        loss_error_init(&job->item_errors[i]);
+    for (size_t k = 0; k < nerrors; k++) {
+        const struct loss_error *e = proto_doc_error(doc, k);
+        struct loss_error *ierr = &job->item_errors[error_item(e, n)];
+
+        if (ierr->status == LOSS_OK)
+            *ierr = *e; /* an item's first error is its result */
+    }
     for (size_t i = 0; i < n; i++) {
         const struct proto_value *item = &requests->u.array.items[i];
         struct loss_error *ierr = &job->item_errors[i];
@@ -169,19 +310,24 @@ static enum loss_status batch_prepare(struct handler_job **ret_job,
         char prefix[LOSS_POINTER_MAX] = "/requests";
 
         loss_pointer_append_index(prefix, sizeof(prefix), i);
-        loss_error_init(ierr);
+        job->calls[i].id = item_id(item);
+        if (ierr->status != LOSS_OK)
+            continue;
+        if (item->type == PROTO_INVALID) {
+            proto_value_error(item, prefix, ierr);
+            continue;
+        }
         if (item->type != PROTO_OBJECT) {
             loss_fail(ierr, LOSS_EVALUE, prefix,
                       "a batch item must be an object, not %s",
                       proto_type_name(item->type));
             continue;
         }
-        job->calls[i].id = proto_object_get(item, "id");
         if (item_loss(item, shared, prefix, &loss, ierr) != LOSS_OK)
             continue;
         if (call_prepare(&job->calls[i], loss, &job->lim, item, prefix, shared,
                          ierr) != LOSS_OK) {
-            job->calls[i].id = proto_object_get(item, "id");
+            job->calls[i].id = item_id(item);
             continue;
         }
         job->cost += job->calls[i].cost;
@@ -206,6 +352,18 @@ enum loss_status handler_prepare(const struct handler_loss *loss,
             proto_doc_free(doc);
         else
             *ret_job = job;
+        return st;
+    }
+    if (proto_doc_errors(doc, NULL) > 0) {
+        /*
+         * One loss: the first value error answers, exactly as when the
+         * decoder stopped at it (a later syntax error or limit is reported
+         * by the decoder instead, since those stay fatal).
+         */
+        st = proto_doc_error(doc, 0)->status;
+        if (err != NULL)
+            *err = *proto_doc_error(doc, 0);
+        proto_doc_free(doc);
         return st;
     }
     job = job_new(doc, loss, lim, 1);

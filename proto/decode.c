@@ -28,6 +28,21 @@
  * elements; when the shape is complete its element count is checked against
  * max_elements, before any "data" or base64 buffer exists.
  *
+ * Recovery (recover_values). A value error inside a tensor records the
+ * error, turns the tensor's open levels (or pending arrays) into "skip"
+ * levels - a stack of container kinds only - and handles the current token
+ * again in skip mode. While skipping, nothing is stored: tokens still go
+ * through the same byte machine (so syntax is checked exactly as anywhere
+ * else), containers still count towards max_depth, numbers towards
+ * max_elements. When the last skip level closes, the PROTO_INVALID waiting
+ * in skip_value is emitted in the tensor's place. Errors found when an
+ * object closes (duplicate keys, tensor objects) need no skipping: the
+ * duplicate member's value or the object itself becomes the PROTO_INVALID.
+ * A tensor object with an invalid member is invalid with that member's
+ * error, recorded once. Errors are kept in full (loss_error in the arena)
+ * only up to max_value_errors: a PROTO_INVALID costs no more than any
+ * other value however many a body holds.
+ *
  * Costs: O(1) work per byte and per value, except duplicate detection
  * (O(n log n) per object, at its close) and JSON pointers, which are built
  * only when an error is reported.
@@ -63,6 +78,11 @@ struct proto_doc {
     size_t elements;
     size_t bytes;      /* heap bytes of everything above */
     size_t chunk_next; /* size of the next arena chunk */
+    /* recover_values: the first errors in full (each in the arena) */
+    const struct loss_error **errors;
+    size_t nkept;
+    size_t errors_cap;
+    size_t nerrors; /* all value errors found, kept or not */
 };
 
 #define ARENA_CHUNK ((size_t)64 * 1024)
@@ -140,6 +160,18 @@ size_t proto_doc_bytes(const struct proto_doc *doc)
     return sizeof(*doc) + doc->bytes;
 }
 
+size_t proto_doc_errors(const struct proto_doc *doc, size_t *ret_total)
+{
+    if (ret_total != NULL)
+        *ret_total = doc->nerrors;
+    return doc->nkept;
+}
+
+const struct loss_error *proto_doc_error(const struct proto_doc *doc, size_t i)
+{
+    return i < doc->nkept ? doc->errors[i] : NULL;
+}
+
 void proto_doc_free(struct proto_doc *doc)
 {
     struct chunk *c, *next;
@@ -153,6 +185,7 @@ void proto_doc_free(struct proto_doc *doc)
     for (size_t i = 0; i < doc->nowned; i++)
         free(doc->owned[i]);
     free(doc->owned);
+    free(doc->errors);
     free(doc);
 }
 
@@ -218,6 +251,12 @@ struct proto_decoder {
     size_t nmems, mems_cap;
     size_t pending; /* undecided arrays above the top frame */
     struct tens t;
+
+    /* recovery: the open containers of a value being skipped */
+    unsigned char *skipk; /* enum frame_kind of each, innermost last */
+    size_t nskip, skip_cap;
+    bool skip_counts;              /* its numbers count as elements */
+    struct proto_value skip_value; /* the PROTO_INVALID emitted at its end */
 
     char *str; /* string being read, escapes decoded */
     size_t slen, scap;
@@ -317,6 +356,68 @@ fail(struct proto_decoder *d, enum loss_status st, const char *pointer,
 static enum loss_status oom(struct proto_decoder *d)
 {
     return fail(d, LOSS_ENOMEM, NULL, "out of memory while decoding");
+}
+
+/*
+ * A value error (LOSS_ETENSOR, LOSS_EVALUE, LOSS_EUNKNOWN). Without
+ * recover_values it is the decoder's error, as fail(). With it, the error
+ * is added to the document's list (kept in full while there is room) and
+ * *ret becomes the PROTO_INVALID that carries it; returns LOSS_OK (or
+ * LOSS_ENOMEM).
+ */
+__attribute__((format(printf, 5, 0))) static enum loss_status
+vfail_value(struct proto_decoder *d, struct proto_value *ret,
+            enum loss_status st, const char *pointer, const char *fmt,
+            va_list ap)
+{
+    struct proto_doc *doc = d->doc;
+    struct loss_error *e = NULL;
+    char msg[LOSS_DETAIL_MAX];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (!d->lim.recover_values) {
+        d->status = loss_fail(&d->err, st, pointer, "%s", msg);
+        return d->status;
+    }
+    if (doc->nkept < d->lim.max_value_errors) {
+        if (doc->nkept == doc->errors_cap) {
+            size_t ncap = doc->errors_cap ? doc->errors_cap * 2 : 8;
+            const struct loss_error **n;
+
+            if (ncap > SIZE_MAX / sizeof(*n))
+                return oom(d);
+            n = realloc(doc->errors, ncap * sizeof(*n));
+            if (n == NULL)
+                return oom(d);
+            doc->bytes += (ncap - doc->errors_cap) * sizeof(*n);
+            doc->errors = n;
+            doc->errors_cap = ncap;
+        }
+        e = doc_alloc(doc, sizeof(*e));
+        if (e == NULL)
+            return oom(d);
+        loss_error_init(e);
+        loss_fail(e, st, pointer, "%s", msg);
+        doc->errors[doc->nkept++] = e;
+    }
+    doc->nerrors++;
+    ret->type = PROTO_INVALID;
+    ret->u.invalid.status = st;
+    ret->u.invalid.error = e;
+    return LOSS_OK;
+}
+
+__attribute__((format(printf, 5, 6))) static enum loss_status
+fail_value(struct proto_decoder *d, struct proto_value *ret,
+           enum loss_status st, const char *pointer, const char *fmt, ...)
+{
+    enum loss_status r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = vfail_value(d, ret, st, pointer, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 /*
@@ -683,6 +784,81 @@ static enum loss_status pending_to_generic(struct proto_decoder *d)
     return LOSS_OK;
 }
 
+/* --- skipping an invalid value (recover_values) ------------------------ */
+
+static enum loss_status skip_push(struct proto_decoder *d, enum frame_kind kind)
+{
+    unsigned char *p = grow(d, d->skipk, &d->skip_cap, d->nskip + 1, 1);
+
+    if (p == NULL)
+        return oom(d);
+    d->skipk = p;
+    d->skipk[d->nskip++] = (unsigned char)kind;
+    return LOSS_OK;
+}
+
+/* A ']' or '}' while skipping: the last one emits the invalid value. */
+static enum loss_status skip_close(struct proto_decoder *d)
+{
+    if (--d->nskip == 0)
+        return emit(d, &d->skip_value);
+    d->state = ST_AFTER;
+    return LOSS_OK;
+}
+
+/* A complete leaf while skipping; number: it counts as an element. */
+static enum loss_status skip_leaf(struct proto_decoder *d, bool number)
+{
+    if (number && d->skip_counts) {
+        if (d->doc->elements >= d->lim.max_elements) {
+            char ptr[LOSS_POINTER_MAX];
+
+            pointer_here(d, ptr);
+            return fail(d, LOSS_ETOOLARGE, ptr,
+                        "more tensor elements than the limit max_elements "
+                        "= %zu",
+                        d->lim.max_elements);
+        }
+        d->doc->elements++;
+    }
+    d->state = ST_AFTER;
+    return LOSS_OK;
+}
+
+/*
+ * A value error inside the open tensor (or its pending arrays). Without
+ * recover_values, the decoder's error. With it, the error is recorded, the
+ * tensor's open levels become skip levels, and the caller handles the
+ * current token again in skip mode (d->nskip > 0 tells it to).
+ */
+__attribute__((format(printf, 4, 5))) static enum loss_status
+tensor_fail(struct proto_decoder *d, enum loss_status st, const char *pointer,
+            const char *fmt, ...)
+{
+    struct tens *t = &d->t;
+    enum loss_status r;
+    size_t n = t->active ? t->level + 1 : d->pending;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = vfail_value(d, &d->skip_value, st, pointer, fmt, ap);
+    va_end(ap);
+    if (r != LOSS_OK || !d->lim.recover_values)
+        return r;
+    for (size_t i = 0; i < n; i++)
+        if (skip_push(d, FR_ARRAY) != LOSS_OK)
+            return d->status;
+    d->skip_counts = !t->is_shape;
+    d->pending = 0;
+    t->active = false;
+    t->len = 0;
+    d->scratch -= t->cap * sizeof(double);
+    free(t->data);
+    t->data = NULL;
+    t->cap = 0;
+    return LOSS_OK;
+}
+
 static bool is_shape_member(const struct proto_decoder *d)
 {
     const struct frame *f;
@@ -707,8 +883,9 @@ static enum loss_status tensor_begin(struct proto_decoder *d)
     t->is_shape = is_shape_member(d);
     if (t->is_shape && n > 1) {
         pointer_of(d, d->nframes, false, 0, ptr);
-        return fail(d, LOSS_ETENSOR, ptr,
-                    "shape must be a flat array of non-negative integers");
+        return tensor_fail(d, LOSS_ETENSOR, ptr,
+                           "shape must be a flat array of non-negative "
+                           "integers");
     }
     if (n > d->lim.max_rank) {
         pointer_of(d, d->nframes, false, 0, ptr);
@@ -735,14 +912,14 @@ static enum loss_status ragged(struct proto_decoder *d, size_t L, size_t have,
 
     pointer_of(d, d->nframes, false, L, ptr);
     if (more)
-        return fail(d, LOSS_ETENSOR, ptr,
-                    "ragged tensor: this array has more elements than the "
-                    "first array at this depth (%zu)",
-                    d->t.dims[L]);
-    return fail(d, LOSS_ETENSOR, ptr,
-                "ragged tensor: this array has %zu elements, the first array "
-                "at this depth has %zu",
-                have, d->t.dims[L]);
+        return tensor_fail(d, LOSS_ETENSOR, ptr,
+                           "ragged tensor: this array has more elements than "
+                           "the first array at this depth (%zu)",
+                           d->t.dims[L]);
+    return tensor_fail(d, LOSS_ETENSOR, ptr,
+                       "ragged tensor: this array has %zu elements, the "
+                       "first array at this depth has %zu",
+                       have, d->t.dims[L]);
 }
 
 /* '[' inside a tensor. */
@@ -755,11 +932,12 @@ static enum loss_status tensor_open(struct proto_decoder *d)
     if (t->is_shape || (t->rank != 0 && L + 1 >= t->rank)) {
         pointer_here(d, ptr);
         if (t->is_shape)
-            return fail(d, LOSS_ETENSOR, ptr,
-                        "shape must be a flat array of non-negative "
-                        "integers");
-        return fail(d, LOSS_ETENSOR, ptr,
-                    "ragged tensor: expected a number, found an array");
+            return tensor_fail(d, LOSS_ETENSOR, ptr,
+                               "shape must be a flat array of non-negative "
+                               "integers");
+        return tensor_fail(d, LOSS_ETENSOR, ptr,
+                           "ragged tensor: expected a number, found an "
+                           "array");
     }
     if (L + 1 >= d->lim.max_rank) {
         pointer_here(d, ptr);
@@ -786,17 +964,18 @@ static enum loss_status tensor_number(struct proto_decoder *d, double x)
         t->rank = L + 1;
     } else if (L + 1 != t->rank) {
         pointer_here(d, ptr);
-        return fail(d, LOSS_ETENSOR, ptr,
-                    "ragged tensor: expected an array, found a number");
+        return tensor_fail(d, LOSS_ETENSOR, ptr,
+                           "ragged tensor: expected an array, found a "
+                           "number");
     }
     if ((t->known >> L & 1u) && t->count[L] >= t->dims[L])
         return ragged(d, L, 0, true);
     if (t->is_shape) {
         if (!(x >= 0 && x < 0x1p64 && x == (double)(uint64_t)x)) {
             pointer_here(d, ptr);
-            return fail(d, LOSS_ETENSOR, ptr,
-                        "shape must be a flat array of non-negative "
-                        "integers");
+            return tensor_fail(d, LOSS_ETENSOR, ptr,
+                               "shape must be a flat array of non-negative "
+                               "integers");
         }
         if (t->len >= d->lim.max_rank) {
             pointer_here(d, ptr);
@@ -981,8 +1160,11 @@ static enum loss_status tensor_close(struct proto_decoder *d)
     if (t->rank == 0)
         t->rank = L + 1; /* an empty innermost array: [] or [[], []] */
     if (t->known >> L & 1u) {
-        if (c != t->dims[L])
-            return ragged(d, L, c, false);
+        if (c != t->dims[L]) {
+            if (ragged(d, L, c, false) != LOSS_OK)
+                return d->status;
+            return skip_close(d); /* recovered: this ']' closes a level */
+        }
     } else {
         t->dims[L] = c;
         t->known |= 1u << L;
@@ -995,14 +1177,22 @@ static enum loss_status tensor_close(struct proto_decoder *d)
     return LOSS_OK;
 }
 
+/*
+ * The put_ and open/close functions below share one pattern: a value error
+ * met while handling a token, when recovered, leaves d->nskip > 0 and the
+ * token is then handled as part of the skipped value.
+ */
 static enum loss_status put_number(struct proto_decoder *d, double x)
 {
     struct proto_value v;
 
-    if (d->pending > 0 && tensor_begin(d) != LOSS_OK)
+    if (d->nskip == 0 && d->pending > 0 && tensor_begin(d) != LOSS_OK)
         return d->status;
-    if (d->t.active)
-        return tensor_number(d, x);
+    if (d->nskip == 0 && d->t.active &&
+        (tensor_number(d, x) != LOSS_OK || d->nskip == 0))
+        return d->status;
+    if (d->nskip > 0)
+        return skip_leaf(d, true);
     v.type = PROTO_NUMBER;
     v.u.number = x;
     return emit(d, &v);
@@ -1056,12 +1246,13 @@ static enum loss_status tensor_not_number(struct proto_decoder *d,
 
     pointer_here(d, ptr);
     if (d->t.is_shape)
-        return fail(d, LOSS_ETENSOR, ptr,
-                    "shape must be a flat array of non-negative integers");
-    return fail(d, LOSS_ETENSOR, ptr,
-                "a tensor holds numbers (or \"NaN\", \"Infinity\", "
-                "\"-Infinity\"), found %s",
-                what);
+        return tensor_fail(d, LOSS_ETENSOR, ptr,
+                           "shape must be a flat array of non-negative "
+                           "integers");
+    return tensor_fail(d, LOSS_ETENSOR, ptr,
+                       "a tensor holds numbers (or \"NaN\", \"Infinity\", "
+                       "\"-Infinity\"), found %s",
+                       what);
 }
 
 /* The string in str is a complete value. */
@@ -1072,15 +1263,18 @@ static enum loss_status put_string(struct proto_decoder *d)
     bool nf = nonfinite(d->str, d->slen, &x);
     char *s;
 
-    if (d->pending > 0) {
+    if (d->nskip == 0 && d->pending > 0) {
         if ((nf ? tensor_begin(d) : pending_to_generic(d)) != LOSS_OK)
             return d->status;
     }
-    if (d->t.active) {
-        if (nf)
-            return tensor_number(d, x);
-        return tensor_not_number(d, "a string");
+    if (d->nskip == 0 && d->t.active) {
+        if (nf && (tensor_number(d, x) != LOSS_OK || d->nskip == 0))
+            return d->status;
+        if (!nf && tensor_not_number(d, "a string") != LOSS_OK)
+            return d->status;
     }
+    if (d->nskip > 0)
+        return skip_leaf(d, nf);
     if (d->slen >= ARENA_CHUNK) {
         /* a long string (base64) is moved, not copied */
         s = realloc(d->str, d->slen + 1);
@@ -1110,20 +1304,26 @@ static enum loss_status put_literal(struct proto_decoder *d, char first)
 {
     struct proto_value v;
 
-    if (d->pending > 0) {
+    if (d->nskip == 0 && d->pending > 0) {
         if ((first == 'n' ? tensor_begin(d) : pending_to_generic(d)) != LOSS_OK)
             return d->status;
     }
-    if (d->t.active) {
+    if (d->nskip == 0 && d->t.active) {
         char ptr[LOSS_POINTER_MAX];
 
-        if (first != 'n')
-            return tensor_not_number(d, "a boolean");
-        pointer_here(d, ptr);
-        return fail(d, LOSS_EVALUE, ptr,
-                    "null in a tensor: a missing value is the string "
-                    "\"NaN\"");
+        if (first != 'n') {
+            if (tensor_not_number(d, "a boolean") != LOSS_OK)
+                return d->status;
+        } else {
+            pointer_here(d, ptr);
+            if (tensor_fail(d, LOSS_EVALUE, ptr,
+                            "null in a tensor: a missing value is the "
+                            "string \"NaN\"") != LOSS_OK)
+                return d->status;
+        }
     }
+    if (d->nskip > 0)
+        return skip_leaf(d, false);
     if (first == 'n') {
         v.type = PROTO_NULL;
     } else {
@@ -1135,7 +1335,8 @@ static enum loss_status put_literal(struct proto_decoder *d, char first)
 
 static enum loss_status check_depth(struct proto_decoder *d)
 {
-    size_t depth = d->nframes + d->pending + (d->t.active ? d->t.level + 1 : 0);
+    size_t depth =
+        d->nframes + d->pending + d->nskip + (d->t.active ? d->t.level + 1 : 0);
     char ptr[LOSS_POINTER_MAX];
 
     if (depth < d->lim.max_depth)
@@ -1150,10 +1351,12 @@ static enum loss_status open_array(struct proto_decoder *d)
 {
     if (check_depth(d) != LOSS_OK)
         return d->status;
-    if (d->t.active) {
-        if (tensor_open(d) != LOSS_OK)
+    if (d->nskip == 0 && d->t.active && tensor_open(d) != LOSS_OK)
+        return d->status;
+    if (d->nskip > 0) {
+        if (skip_push(d, FR_ARRAY) != LOSS_OK)
             return d->status;
-    } else {
+    } else if (!d->t.active) {
         d->pending++;
     }
     d->state = ST_VALUE_OR_CLOSE;
@@ -1164,12 +1367,17 @@ static enum loss_status open_object(struct proto_decoder *d)
 {
     if (check_depth(d) != LOSS_OK)
         return d->status;
-    if (d->pending > 0 && pending_to_generic(d) != LOSS_OK)
+    if (d->nskip == 0 && d->pending > 0 && pending_to_generic(d) != LOSS_OK)
         return d->status;
-    if (d->t.active)
-        return tensor_not_number(d, "an object");
-    if (push_frame(d, FR_OBJECT) != LOSS_OK)
+    if (d->nskip == 0 && d->t.active &&
+        tensor_not_number(d, "an object") != LOSS_OK)
         return d->status;
+    if (d->nskip > 0) {
+        if (skip_push(d, FR_OBJECT) != LOSS_OK)
+            return d->status;
+    } else if (push_frame(d, FR_OBJECT) != LOSS_OK) {
+        return d->status;
+    }
     d->state = ST_KEY_OR_CLOSE;
     return LOSS_OK;
 }
@@ -1179,8 +1387,10 @@ static enum loss_status close_array(struct proto_decoder *d)
     struct frame *f;
     struct proto_value v;
 
-    if (d->pending > 0 && tensor_begin(d) != LOSS_OK)
+    if (d->nskip == 0 && d->pending > 0 && tensor_begin(d) != LOSS_OK)
         return d->status;
+    if (d->nskip > 0)
+        return skip_close(d);
     if (d->t.active)
         return tensor_close(d);
     f = &d->frames[d->nframes - 1];
@@ -1236,20 +1446,24 @@ static void sift(const struct proto_member *m, size_t *idx, size_t i, size_t n)
 
 /*
  * The first member (in document order) whose key appeared before, or n.
+ * With dups (n bytes, zeroed) not NULL, also marks every such member.
  * Small objects compare pairwise; large ones sort an index.
  */
 static enum loss_status find_duplicate(struct proto_decoder *d,
                                        const struct proto_member *m, size_t n,
-                                       size_t *ret)
+                                       unsigned char *dups, size_t *ret)
 {
     size_t *idx, dup = n;
 
     if (n <= 16) {
-        for (size_t j = 1; j < n && dup == n; j++)
+        for (size_t j = 1; j < n && (dup == n || dups != NULL); j++)
             for (size_t i = 0; i < j; i++)
                 if (m[i].key_len == m[j].key_len &&
                     memcmp(m[i].key, m[j].key, m[i].key_len) == 0) {
-                    dup = j;
+                    if (dup == n)
+                        dup = j;
+                    if (dups != NULL)
+                        dups[j] = 1;
                     break;
                 }
         *ret = dup;
@@ -1274,8 +1488,13 @@ static enum loss_status find_duplicate(struct proto_decoder *d,
         const struct proto_member *a = &m[idx[i - 1]], *b = &m[idx[i]];
 
         if (a->key_len == b->key_len &&
-            memcmp(a->key, b->key, a->key_len) == 0 && idx[i] < dup)
-            dup = idx[i];
+            memcmp(a->key, b->key, a->key_len) == 0) {
+            /* sorted by (key, index): idx[i] follows an earlier equal key */
+            if (idx[i] < dup)
+                dup = idx[i];
+            if (dups != NULL)
+                dups[idx[i]] = 1;
+        }
     }
     free(idx);
     *ret = dup;
@@ -1409,6 +1628,13 @@ static enum loss_status tensor_object(struct proto_decoder *d,
     struct proto_tensor *pt;
     int dt = -1;
 
+    /* recovered: an invalid member (already recorded) makes it invalid */
+    for (size_t i = 0; i < n && d->lim.recover_values; i++) {
+        if (m[i].value.type == PROTO_INVALID) {
+            *ret = m[i].value;
+            return LOSS_OK;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         if (key_is(&m[i], "shape")) {
             shape = &m[i].value;
@@ -1421,42 +1647,45 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         } else {
             member_pointer(d, NULL, ptr);
             loss_pointer_append(ptr, sizeof(ptr), m[i].key, m[i].key_len);
-            return fail(d, LOSS_EUNKNOWN, ptr,
-                        "unknown key \"%.64s\" in a tensor object (an object "
-                        "with \"shape\" takes data, or dtype and base64)",
-                        m[i].key);
+            return fail_value(
+                d, ret, LOSS_EUNKNOWN, ptr,
+                "unknown key \"%.64s\" in a tensor object (an object "
+                "with \"shape\" takes data, or dtype and base64)",
+                m[i].key);
         }
     }
     if (shape->type != PROTO_TENSOR || shape->u.tensor->t.ndim != 1 ||
         shape->u.tensor->encoding != PROTO_ENC_NESTED)
-        return fail(d, LOSS_ETENSOR, mptr(d, "shape", ptr),
-                    "shape must be a flat array of non-negative integers");
+        return fail_value(
+            d, ret, LOSS_ETENSOR, mptr(d, "shape", ptr),
+            "shape must be a flat array of non-negative integers");
     rank = shape->u.tensor->t.shape[0];
     /* data was counted as it was read; base64 is counted below */
     if (shape_check(d, shape->u.tensor->t.data, rank, SIZE_MAX, dims, &numel,
                     true) != LOSS_OK)
         return d->status;
     if (data != NULL && b64 != NULL)
-        return fail(d, LOSS_ETENSOR, mptr(d, NULL, ptr),
-                    "a tensor object has data or base64, not both");
+        return fail_value(d, ret, LOSS_ETENSOR, mptr(d, NULL, ptr),
+                          "a tensor object has data or base64, not both");
     if (data != NULL) {
         const struct proto_tensor *dv;
 
         if (dtype != NULL)
-            return fail(d, LOSS_EUNKNOWN, mptr(d, "dtype", ptr),
-                        "dtype goes with base64 only; data is numbers");
+            return fail_value(d, ret, LOSS_EUNKNOWN, mptr(d, "dtype", ptr),
+                              "dtype goes with base64 only; data is numbers");
         if (data->type != PROTO_TENSOR || data->u.tensor->t.ndim != 1 ||
             data->u.tensor->encoding != PROTO_ENC_NESTED)
-            return fail(d, LOSS_ETENSOR, mptr(d, "data", ptr),
-                        "data must be a flat array of numbers");
+            return fail_value(d, ret, LOSS_ETENSOR, mptr(d, "data", ptr),
+                              "data must be a flat array of numbers");
         dv = data->u.tensor;
         if (dv->t.shape[0] != numel) {
             char s[128];
 
             tensor_shape_format(dims, rank, s, sizeof(s));
-            return fail(d, LOSS_ETENSOR, mptr(d, "data", ptr),
-                        "data has %zu numbers but shape %s has %zu elements",
-                        dv->t.shape[0], s, numel);
+            return fail_value(
+                d, ret, LOSS_ETENSOR, mptr(d, "data", ptr),
+                "data has %zu numbers but shape %s has %zu elements",
+                dv->t.shape[0], s, numel);
         }
         pt = tensor_new(d, rank, dims, dv->t.data, numel, PROTO_ENC_FLAT);
         if (pt == NULL)
@@ -1466,19 +1695,20 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         unsigned char *buf;
 
         if (dtype == NULL)
-            return fail(d, LOSS_ETENSOR, mptr(d, NULL, ptr),
-                        "base64 needs a dtype: float32, float64, int32 or "
-                        "int64");
+            return fail_value(
+                d, ret, LOSS_ETENSOR, mptr(d, NULL, ptr),
+                "base64 needs a dtype: float32, float64, int32 or "
+                "int64");
         for (int i = 0; i < 4 && dtype->type == PROTO_STRING; i++)
             if (strcmp(dtype->u.string.ptr, dtypes[i]) == 0 &&
                 dtype->u.string.len == strlen(dtypes[i]))
                 dt = i;
         if (dt < 0)
-            return fail(d, LOSS_ETENSOR, mptr(d, "dtype", ptr),
-                        "dtype must be float32, float64, int32 or int64");
+            return fail_value(d, ret, LOSS_ETENSOR, mptr(d, "dtype", ptr),
+                              "dtype must be float32, float64, int32 or int64");
         if (b64->type != PROTO_STRING)
-            return fail(d, LOSS_ETENSOR, mptr(d, "base64", ptr),
-                        "base64 must be a string");
+            return fail_value(d, ret, LOSS_ETENSOR, mptr(d, "base64", ptr),
+                              "base64 must be a string");
         if (numel > d->lim.max_elements - d->doc->elements)
             return fail(d, LOSS_ETOOLARGE, mptr(d, "shape", ptr),
                         "shape has %zu elements, more than the limit "
@@ -1495,10 +1725,10 @@ static enum loss_status tensor_object(struct proto_decoder *d,
 
             free(buf);
             tensor_shape_format(dims, rank, s, sizeof(s));
-            return fail(d, LOSS_ETENSOR, mptr(d, "base64", ptr),
-                        "base64 must be padded standard base64 of %zu "
-                        "bytes (shape %s of %s)",
-                        bytes, s, dtypes[dt]);
+            return fail_value(d, ret, LOSS_ETENSOR, mptr(d, "base64", ptr),
+                              "base64 must be padded standard base64 of %zu "
+                              "bytes (shape %s of %s)",
+                              bytes, s, dtypes[dt]);
         }
         b64_convert(buf, numel, dt);
         if (!doc_own(d->doc, buf, room ? room : sizeof(double))) {
@@ -1511,31 +1741,79 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         if (pt == NULL)
             return oom(d);
     } else {
-        return fail(d, LOSS_ETENSOR, mptr(d, NULL, ptr),
-                    "a tensor object needs data, or dtype and base64");
+        return fail_value(d, ret, LOSS_ETENSOR, mptr(d, NULL, ptr),
+                          "a tensor object needs data, or dtype and base64");
     }
     ret->type = PROTO_TENSOR;
     ret->u.tensor = pt;
     return LOSS_OK;
 }
 
+/*
+ * Recovery: every member whose key appeared before gets an invalid value
+ * (one that is invalid already keeps its own error), and each is recorded,
+ * in document order.
+ */
+static enum loss_status mark_duplicates(struct proto_decoder *d,
+                                        struct proto_member *m, size_t n)
+{
+    unsigned char small[16] = {0}, *dups = small;
+    size_t first = n;
+
+    if (n > sizeof(small)) {
+        dups = calloc(n, 1);
+        if (dups == NULL)
+            return oom(d);
+    }
+    if (find_duplicate(d, m, n, dups, &first) != LOSS_OK)
+        goto out;
+    for (size_t j = first; j < n; j++) {
+        char ptr[LOSS_POINTER_MAX];
+        struct proto_value v;
+
+        if (!dups[j])
+            continue;
+        member_pointer(d, NULL, ptr);
+        loss_pointer_append(ptr, sizeof(ptr), m[j].key, m[j].key_len);
+        if (fail_value(d, &v, LOSS_EUNKNOWN, ptr, "duplicate key \"%.64s\"",
+                       m[j].key) != LOSS_OK)
+            goto out;
+        if (m[j].value.type != PROTO_INVALID)
+            m[j].value = v;
+    }
+out:
+    if (dups != small)
+        free(dups);
+    return d->status;
+}
+
 static enum loss_status close_object(struct proto_decoder *d)
 {
-    struct frame *f = &d->frames[d->nframes - 1];
-    const struct proto_member *m = f->count ? d->mems + f->base : NULL;
-    size_t n = f->count, dup = n;
+    struct frame *f;
+    struct proto_member *m;
+    size_t n, dup;
     struct proto_value v;
     bool tensor = false;
 
-    if (find_duplicate(d, m, n, &dup) != LOSS_OK)
-        return d->status;
-    if (dup < n) {
-        char ptr[LOSS_POINTER_MAX];
+    if (d->nskip > 0)
+        return skip_close(d);
+    f = &d->frames[d->nframes - 1];
+    m = f->count ? d->mems + f->base : NULL;
+    n = dup = f->count;
+    if (d->lim.recover_values) {
+        if (mark_duplicates(d, m, n) != LOSS_OK)
+            return d->status;
+    } else {
+        if (find_duplicate(d, m, n, NULL, &dup) != LOSS_OK)
+            return d->status;
+        if (dup < n) {
+            char ptr[LOSS_POINTER_MAX];
 
-        member_pointer(d, NULL, ptr);
-        loss_pointer_append(ptr, sizeof(ptr), m[dup].key, m[dup].key_len);
-        return fail(d, LOSS_EUNKNOWN, ptr, "duplicate key \"%.64s\"",
-                    m[dup].key);
+            member_pointer(d, NULL, ptr);
+            loss_pointer_append(ptr, sizeof(ptr), m[dup].key, m[dup].key_len);
+            return fail(d, LOSS_EUNKNOWN, ptr, "duplicate key \"%.64s\"",
+                        m[dup].key);
+        }
     }
     for (size_t i = 0; i < n && !tensor; i++)
         tensor = key_is(&m[i], "shape");
@@ -1562,8 +1840,13 @@ static enum loss_status close_object(struct proto_decoder *d)
 static enum loss_status put_key(struct proto_decoder *d)
 {
     struct proto_member *m;
-    char *k = doc_alloc(d->doc, d->slen + 1);
+    char *k;
 
+    if (d->nskip > 0) {
+        d->state = ST_COLON;
+        return LOSS_OK;
+    }
+    k = doc_alloc(d->doc, d->slen + 1);
     if (k == NULL)
         return oom(d);
     memcpy(k, d->str, d->slen + 1);
@@ -1805,7 +2088,10 @@ static const unsigned char *after_value(struct proto_decoder *d,
                                         const unsigned char *p)
 {
     unsigned char c = *p;
-    bool in_array = d->t.active || d->frames[d->nframes - 1].kind == FR_ARRAY;
+    bool in_array =
+        d->nskip > 0
+            ? d->skipk[d->nskip - 1] == FR_ARRAY
+            : d->t.active || d->frames[d->nframes - 1].kind == FR_ARRAY;
 
     if (c == ',') {
         d->state = in_array ? ST_VALUE : ST_KEY;
@@ -2020,6 +2306,8 @@ struct proto_decoder *proto_decoder_new(const struct proto_limits *lim)
     d->lim = *lim;
     if (d->lim.max_rank > TENSOR_MAX_RANK)
         d->lim.max_rank = TENSOR_MAX_RANK;
+    if (d->lim.max_value_errors == 0)
+        d->lim.max_value_errors = 1;
     d->doc = calloc(1, sizeof(*d->doc));
     d->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (d->doc == NULL || d->c_locale == (locale_t)0) {
@@ -2093,6 +2381,7 @@ void proto_decoder_free(struct proto_decoder *d)
     free(d->vals);
     free(d->mems);
     free(d->t.data);
+    free(d->skipk);
     free(d->str);
     free(d->tok);
     if (d->c_locale != (locale_t)0)

@@ -15,10 +15,27 @@
  * tensor LOSS_EVALUE; duplicate keys LOSS_EUNKNOWN; limits LOSS_ETOOLARGE.
  * A bare NaN/Infinity token is LOSS_EJSON whose detail says to send the
  * string "NaN". After the first error, feed() and finish() return it again.
+ *
+ * Recovery (recover_values): value errors - LOSS_ETENSOR, LOSS_EVALUE and
+ * LOSS_EUNKNOWN above - no longer stop the decoder. The offending value
+ * becomes a PROTO_INVALID carrying the error (value.h): the whole tensor
+ * for an error inside a nested array (a ragged row, a null, a string, an
+ * object), the tensor object for a bad {"shape", ...} object (including a
+ * bad "shape" or "data" inside it), and the value of the second member for
+ * a duplicate key (the first member is kept). The decoder then reads on
+ * from the end of that value: what it skips is still checked for JSON
+ * syntax and still counts against max_depth, and its numbers against
+ * max_elements (as they would have as tensor elements, but never those of
+ * a "shape"). Syntax errors and limits (LOSS_EJSON, LOSS_ETOOLARGE) stay
+ * fatal for the whole body, so a syntax error after a value error is what
+ * feed()/finish() report. The document lists its value errors in the order
+ * they were found (proto_doc_error()), one per invalid value: the first is
+ * exactly the error a decoder without recovery stops at.
  */
 #ifndef LOSSD_PROTO_DECODE_H
 #define LOSSD_PROTO_DECODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "status.h"
@@ -28,6 +45,11 @@ struct proto_limits {
     size_t max_elements; /* tensor elements in the whole document */
     size_t max_rank;     /* at most TENSOR_MAX_RANK */
     size_t max_depth;    /* JSON nesting depth (a tensor's levels count) */
+    bool recover_values; /* value errors become PROTO_INVALID values */
+    /* with recover_values: errors kept in full by the document (at least
+       1; 0 means 1); later ones are counted, and their values carry only
+       their status. Bounds what a body of many small errors costs. */
+    size_t max_value_errors;
 };
 
 struct proto_decoder;

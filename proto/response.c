@@ -74,6 +74,7 @@ void proto_write_value(struct proto_buf *b, const struct proto_value *v)
 {
     switch (v->type) {
     case PROTO_NULL:
+    case PROTO_INVALID: /* never written back by the handlers; stays JSON */
         proto_buf_puts(b, "null");
         return;
     case PROTO_BOOL:

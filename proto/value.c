@@ -31,7 +31,7 @@ const char *proto_type_name(enum proto_type t)
         [PROTO_NULL] = "null",     [PROTO_BOOL] = "boolean",
         [PROTO_NUMBER] = "number", [PROTO_STRING] = "string",
         [PROTO_TENSOR] = "tensor", [PROTO_ARRAY] = "array",
-        [PROTO_OBJECT] = "object",
+        [PROTO_OBJECT] = "object", [PROTO_INVALID] = "invalid",
     };
 
     if ((unsigned)t >= sizeof(names) / sizeof(names[0]))
@@ -95,12 +95,55 @@ enum loss_status proto_value_as_tensor(const struct proto_value *v,
     case PROTO_NULL:
         return loss_fail(err, LOSS_EVALUE, pointer,
                          "expected a tensor, found null");
+    case PROTO_INVALID:
+        return proto_value_error(v, pointer, err);
     default:
         return loss_fail(
             err, LOSS_ETENSOR, pointer, "expected a tensor, found %s",
             v->type == PROTO_ARRAY    ? "an array that is not all numbers"
             : v->type == PROTO_OBJECT ? "an object without \"shape\""
                                       : "a boolean");
+    }
+}
+
+enum loss_status proto_value_error(const struct proto_value *v,
+                                   const char *pointer, struct loss_error *err)
+{
+    const struct loss_error *e;
+
+    if (v->type != PROTO_INVALID)
+        return loss_fail(err, LOSS_EINTERNAL, pointer,
+                         "proto_value_error() on a valid %s",
+                         proto_type_name(v->type));
+    e = v->u.invalid.error;
+    if (e != NULL) {
+        if (err != NULL)
+            *err = *e;
+        return e->status;
+    }
+    return loss_fail(err, v->u.invalid.status, pointer,
+                     "this value is invalid (%s); the body has too many "
+                     "invalid values for each to be described",
+                     loss_status_name(v->u.invalid.status));
+}
+
+const struct proto_value *proto_value_find_invalid(const struct proto_value *v)
+{
+    const struct proto_value *found = NULL;
+
+    switch (v->type) {
+    case PROTO_INVALID:
+        return v;
+    case PROTO_ARRAY:
+        for (size_t i = 0; i < v->u.array.len && found == NULL; i++)
+            found = proto_value_find_invalid(&v->u.array.items[i]);
+        return found;
+    case PROTO_OBJECT:
+        for (size_t i = 0; i < v->u.object.len && found == NULL; i++)
+            found = proto_value_find_invalid(&v->u.object.members[i].value);
+        return found;
+    default:
+        return NULL;
     }
 }
 

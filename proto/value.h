@@ -13,6 +13,13 @@
  * other string is a generic PROTO_ARRAY (["input", "target"]). A bare number
  * stays a PROTO_NUMBER and a bare "NaN" a PROTO_STRING: whether a field is a
  * tensor is the handlers' judgement (proto_value_as_tensor()).
+ *
+ * Invalid values: a decoder told to recover from value errors
+ * (proto_limits.recover_values) puts a PROTO_INVALID where a value was
+ * wrong (a ragged tensor, a null in a tensor, a bad tensor object, the
+ * second of two equal keys) and goes on; the value carries its error, and
+ * the document lists its errors (proto_doc_error()). Consumers must treat a
+ * PROTO_INVALID wherever they find one as that error (proto_value_error()).
  */
 #ifndef LOSSD_PROTO_VALUE_H
 #define LOSSD_PROTO_VALUE_H
@@ -31,6 +38,7 @@ enum proto_type {
     PROTO_TENSOR,
     PROTO_ARRAY,
     PROTO_OBJECT,
+    PROTO_INVALID, /* a value the decoder refused; see proto_value_error() */
 };
 
 enum proto_encoding {
@@ -65,6 +73,12 @@ struct proto_value {
             struct proto_member *members; /* in document order */
             size_t len;
         } object;
+        struct {
+            enum loss_status status;
+            /* the full error, or NULL past the document's first
+               max_value_errors (then only status is known) */
+            const struct loss_error *error;
+        } invalid;
     } u;
 };
 
@@ -85,6 +99,19 @@ size_t proto_doc_elements(const struct proto_doc *doc);
 /* Bytes the document holds on the heap, for in-flight memory accounting. */
 size_t proto_doc_bytes(const struct proto_doc *doc);
 
+/*
+ * The value errors of a document decoded with recover_values, in the order
+ * the decoder found them (the first is the error a decoder without
+ * recovery stops at; inside one invalid value only its first error is
+ * found, and a duplicate key is found when its object closes). The first
+ * max_value_errors are kept in full; proto_doc_errors() returns how
+ * many were kept and, in *ret_total (may be NULL), how many were found.
+ * proto_doc_error() returns kept error i (borrowed from doc), or NULL when
+ * i >= the kept count. Both are 0 / NULL for a document without errors.
+ */
+size_t proto_doc_errors(const struct proto_doc *doc, size_t *ret_total);
+const struct loss_error *proto_doc_error(const struct proto_doc *doc, size_t i);
+
 /* Frees the document and everything in it. NULL is fine. */
 void proto_doc_free(struct proto_doc *doc);
 
@@ -92,20 +119,40 @@ void proto_doc_free(struct proto_doc *doc);
 const struct proto_value *proto_object_get(const struct proto_value *obj,
                                            const char *key);
 
-/* "null", "boolean", "number", "string", "tensor", "array", "object". */
+/*
+ * "null", "boolean", "number", "string", "tensor", "array", "object",
+ * "invalid".
+ */
 const char *proto_type_name(enum proto_type t);
 
 /*
  * Views v as a tensor: a PROTO_TENSOR as it is, a PROTO_NUMBER as a 0-d
  * tensor, the strings "NaN", "Infinity", "-Infinity" as 0-d tensors. The
  * 0-d cases use *scalar as storage (so ret->t.data points to scalar).
- * Returns LOSS_EVALUE for null and LOSS_ETENSOR for anything else, with
- * pointer as the error pointer.
+ * Returns LOSS_EVALUE for null, the value's own error for PROTO_INVALID
+ * (proto_value_error()) and LOSS_ETENSOR for anything else, with pointer as
+ * the error pointer.
  */
 enum loss_status proto_value_as_tensor(const struct proto_value *v,
                                        struct proto_tensor *ret, double *scalar,
                                        const char *pointer,
                                        struct loss_error *err);
+
+/*
+ * Fills err with the error of an invalid value v and returns its status:
+ * the decoder's error as it was recorded (status, detail, pointer) when the
+ * document kept it, else v's status with a generic detail and pointer (the
+ * pointer of v, as the caller knows it) as the pointer.
+ */
+enum loss_status proto_value_error(const struct proto_value *v,
+                                   const char *pointer, struct loss_error *err);
+
+/*
+ * The first PROTO_INVALID in v (v itself, or inside its arrays and objects,
+ * in document order), or NULL when v holds none. Borrowed. Recursion is
+ * bounded by the decoder's max_depth.
+ */
+const struct proto_value *proto_value_find_invalid(const struct proto_value *v);
 
 /* True for a generic array or an empty tensor (both are lists to callers). */
 bool proto_value_is_list(const struct proto_value *v, size_t *ret_len);

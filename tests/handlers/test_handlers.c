@@ -378,6 +378,244 @@ START_TEST(test_batch)
 }
 END_TEST
 
+/* The string member key of results[i], or NULL. */
+static const char *result_str(json_t *doc, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(
+        json_array_get(json_object_get(doc, "results"), i), key));
+}
+
+static json_int_t result_int(json_t *doc, size_t i, const char *key)
+{
+    return json_integer_value(json_object_get(
+        json_array_get(json_object_get(doc, "results"), i), key));
+}
+
+/*
+ * Value errors inside items (API.md "Batch"): the decoder reads on, each
+ * item with one gets that problem (status, type, absolute pointer, id), and
+ * the other items are computed.
+ */
+START_TEST(test_batch_value_errors)
+{
+    int status;
+    json_t *doc = eval(
+        "batch",
+        "{\"shared\": {\"target\": [1, 2]}, \"requests\": ["
+        "  {\"loss\": \"mse\", \"id\": \"ok\", \"input\": [1, 1]},"
+        "  {\"loss\": \"mse\", \"id\": \"ragged\", \"input\": [[1, 2], "
+        "[3]]},"
+        "  {\"loss\": \"mse\", \"id\": \"null\", \"input\": [1, null]},"
+        "  {\"loss\": \"mse\", \"id\": \"b64\", \"input\": {\"shape\": "
+        "[2], \"dtype\": \"float64\", \"base64\": \"!!\"}},"
+        "  {\"loss\": \"mse\", \"id\": \"dup\", \"input\": [1, 2], "
+        "\"input\": [3, 4]},"
+        "  {\"loss\": \"mse\", \"id\": {\"a\": [1, null]}, \"input\": [1, "
+        "2]},"
+        "  {\"loss\": \"mse\", \"id\": 7, \"input\": [2, 2], \"reduction\": "
+        "\"sum\"},"
+        "  {\"loss\": \"mse\", \"id\": \"ragged-data\", \"input\": "
+        "{\"shape\": [2], \"data\": [1, [2]]}, \"target\": [1, null]}"
+        "]}",
+        NULL, &status);
+    static const struct {
+        int status;
+        const char *type, *pointer, *id;
+    } want[] = {
+        {200, NULL, NULL, "ok"},
+        {400, "/problems/invalid-tensor", "/requests/1/input/1", "ragged"},
+        {422, "/problems/invalid-value", "/requests/2/input/1", "null"},
+        {400, "/problems/invalid-tensor", "/requests/3/input/base64", "b64"},
+        {422, "/problems/unknown-field", "/requests/4/input", "dup"},
+        /* an id that cannot be written back is left out */
+        {422, "/problems/invalid-value", "/requests/5/id/a/1", NULL},
+        {200, NULL, NULL, NULL},
+        /* an item's first error is its result */
+        {400, "/problems/invalid-tensor", "/requests/7/input/data/1",
+         "ragged-data"},
+    };
+
+    ck_assert_int_eq(status, 200);
+    ck_assert_uint_eq(json_array_size(json_object_get(doc, "results")), 8);
+    for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+        ck_assert_int_eq(result_int(doc, i, "status"), want[i].status);
+        if (want[i].type != NULL) {
+            ck_assert_str_eq(result_str(doc, i, "type"), want[i].type);
+            ck_assert_str_eq(result_str(doc, i, "pointer"), want[i].pointer);
+        }
+        if (want[i].id != NULL)
+            ck_assert_str_eq(result_str(doc, i, "id"), want[i].id);
+        else if (i != 6)
+            ck_assert_ptr_null(json_object_get(
+                json_array_get(json_object_get(doc, "results"), i), "id"));
+    }
+    /* the others are computed: (0 + 1) / 2 and 1 + 0 */
+    ck_assert(json_real_value(json_object_get(
+                  json_array_get(json_object_get(doc, "results"), 0),
+                  "value")) == 0.5);
+    ck_assert_int_eq(result_int(doc, 6, "id"), 7);
+    ck_assert(json_real_value(json_object_get(
+                  json_array_get(json_object_get(doc, "results"), 6),
+                  "value")) == 1.0);
+    ck_assert_ptr_nonnull(
+        strstr(result_str(doc, 1, "detail"), "ragged tensor"));
+    json_decref(doc);
+}
+END_TEST
+
+/*
+ * Errors outside the items answer the whole request: in "shared", in the
+ * envelope, or anywhere when the envelope itself is broken (then the
+ * body's first error, as before batches recovered).
+ */
+START_TEST(test_batch_envelope_errors)
+{
+    static const struct refusal cases[] = {
+        {"batch",
+         "{\"shared\": {\"target\": [1, null]}, \"requests\": [{\"loss\": "
+         "\"mse\", \"input\": [1, 2]}]}",
+         422, "/problems/invalid-value", "/shared/target/1"},
+        {"batch",
+         "{\"shared\": {\"target\": [1], \"target\": [2]}, \"requests\": "
+         "[{\"loss\": \"mse\", \"input\": [1]}]}",
+         422, "/problems/unknown-field", "/shared/target"},
+        {"batch",
+         "{\"requests\": [{\"loss\": \"mse\", \"input\": [[1], [1, 2]]}], "
+         "\"shared\": {\"target\": [[1], []]}}",
+         400, "/problems/invalid-tensor", "/shared/target/1"},
+        {"batch",
+         "{\"requests\": [{\"loss\": \"mse\", \"input\": [1], \"target\": "
+         "[1]}], \"requests\": []}",
+         422, "/problems/unknown-field", "/requests"},
+        {"batch",
+         "{\"requests\": [{\"loss\": \"mse\", \"input\": [1], \"target\": "
+         "[1]}], \"x\": [1, null]}",
+         422, "/problems/invalid-value", "/x/1"},
+        {"batch", "{\"requests\": [[1], [1, 2]]}", 400,
+         "/problems/invalid-tensor", "/requests/1"},
+        {"batch", "{\"requests\": {\"0\": [1, null]}}", 422,
+         "/problems/invalid-value", "/requests/0/1"},
+        {"batch", "{\"requests\": [], \"shared\": {\"a\": [null]}}", 422,
+         "/problems/invalid-value", "/shared/a/0"},
+        {"batch", "[{\"loss\": \"mse\", \"input\": [null]}]", 422,
+         "/problems/invalid-value", "/0/input/0"},
+        {"batch", "[[1], [2, 3]]", 400, "/problems/invalid-tensor", "/1"},
+        /* a syntax error after a value error still fails the whole body */
+        {"batch", "{\"requests\": [{\"loss\": \"mse\", \"input\": [null]}], x}",
+         400, "/problems/invalid-json", NULL},
+    };
+    struct handler_limits lim;
+    int status;
+    json_t *doc;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        doc = eval(cases[i].loss, cases[i].body, NULL, &status);
+        ck_assert_msg(status == cases[i].status, "case %zu: status %d", i,
+                      status);
+        ck_assert_str_eq(json_string_value(json_object_get(doc, "type")),
+                         cases[i].type);
+        if (cases[i].pointer != NULL)
+            ck_assert_str_eq(json_string_value(json_object_get(doc, "pointer")),
+                             cases[i].pointer);
+        ck_assert_ptr_null(json_object_get(doc, "results"));
+        json_decref(doc);
+    }
+    /* too many items: the body's first error, as the decoder gave before */
+    handler_limits_default(&lim);
+    lim.max_batch_items = 1;
+    doc = eval("batch",
+               "{\"requests\": [{\"loss\": \"mse\"}, {\"loss\": \"mse\", "
+               "\"input\": [null]}]}",
+               &lim, &status);
+    ck_assert_int_eq(status, 422);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "pointer")),
+                     "/requests/1/input/0");
+    json_decref(doc);
+}
+END_TEST
+
+/*
+ * The decoder keeps max_batch_items + 1 errors in full; items whose errors
+ * come later still fail, with their status (the detail then says the body
+ * had too many), and a duplicate key of the envelope, found last and not
+ * kept, still fails the whole request.
+ */
+START_TEST(test_batch_many_value_errors)
+{
+    struct handler_limits lim;
+    int status;
+    json_t *doc;
+
+    handler_limits_default(&lim);
+    lim.max_batch_items = 2; /* 3 errors kept */
+    doc = eval("batch",
+               "{\"requests\": [{\"loss\": \"mse\", \"input\": [null], "
+               "\"target\": [null], \"weight\": [null], \"x\": [null]}, "
+               "{\"loss\": \"mse\", \"id\": \"late\", \"input\": [[1], [1, "
+               "2]], \"target\": [1]}]}",
+               &lim, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_int_eq(result_int(doc, 0, "status"), 422);
+    ck_assert_str_eq(result_str(doc, 0, "pointer"), "/requests/0/input/0");
+    ck_assert_int_eq(result_int(doc, 1, "status"), 400);
+    ck_assert_str_eq(result_str(doc, 1, "type"), "/problems/invalid-tensor");
+    ck_assert_str_eq(result_str(doc, 1, "pointer"), "/requests/1/input");
+    ck_assert_str_eq(result_str(doc, 1, "id"), "late");
+    ck_assert_ptr_nonnull(
+        strstr(result_str(doc, 1, "detail"), "too many invalid values"));
+    json_decref(doc);
+
+    lim.max_batch_items = 1; /* 2 errors kept */
+    doc = eval("batch",
+               "{\"requests\": [{\"loss\": \"mse\", \"input\": [null], "
+               "\"target\": [null], \"weight\": [null]}], \"requests\": 1}",
+               &lim, &status);
+    ck_assert_int_eq(status, 422);
+    ck_assert_ptr_null(json_object_get(doc, "results"));
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "type")),
+                     "/problems/unknown-field");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "pointer")),
+                     "/requests");
+    json_decref(doc);
+
+    /* an error in shared past the kept ones: still the whole request */
+    doc = eval("batch",
+               "{\"requests\": [{\"loss\": \"mse\", \"input\": [null], "
+               "\"target\": [null], \"weight\": [null]}], \"shared\": "
+               "{\"x\": {\"y\": [[1], []]}}}",
+               &lim, &status);
+    ck_assert_int_eq(status, 400);
+    ck_assert_ptr_null(json_object_get(doc, "results"));
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "pointer")),
+                     "/shared");
+    json_decref(doc);
+}
+END_TEST
+
+/*
+ * One loss: the first value error answers, as when the decoder stopped at
+ * it; a later syntax error wins (it stays fatal in the decoder).
+ */
+START_TEST(test_single_value_errors)
+{
+    int status;
+    json_t *doc = eval("mse",
+                       "{\"input\": [[1], [1, 2]], \"target\": [null], "
+                       "\"target\": 1}",
+                       NULL, &status);
+
+    ck_assert_int_eq(status, 400);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "pointer")),
+                     "/input/1");
+    json_decref(doc);
+    doc = eval("mse", "{\"input\": [null], \"target\": [1]", NULL, &status);
+    ck_assert_int_eq(status, 400);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "type")),
+                     "/problems/invalid-json");
+    json_decref(doc);
+}
+END_TEST
+
 START_TEST(test_batch_shared_pointer_and_limit)
 {
     struct handler_limits lim;
@@ -551,6 +789,10 @@ int main(void)
     tcase_add_test(tc, test_output_formats);
     tcase_add_test(tc, test_all_ignored);
     tcase_add_test(tc, test_batch);
+    tcase_add_test(tc, test_batch_value_errors);
+    tcase_add_test(tc, test_batch_envelope_errors);
+    tcase_add_test(tc, test_batch_many_value_errors);
+    tcase_add_test(tc, test_single_value_errors);
     tcase_add_test(tc, test_batch_shared_pointer_and_limit);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_job_interface);

@@ -11,6 +11,15 @@
  * sanitizer setup this also proves no path leaks, overflows or hits
  * undefined behaviour. The generator is seeded (printed) so a failure can be
  * replayed.
+ *
+ * Batches: every mangled request also goes into a batch, as the second
+ * item after the intact request, and the batch body itself is truncated
+ * and has bytes replaced. Besides the contract above, a batch answers each
+ * item as that request alone would be answered (API.md "Batch": errors
+ * belong to their item): 200 with the intact item's status unchanged and
+ * the mangled item's status, type and pointer (under "/requests/1") those
+ * of the request alone - unless the request alone hit a decoder limit
+ * (413), which stays fatal for the whole body.
  */
 #include <check.h>
 #include <jansson.h>
@@ -28,11 +37,17 @@ struct stats {
     size_t bodies;
     size_t by_status[6]; /* 200, 400, 404, 413, 422, other */
     size_t failures;
+    size_t items; /* mangled requests also checked as batch items */
 };
 
-static void check_one(const char *loss, const char *body, size_t len,
-                      const struct handler_limits *lim, struct stats *st,
-                      const char *what)
+/*
+ * One body through handler_eval(), checked against the contract. Returns
+ * the parsed answer (NULL if it was not JSON; the caller decrefs) and its
+ * status in *ret_status (may be NULL).
+ */
+static json_t *check_eval(const char *loss, const char *body, size_t len,
+                          const struct handler_limits *lim, struct stats *st,
+                          const char *what, int *ret_status)
 {
     struct proto_buf out;
     json_error_t jerr;
@@ -61,8 +76,96 @@ static void check_one(const char *loss, const char *body, size_t len,
             fprintf(stderr, "FAIL %s (%s): status %d, answer %.200s\n", what,
                     loss, status, out.data ? out.data : "(none)");
     }
-    json_decref(doc);
     proto_buf_release(&out);
+    if (ret_status != NULL)
+        *ret_status = status;
+    return doc;
+}
+
+static void check_one(const char *loss, const char *body, size_t len,
+                      const struct handler_limits *lim, struct stats *st,
+                      const char *what)
+{
+    json_decref(check_eval(loss, body, len, lim, st, what, NULL));
+}
+
+/* A batch item: {"loss": loss, "id": id, ...the members of request...}. */
+static void put_item(struct proto_buf *b, const char *loss, int id,
+                     const char *request)
+{
+    proto_buf_printf(b, "{\"loss\":\"%s\",\"id\":%d", loss, id);
+    if (strcmp(request, "{}") != 0)
+        proto_buf_printf(b, ",%s", request + 1);
+    else
+        proto_buf_puts(b, "}");
+}
+
+/*
+ * request (a mangled body for loss, an object) alone and as item 1 of a
+ * batch after the intact body (alone: intact_status): see the header.
+ */
+static void check_batch(const char *loss, const char *intact, int intact_status,
+                        const char *request, const struct handler_limits *lim,
+                        struct stats *st, const char *what)
+{
+    struct proto_buf b;
+    json_t *alone, *batch, *r0, *r1;
+    int s_alone, s_batch;
+    const char *why = NULL;
+
+    proto_buf_init(&b);
+    proto_buf_puts(&b, "{\"requests\":[");
+    put_item(&b, loss, 0, intact);
+    proto_buf_puts(&b, ",");
+    put_item(&b, loss, 1, request);
+    proto_buf_puts(&b, "]}");
+    ck_assert(proto_buf_ok(&b));
+    alone = check_eval(loss, request, strlen(request), lim, st, what, &s_alone);
+    batch = check_eval("batch", b.data, b.len, lim, st, what, &s_batch);
+    r0 = json_array_get(json_object_get(batch, "results"), 0);
+    r1 = json_array_get(json_object_get(batch, "results"), 1);
+    if (alone == NULL || batch == NULL) {
+        why = "not JSON";
+    } else if (s_batch != 200) {
+        if (s_alone != 413 || s_batch != 413)
+            why = "the batch failed as a whole";
+    } else if (json_array_size(json_object_get(batch, "results")) != 2) {
+        why = "not two results";
+    } else if (json_integer_value(json_object_get(r0, "status")) !=
+               intact_status) {
+        why = "the intact item changed";
+    } else if (json_integer_value(json_object_get(r1, "status")) != s_alone ||
+               json_integer_value(json_object_get(r1, "id")) != 1) {
+        why = "the mangled item's status or id differs from the request's";
+    } else if (s_alone != 200) {
+        const char *ta = json_string_value(json_object_get(alone, "type"));
+        const char *tb = json_string_value(json_object_get(r1, "type"));
+        const char *pa = json_string_value(json_object_get(alone, "pointer"));
+        const char *pb = json_string_value(json_object_get(r1, "pointer"));
+
+        if (ta == NULL || tb == NULL || strcmp(ta, tb) != 0)
+            why = "the mangled item's type differs from the request's";
+        else if (pa != NULL &&
+                 (pb == NULL || strncmp(pb, "/requests/1", 11) != 0 ||
+                  strcmp(pb + 11, pa) != 0))
+            why = "the mangled item's pointer is not the request's under "
+                  "/requests/1";
+    }
+    st->items++;
+    if (why != NULL && st->failures++ < 20) {
+        char *a = alone ? json_dumps(alone, JSON_COMPACT) : NULL;
+        char *c = batch ? json_dumps(batch, JSON_COMPACT) : NULL;
+
+        fprintf(stderr,
+                "FAIL batch %s (%s): %s\n  alone %d %.300s\n  batch "
+                "%d %.600s\n",
+                what, loss, why, s_alone, a ? a : "-", s_batch, c ? c : "-");
+        free(a);
+        free(c);
+    }
+    json_decref(alone);
+    json_decref(batch);
+    proto_buf_release(&b);
 }
 
 static const char *const replacements[] = {
@@ -116,13 +219,22 @@ START_TEST(test_torture)
         json_t *c = json_array_get(cases, i);
         const char *loss = json_string_value(json_object_get(c, "loss"));
         json_t *req = json_object_get(c, "request");
-        char *body;
+        char *body, *intact;
         size_t len;
         const char *key;
-        json_t *val;
+        json_t *val, *answer;
+        int intact_status;
+        /* its fields can go into a batch item unchanged */
+        bool itemize = loss != NULL && handler_find(loss, strlen(loss)) &&
+                       json_object_get(req, "loss") == NULL &&
+                       json_object_get(req, "id") == NULL;
 
         if (loss == NULL || !json_is_object(req))
             continue;
+        intact = json_dumps(req, JSON_COMPACT);
+        answer = check_eval(loss, intact, strlen(intact), &lim, &st, "intact",
+                            &intact_status);
+        json_decref(answer);
         body = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY);
         len = strlen(body);
         /* truncations: all of a short body, samples of a long one */
@@ -155,12 +267,20 @@ START_TEST(test_torture)
                 ck_assert_ptr_nonnull(v);
                 json_object_set_new(copy, key, v);
                 b = json_dumps(copy, JSON_COMPACT);
-                check_one(loss, b, strlen(b), &lim, &st, replacements[r]);
+                if (itemize)
+                    check_batch(loss, intact, intact_status, b, &lim, &st,
+                                replacements[r]);
+                else
+                    check_one(loss, b, strlen(b), &lim, &st, replacements[r]);
                 free(b);
             }
             json_object_del(copy, key);
             b = json_dumps(copy, JSON_COMPACT);
-            check_one(loss, b, strlen(b), &lim, &st, "field deleted");
+            if (itemize)
+                check_batch(loss, intact, intact_status, b, &lim, &st,
+                            "field deleted");
+            else
+                check_one(loss, b, strlen(b), &lim, &st, "field deleted");
             free(b);
             json_decref(copy);
             /* a duplicate key, spliced into the text */
@@ -172,7 +292,11 @@ START_TEST(test_torture)
                 ck_assert_ptr_nonnull(dup);
                 snprintf(dup, bl + strlen(key) + 16, "{\"%s\":1,%s", key,
                          b + 1);
-                check_one(loss, dup, strlen(dup), &lim, &st, "duplicate");
+                if (itemize)
+                    check_batch(loss, intact, intact_status, dup, &lim, &st,
+                                "duplicate");
+                else
+                    check_one(loss, dup, strlen(dup), &lim, &st, "duplicate");
                 free(dup);
             }
             free(b);
@@ -184,16 +308,45 @@ START_TEST(test_torture)
                       &lim, &st, "other loss");
         check_one("batch", body, strlen(body), &lim, &st, "as batch");
         free(body);
+        /* a batch of the intact request twice, truncated and mangled */
+        if (itemize) {
+            struct proto_buf b;
+
+            proto_buf_init(&b);
+            proto_buf_puts(&b, "{\"requests\":[");
+            put_item(&b, loss, 0, intact);
+            proto_buf_puts(&b, ",");
+            put_item(&b, loss, 1, intact);
+            proto_buf_puts(&b, "],\"shared\":{}}");
+            ck_assert(proto_buf_ok(&b));
+            for (size_t k = 0; k < 12; k++)
+                check_one("batch", b.data,
+                          (size_t)(test_rng_uniform(&rng) * (double)b.len),
+                          &lim, &st, "batch truncated");
+            for (size_t k = 0; k < 24; k++) {
+                size_t at = (size_t)(test_rng_uniform(&rng) * (double)b.len);
+                char keep = b.data[at];
+
+                b.data[at] = flips[(size_t)(test_rng_uniform(&rng) *
+                                            (double)(sizeof(flips) - 1))];
+                check_one("batch", b.data, b.len, &lim, &st,
+                          "batch byte replaced");
+                b.data[at] = keep;
+            }
+            proto_buf_release(&b);
+        }
+        free(intact);
     }
     fprintf(stderr,
             "torture: %zu bodies: %zu x 200, %zu x 400, %zu x 404, %zu x "
-            "413, %zu x 422, %zu other\n",
+            "413, %zu x 422, %zu other; %zu requests also as batch items\n",
             st.bodies, st.by_status[0], st.by_status[1], st.by_status[2],
-            st.by_status[3], st.by_status[4], st.by_status[5]);
+            st.by_status[3], st.by_status[4], st.by_status[5], st.items);
     json_decref(root);
     ck_assert_msg(st.failures == 0, "%zu mangled bodies broke the contract",
                   st.failures);
     ck_assert(st.bodies > 10000);
+    ck_assert(st.items > 10000);
 }
 END_TEST
 
