@@ -27,60 +27,99 @@ struct opt {
     const char *name; /* flag without "--" */
     const char *env;
     enum opt_kind kind;
-    size_t offset; /* into struct server_config */
-    const char *reason;
+    size_t offset;      /* into struct server_config */
+    const char *dflt;   /* the default in words when it depends on the
+                           machine, else NULL (printed from the value) */
+    const char *reason; /* what it is and why the default; --help */
 };
 
 #define OFF(field) offsetof(struct server_config, field)
 
+/*
+ * The text of `lossd serve --help`, from which docs/ is written: keep each
+ * reason true to what the code does.
+ */
 static const struct opt opts[] = {
-    {"host", "LOSSD_HOST", OPT_HOST, OFF(host),
-     "address to bind; every interface, as a container expects"},
-    {"port", "LOSSD_PORT", OPT_PORT, OFF(port),
-     "TCP port; 0 picks a free one (printed on stdout once listening)"},
+    {"host", "LOSSD_HOST", OPT_HOST, OFF(host), NULL,
+     "Address to listen on: every IPv4 interface by default, as a "
+     "container expects. A name resolves to its first address; an IPv6 "
+     "address (::1, ::) listens on IPv6 only."},
+    {"port", "LOSSD_PORT", OPT_PORT, OFF(port), NULL,
+     "TCP port; 0 picks a free one. Once listening, lossd prints one JSON "
+     "line on stdout with the bound host and port "
+     "({\"event\":\"listening\",\"host\":...,\"port\":...})."},
     {"threads", "LOSSD_THREADS", OPT_COUNT, OFF(threads),
-     "HTTP threads (epoll pool); the CPUs available, at least 2, because "
-     "one epoll thread can stall at 128+ connections"},
-    {"workers", "LOSSD_WORKERS", OPT_COUNT, OFF(workers),
-     "worker threads for expensive jobs; the CPUs available (affinity and "
-     "cgroup quota), not the host's count"},
+     "the CPUs available, at least 2",
+     "HTTP threads (libmicrohttpd's epoll pool), which read requests, run "
+     "cheap jobs and write answers. At least 2: a single epoll thread of "
+     "libmicrohttpd 0.9.75 stalls at 128+ connections. \"CPUs available\" "
+     "is the process's CPU affinity lowered by its cgroup CPU quota, not "
+     "the host's count."},
+    {"workers", "LOSSD_WORKERS", OPT_COUNT, OFF(workers), "the CPUs available",
+     "Worker threads (libuv's pool, at a lower scheduling priority than the "
+     "HTTP threads) for jobs above --inline-max-cost. Sets "
+     "UV_THREADPOOL_SIZE, replacing any value in the environment; libuv "
+     "caps it at 1024."},
     {"max-body-bytes", "LOSSD_MAX_BODY_BYTES", OPT_SIZE,
-     OFF(limits.max_body_bytes),
-     "request body limit, also after decompression; Triton's default"},
+     OFF(limits.max_body_bytes), NULL,
+     "Request body limit in bytes, as received and again after gzip or "
+     "deflate decompression (413 past it); Triton's default."},
     {"max-elements", "LOSSD_MAX_ELEMENTS", OPT_SIZE, OFF(limits.max_elements),
-     "tensor elements per request; bounds decoding memory"},
-    {"max-work", "LOSSD_MAX_WORK", OPT_SIZE, OFF(limits.max_work),
-     "derived sizes (broadcast results, similarity matrices, response "
-     "elements); bounds compute memory"},
+     NULL,
+     "Tensor elements in one request, all tensors together (413 past it); "
+     "bounds the memory of decoding."},
+    {"max-work", "LOSSD_MAX_WORK", OPT_SIZE, OFF(limits.max_work), NULL,
+     "Elements of any derived array: a broadcast result, an InfoNCE "
+     "similarity matrix (N x N; 2N x 2N for nt_xent), the response's "
+     "tensors (413 past it); bounds the memory of computing."},
     {"max-batch-items", "LOSSD_MAX_BATCH_ITEMS", OPT_SIZE,
-     OFF(limits.max_batch_items), "items per POST /v1/batch"},
+     OFF(limits.max_batch_items), NULL,
+     "Items in one POST /v1/batch (413 past it)."},
     {"max-inflight-bytes", "LOSSD_MAX_INFLIGHT_BYTES", OPT_SIZE,
-     OFF(max_inflight_bytes),
-     "memory held by all requests together; over it, 503 instead of an "
-     "out-of-memory kill"},
-    {"queue-limit", "LOSSD_QUEUE_LIMIT", OPT_COUNT, OFF(queue_limit),
-     "jobs queued or running on the pool; over it, 503 with Retry-After"},
+     OFF(max_inflight_bytes), NULL,
+     "Memory held by all requests together: decoded bodies and the "
+     "estimated working memory of their jobs. A request that would pass it "
+     "is answered 503 with Retry-After instead of risking an out-of-memory "
+     "kill. Gauge lossd_inflight_bytes."},
+    {"queue-limit", "LOSSD_QUEUE_LIMIT", OPT_COUNT, OFF(queue_limit), NULL,
+     "Jobs queued or running on the worker pool; a job past it is answered "
+     "503 with Retry-After, so a burst is refused quickly instead of "
+     "waiting unboundedly. Gauge lossd_pool_jobs."},
     {"inline-max-cost", "LOSSD_INLINE_MAX_COST", OPT_DOUBLE,
-     OFF(inline_max_cost),
-     "jobs estimated cheaper (work units) run on the HTTP thread; a "
-     "thread hop costs more than they do"},
+     OFF(inline_max_cost), NULL,
+     "Jobs whose estimated cost is at most this many work units (about one "
+     "multiply-add or exp/log each) run on the HTTP thread: handing them "
+     "to a worker costs more than they do. The rest run on the pool."},
     {"drain-seconds", "LOSSD_DRAIN_SECONDS", OPT_DOUBLE, OFF(drain_seconds),
-     "after SIGTERM, keep serving (readiness 503) while load balancers "
-     "learn the pod is gone"},
-    {"exit-timeout", "LOSSD_EXIT_TIMEOUT", OPT_DOUBLE, OFF(exit_timeout),
-     "after the drain, time for in-flight work; inside Kubernetes' "
-     "default 30 s grace period"},
+     NULL,
+     "Seconds to keep serving after SIGTERM or SIGINT, with /readyz "
+     "answering 503, while load balancers learn the pod is leaving (a "
+     "scratch image has no sleep for a preStop hook)."},
+    {"exit-timeout", "LOSSD_EXIT_TIMEOUT", OPT_DOUBLE, OFF(exit_timeout), NULL,
+     "After the drain, seconds for requests in flight to finish (no new "
+     "connections; keep-alive ones get Connection: close). Past it, queued "
+     "jobs are answered 503, a job still running a second later is "
+     "abandoned and lossd exits 0. Drain plus exit timeout stay inside "
+     "Kubernetes' default 30 s grace period. A second signal exits at once "
+     "(code 1)."},
     {"connection-timeout", "LOSSD_CONNECTION_TIMEOUT", OPT_SECONDS,
-     OFF(connection_timeout),
-     "idle connection timeout in seconds (libmicrohttpd's default is "
-     "never)"},
-    {"cors-origins", "LOSSD_CORS_ORIGINS", OPT_ORIGINS, OFF(cors_origins),
-     "comma-separated origins allowed cross-origin, or *; none by "
-     "default"},
-    {"log-format", "LOSSD_LOG_FORMAT", OPT_FORMAT, OFF(log_format),
-     "json (one object per line, for log collectors) or text"},
-    {"log-level", "LOSSD_LOG_LEVEL", OPT_LEVEL, OFF(log_level),
-     "debug, info (access log), warn or error"},
+     OFF(connection_timeout), NULL,
+     "Seconds a connection may be idle, or stall in the middle of a "
+     "request, before it is closed; 0 never closes (libmicrohttpd's "
+     "default, which lets idle clients hold connections forever); at most "
+     "86400. A connection waiting for its job on the pool has no timeout."},
+    {"cors-origins", "LOSSD_CORS_ORIGINS", OPT_ORIGINS, OFF(cors_origins), NULL,
+     "Comma-separated origins (scheme://host[:port], matched exactly) "
+     "allowed to call lossd from a browser, or * for any; none by default, "
+     "so no CORS header is sent."},
+    {"log-format", "LOSSD_LOG_FORMAT", OPT_FORMAT, OFF(log_format), NULL,
+     "json: one object per line on stderr, for log collectors; text: one "
+     "line \"TIME LEVEL EVENT ...\" for people (access lines continue with "
+     "key=value fields, events with a message)."},
+    {"log-level", "LOSSD_LOG_LEVEL", OPT_LEVEL, OFF(log_level), NULL,
+     "error: failures to start; warn: adds abandoned jobs and forced exits; "
+     "info: adds start, drain and stop events and the access log (one line "
+     "per request); debug: as info (no debug lines yet)."},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -311,6 +350,11 @@ static void describe_default(const struct server_config *d, const struct opt *o,
                              char *buf, size_t cap)
 {
     const char *field = (const char *)d + o->offset;
+    if (o->dflt) {
+        snprintf(buf, cap, "%s (%zu here)", o->dflt,
+                 *(const size_t *)(const void *)field);
+        return;
+    }
     switch (o->kind) {
     case OPT_HOST:
     case OPT_ORIGINS:
@@ -321,9 +365,21 @@ static void describe_default(const struct server_config *d, const struct opt *o,
         snprintf(buf, cap, "%u", *(const unsigned *)(const void *)field);
         break;
     case OPT_COUNT:
-    case OPT_SIZE:
         snprintf(buf, cap, "%zu", *(const size_t *)(const void *)field);
         break;
+    case OPT_SIZE: {
+        size_t v = *(const size_t *)(const void *)field;
+        static const char suffix[] = "GMK";
+        for (int i = 0; i < 3; i++) {
+            size_t unit = (size_t)1 << (10 * (3 - i));
+            if (v >= unit && v % unit == 0) {
+                snprintf(buf, cap, "%zu%c (%zu)", v / unit, suffix[i], v);
+                return;
+            }
+        }
+        snprintf(buf, cap, "%zu", v);
+        break;
+    }
     case OPT_DOUBLE:
         snprintf(buf, cap, "%g", *(const double *)(const void *)field);
         break;
@@ -340,19 +396,53 @@ static void describe_default(const struct server_config *d, const struct opt *o,
     }
 }
 
+/* Writes text wrapped at 78 columns, each line indented by indent. */
+static void wrap(FILE *out, const char *text, int indent)
+{
+    const size_t width = 78 - (size_t)indent;
+    while (*text) {
+        size_t n = strlen(text);
+        if (n > width) {
+            n = width;
+            while (n > 0 && text[n] != ' ')
+                n--;
+            if (n == 0)
+                n = strcspn(text, " ");
+        }
+        fprintf(out, "%*s%.*s\n", indent, "", (int)n, text);
+        text += n;
+        while (*text == ' ')
+            text++;
+    }
+}
+
 static void help(FILE *out, const struct server_config *d)
 {
-    fprintf(out, "usage: lossd serve [OPTIONS]\n\n"
-                 "Serves PyTorch's loss functions over HTTP. Each option "
-                 "also reads an\nenvironment variable; a flag wins over "
-                 "the variable.\n\n");
+    fprintf(out, "usage: lossd serve [OPTIONS]\n\n");
+    wrap(out,
+         "Serves PyTorch's loss functions over HTTP (routes in "
+         "GET /openapi.json). Every option is also read from the "
+         "environment variable shown; a flag wins over the variable. "
+         "Flags take --name VALUE or --name=VALUE. Sizes are integers with "
+         "an optional K, M or G suffix (binary: 1K = 1024), optionally "
+         "followed by B or iB; counts are in [1, 4096]. Bad configuration "
+         "exits 2 with a one-line reason on stderr.",
+         0);
+    fprintf(out, "\n");
     for (size_t i = 0; i < NOPTS; i++) {
-        char def[SERVER_ORIGINS_MAX + 8];
+        char def[SERVER_ORIGINS_MAX + 64];
         describe_default(d, &opts[i], def, sizeof def);
-        fprintf(out, "  --%-20s %s, default %s\n      %s\n", opts[i].name,
-                opts[i].env, def, opts[i].reason);
+        fprintf(out, "  --%s (%s), default %s\n", opts[i].name, opts[i].env,
+                def);
+        wrap(out, opts[i].reason, 6);
     }
-    fprintf(out, "\n  --help                 this text\n");
+    fprintf(out, "  --help, -h\n      This text.\n\n");
+    wrap(out,
+         "Responses of 1 KiB or more are compressed with gzip (or deflate) "
+         "when the request's Accept-Encoding allows it, with Vary: "
+         "Accept-Encoding. Request bodies may be sent with Content-Encoding "
+         "gzip or deflate. SIGTERM and SIGINT drain and exit 0.",
+         0);
 }
 
 static const struct opt *find_opt(const char *name, size_t len)

@@ -205,7 +205,8 @@ static void process_write(const struct metrics *m, struct proto_buf *b)
     proto_buf_printf(b, "process_start_time_seconds %.3f\n", m->start_time);
 }
 
-void metrics_write(struct metrics *m, struct proto_buf *b, const char *version,
+void metrics_write(struct metrics *m, struct proto_buf *b,
+                   const struct metrics_state *st, const char *version,
                    const char *openblas_core)
 {
     char labels[160];
@@ -243,7 +244,7 @@ void metrics_write(struct metrics *m, struct proto_buf *b, const char *version,
     hist_write(b, "lossd_queue_wait_seconds", "", &m->queue_wait, time_bounds,
                NTIME);
     head(b, "lossd_compute_duration_seconds", "histogram",
-         "Time computing a loss and encoding its response, by loss.");
+         "Time computing a loss and writing its JSON response, by loss.");
     for (size_t l = 0; l <= m->nlosses; l++) {
         snprintf(labels, sizeof labels, "loss=\"%s\",",
                  l < m->nlosses ? m->names[l] : "batch");
@@ -254,6 +255,19 @@ void metrics_write(struct metrics *m, struct proto_buf *b, const char *version,
          "Requests received and not yet completed.");
     proto_buf_printf(b, "lossd_requests_in_flight %lld\n",
                      atomic_load_explicit(&m->inflight, memory_order_relaxed));
+    head(b, "lossd_pool_jobs", "gauge",
+         "Jobs reserved, queued or running on the worker pool.");
+    proto_buf_printf(b, "lossd_pool_jobs %zu\n", st->pool_jobs);
+    head(b, "lossd_pool_jobs_limit", "gauge",
+         "Pool jobs allowed (--queue-limit); past it, 503.");
+    proto_buf_printf(b, "lossd_pool_jobs_limit %zu\n", st->queue_limit);
+    head(b, "lossd_inflight_bytes", "gauge",
+         "Memory held by the requests in flight (decoded bodies, jobs).");
+    proto_buf_printf(b, "lossd_inflight_bytes %zu\n", st->inflight_bytes);
+    head(b, "lossd_inflight_limit_bytes", "gauge",
+         "Memory requests may hold (--max-inflight-bytes); past it, 503.");
+    proto_buf_printf(b, "lossd_inflight_limit_bytes %zu\n",
+                     st->max_inflight_bytes);
     head(b, "lossd_build_info", "gauge",
          "Build information; the value is always 1.");
     proto_buf_printf(b,

@@ -45,8 +45,18 @@ void metrics_queue_wait(struct metrics *m, double seconds);
 /* A job's computation, by loss index (nlosses for batches). */
 void metrics_compute(struct metrics *m, size_t loss, double seconds);
 
-/* Appends the exposition (with build info and process_*) to b. */
-void metrics_write(struct metrics *m, struct proto_buf *b, const char *version,
+/* Gauges whose owners are elsewhere (the pool, the server), read at the
+   time of a scrape, with the limits they are held to. */
+struct metrics_state {
+    size_t pool_jobs;          /* reserved, queued or running */
+    size_t queue_limit;        /* --queue-limit */
+    size_t inflight_bytes;     /* held by all requests */
+    size_t max_inflight_bytes; /* --max-inflight-bytes */
+};
+
+/* Appends the exposition (with st, build info and process_*) to b. */
+void metrics_write(struct metrics *m, struct proto_buf *b,
+                   const struct metrics_state *st, const char *version,
                    const char *openblas_core);
 
 #endif

@@ -23,10 +23,12 @@ struct pool {
     size_t limit;
     pthread_mutex_t mu;
     /* guarded by mu: */
-    size_t pending;               /* reserved + queued + running */
-    bool closed;                  /* no new reservations */
-    bool cancel;                  /* the loop should cancel what is queued */
-    bool stop;                    /* the loop should close its handles */
+    size_t pending; /* reserved + queued + running */
+    bool closed;    /* no new reservations */
+    bool cancel;    /* the loop cancels what is queued; sticky, so a job
+                       reserved before pool_close_submissions() and submitted
+                       after the cancel is cancelled too */
+    bool stop;      /* the loop should close its handles */
     struct pool_job *head, *tail; /* submitted, not yet in libuv */
     /* loop thread only: jobs handed to libuv, not yet done */
     struct pool_job *inuv;
@@ -76,7 +78,6 @@ static void async_cb(uv_async_t *a)
     struct pool_job *list = p->head;
     p->head = p->tail = NULL;
     bool cancel = p->cancel, stop = p->stop;
-    p->cancel = false;
     pthread_mutex_unlock(&p->mu);
 
     while (list) {
@@ -91,9 +92,9 @@ static void async_cb(uv_async_t *a)
         /* uv_queue_work fails only for a NULL work_cb */
         uv_queue_work(&p->loop, &job->req, work_cb, after_work_cb);
     }
-    if (cancel)
+    if (cancel) /* fails for running (and already cancelled) jobs */
         for (struct pool_job *j = p->inuv; j; j = j->next_q)
-            uv_cancel((uv_req_t *)&j->req); /* fails for running jobs */
+            uv_cancel((uv_req_t *)&j->req);
     if (stop)
         uv_close((uv_handle_t *)&p->async, NULL);
 }

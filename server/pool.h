@@ -62,7 +62,8 @@ size_t pool_pending(struct pool *p);
 /* Refuses new reservations from now on. */
 void pool_close_submissions(struct pool *p);
 
-/* Cancels every job not yet started: they get done(job, true). */
+/* Cancels every job not yet started, and every job submitted from now on:
+   they get done(job, true). */
 void pool_cancel_queued(struct pool *p);
 
 /*

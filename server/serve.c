@@ -58,11 +58,31 @@
 #define REQUEST_ID_MAX 128
 #define PATH_LOG_MAX   256
 #define RETRY_AFTER    "1"
+/*
+ * Responses of at least this many bytes are compressed when the client
+ * accepts gzip or deflate: below a KiB the coding's framing and a deflate
+ * round cost more than the bytes they save.
+ */
+#define COMPRESS_MIN ((size_t)1024)
+/*
+ * zlib level of per-request compression: nginx's default gzip_comp_level.
+ * JSON numbers shrink about 2.5x already at level 1, and higher levels cost
+ * several times the CPU for a few percent more. Static documents (catalog,
+ * OpenAPI) are compressed once at start, at level 9.
+ */
+#define COMPRESS_LEVEL 1
 
 enum phase {
     PHASE_SERVING,  /* ready */
     PHASE_DRAINING, /* readyz 503, everything else served */
     PHASE_CLOSING,  /* new requests 503 + Connection: close */
+};
+
+/* A content coding of a response (RFC 9110 8.4.1). */
+enum coding {
+    CODING_IDENTITY,
+    CODING_GZIP,
+    CODING_DEFLATE, /* the zlib format, as HTTP's "deflate" means */
 };
 
 enum route {
@@ -89,6 +109,8 @@ struct server {
     const struct handler_loss **losses; /* nlosses */
     char *catalog, *openapi;            /* built once at start */
     size_t catalog_len, openapi_len;
+    char *catalog_gz, *openapi_gz; /* gzip of each; NULL if not smaller */
+    size_t catalog_gz_len, openapi_gz_len;
     _Atomic int phase;
     _Atomic size_t active;         /* requests with state, not completed */
     _Atomic size_t inflight_bytes; /* held by all requests */
@@ -115,6 +137,7 @@ struct req {
     bool failed; /* err holds the answer; the body is being discarded */
     struct loss_error err;
     bool accept_encoding; /* 415 for Content-Encoding */
+    enum coding coding;   /* the client's preferred response coding */
     bool inflating, z_end;
     z_stream z;
     struct proto_decoder *dec;
@@ -128,8 +151,12 @@ struct req {
     bool counted;    /* in the metrics already (count_request) */
     double duration; /* seconds to the queued response */
     double queue_wait;
-    struct proto_buf out;
+    struct proto_buf out; /* the job's document, before encoding */
     int out_status;
+    char *body; /* the job's response, encoded; NULL when out of memory */
+    size_t body_len;
+    enum coding body_coding;
+    bool body_varies; /* the body was large enough to be compressed */
     /* answer */
     int status;
     size_t bytes_out;
@@ -196,7 +223,7 @@ static void req_fail_err(struct req *r, const struct loss_error *err)
     r->failed = true;
 }
 
-/* Frees what the body and the job hold, keeping the answer. */
+/* Frees the body's decoder and inflater. */
 static void req_release_body(struct req *r)
 {
     if (r->inflating) {
@@ -207,18 +234,181 @@ static void req_release_body(struct req *r)
     r->dec = NULL;
 }
 
+/*
+ * A failed body: frees what it holds and gives its bytes back to the
+ * in-flight budget at once, not when the request completes (its client
+ * may take long to send the rest, which is discarded).
+ */
+static void req_drop_body(struct req *r)
+{
+    req_release_body(r);
+    req_hold(r, 0);
+}
+
+/* ---- response compression ------------------------------------------ */
+
+/* A q-value (RFC 9110 12.4.2), leniently: anything unreadable is 0. */
+static double parse_q(const char *v, size_t n)
+{
+    char tmp[16];
+    if (n == 0 || n >= sizeof tmp)
+        return 0;
+    memcpy(tmp, v, n);
+    tmp[n] = '\0';
+    char *end;
+    double q = strtod(tmp, &end);
+    if (*end || !(q >= 0))
+        return 0;
+    return q > 1 ? 1 : q;
+}
+
+/*
+ * The response coding the client prefers from its Accept-Encoding value ae
+ * (NULL: identity). gzip and deflate each get their own q, or that of "*"
+ * when not listed; q=0 refuses a coding. The higher q wins, gzip on a tie
+ * (every client that takes deflate takes gzip, and some read "deflate" as
+ * raw deflate).
+ */
+static enum coding accept_coding(const char *ae)
+{
+    double qgzip = -1, qdeflate = -1, qany = -1;
+    while (ae && *ae) {
+        ae += strspn(ae, " \t,");
+        size_t tn = strcspn(ae, " \t,;");
+        const char *tok = ae;
+        double q = 1;
+        ae += tn;
+        /* parameters: ;name=value ... up to the next comma */
+        while (*ae && *ae != ',') {
+            ae += strspn(ae, " \t;");
+            size_t pn = strcspn(ae, "=,;");
+            if (ae[pn] != '=') {
+                ae += pn;
+                continue;
+            }
+            size_t name_end = pn;
+            while (name_end > 0 &&
+                   (ae[name_end - 1] == ' ' || ae[name_end - 1] == '\t'))
+                name_end--;
+            const char *v = ae + pn + 1;
+            v += strspn(v, " \t");
+            size_t vn = strcspn(v, " \t,;");
+            if (name_end == 1 && (ae[0] == 'q' || ae[0] == 'Q'))
+                q = parse_q(v, vn);
+            ae = v + vn;
+        }
+        if ((tn == 4 && !strncasecmp(tok, "gzip", 4)) ||
+            (tn == 6 && !strncasecmp(tok, "x-gzip", 6)))
+            qgzip = q;
+        else if (tn == 7 && !strncasecmp(tok, "deflate", 7))
+            qdeflate = q;
+        else if (tn == 1 && tok[0] == '*')
+            qany = q;
+    }
+    if (qgzip < 0)
+        qgzip = qany < 0 ? 0 : qany;
+    if (qdeflate < 0)
+        qdeflate = qany < 0 ? 0 : qany;
+    if (qgzip <= 0 && qdeflate <= 0)
+        return CODING_IDENTITY;
+    return qgzip >= qdeflate ? CODING_GZIP : CODING_DEFLATE;
+}
+
+static const char *coding_name(enum coding c)
+{
+    return c == CODING_GZIP ? "gzip" : c == CODING_DEFLATE ? "deflate" : NULL;
+}
+
+/*
+ * data (len bytes) compressed with coding c at level: a new buffer (free())
+ * in *ret and its length in *ret_len, only when it is no larger than data.
+ * false (nothing allocated) when it would not be smaller or on failure: the
+ * caller then sends data as it is. The output is bounded by len, so this
+ * never holds more than twice the body.
+ */
+static bool compress_body(enum coding c, int level, const char *data,
+                          size_t len, char **ret, size_t *ret_len)
+{
+    /* zlib counts in uInt: feed and drain in steps it can take */
+    const size_t step = (size_t)1 << 30;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (c == CODING_IDENTITY || len == 0)
+        return false;
+    int wbits = c == CODING_GZIP ? 15 + 16 : 15;
+    if (deflateInit2(&z, level, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return false;
+    char *out = malloc(len);
+    size_t in_off = 0, out_off = 0;
+    int zr = Z_OK;
+    while (out && zr == Z_OK && out_off < len) {
+        if (z.avail_in == 0 && in_off < len) {
+            size_t n = len - in_off < step ? len - in_off : step;
+            z.next_in = (Bytef *)(uintptr_t)(data + in_off);
+            z.avail_in = (uInt)n;
+            in_off += n;
+        }
+        size_t room = len - out_off < step ? len - out_off : step;
+        z.next_out = (Bytef *)(out + out_off);
+        z.avail_out = (uInt)room;
+        bool last = in_off == len && z.avail_in == 0;
+        zr = deflate(&z, last ? Z_FINISH : Z_NO_FLUSH);
+        out_off += room - z.avail_out;
+        if (zr == Z_BUF_ERROR) /* no progress possible: cannot happen */
+            break;
+    }
+    deflateEnd(&z);
+    if (zr != Z_STREAM_END) {
+        free(out);
+        return false;
+    }
+    *ret = out;
+    *ret_len = out_off;
+    return true;
+}
+
+/*
+ * Compresses *body (*len bytes; owned when *owned) in the client's coding
+ * when it is large enough, replacing it; returns the coding of *body. Sets
+ * *ret_varies when the body was large enough, so the response carries
+ * Vary: Accept-Encoding whether or not this client asked. Any thread.
+ */
+static enum coding encode_body(const struct req *r, char **body, size_t *len,
+                               bool *owned, bool *ret_varies)
+{
+    char *z = NULL;
+    size_t zlen = 0;
+    *ret_varies = *len >= COMPRESS_MIN;
+    if (!*ret_varies || r->coding == CODING_IDENTITY ||
+        !compress_body(r->coding, COMPRESS_LEVEL, *body, *len, &z, &zlen))
+        return CODING_IDENTITY;
+    if (*owned)
+        free(*body);
+    *body = z;
+    *len = zlen;
+    *owned = true;
+    return r->coding;
+}
+
 /* ---- responses ------------------------------------------------------- */
 
-static void add_cors(struct req *r, struct MHD_Response *resp)
+/* The CORS headers, and Vary (Origin for CORS, Accept-Encoding for a body
+   that could be compressed) as one field. */
+static void add_cors_vary(struct req *r, struct MHD_Response *resp, bool varies)
 {
-    if (!r->origin)
-        return;
-    bool any = !strcmp(r->srv->cfg.cors_origins, "*");
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin",
-                            any ? "*" : r->origin);
-    MHD_add_response_header(resp, "Vary", "Origin");
-    MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                            "X-Request-Id, Retry-After");
+    if (r->origin) {
+        bool any = !strcmp(r->srv->cfg.cors_origins, "*");
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+                                any ? "*" : r->origin);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+                                "X-Request-Id, Retry-After");
+    }
+    if (r->origin || varies)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
+                                !varies     ? "Origin"
+                                : r->origin ? "Origin, Accept-Encoding"
+                                            : "Accept-Encoding");
 }
 
 /*
@@ -264,11 +454,14 @@ static void count_request(struct req *r)
 }
 
 /*
- * Queues status with body (len bytes; freed with free() when freeit, else
- * static) and the headers every response carries.
+ * Queues status with body (len bytes, already in coding; freed with free()
+ * when freeit, else static) and the headers every response carries. varies:
+ * the body was large enough to be compressed. On the MHD thread only.
  */
-static enum MHD_Result respond(struct req *r, int status, const char *ctype,
-                               char *body, size_t len, bool freeit)
+static enum MHD_Result respond_coded(struct req *r, int status,
+                                     const char *ctype, char *body, size_t len,
+                                     bool freeit, enum coding coding,
+                                     bool varies)
 {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer_with_free_callback(
@@ -281,7 +474,10 @@ static enum MHD_Result respond(struct req *r, int status, const char *ctype,
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
-    add_cors(r, resp);
+    if (coding != CODING_IDENTITY)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                coding_name(coding));
+    add_cors_vary(r, resp, varies);
     if (status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
     if (status == 405 || r->is_options)
@@ -297,6 +493,28 @@ static enum MHD_Result respond(struct req *r, int status, const char *ctype,
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* respond_coded() for a body not yet encoded: compressed here if the client
+   accepts it and the body is large enough. */
+static enum MHD_Result respond(struct req *r, int status, const char *ctype,
+                               char *body, size_t len, bool freeit)
+{
+    bool varies;
+    enum coding c = encode_body(r, &body, &len, &freeit, &varies);
+    return respond_coded(r, status, ctype, body, len, freeit, c, varies);
+}
+
+/* A document built once at start (body), with its gzip form (gz, NULL if
+   none) for clients that prefer gzip. */
+static enum MHD_Result respond_static(struct req *r, const char *body,
+                                      size_t len, const char *gz, size_t gz_len)
+{
+    if (gz && r->coding == CODING_GZIP)
+        return respond_coded(r, 200, "application/json", (char *)(uintptr_t)gz,
+                             gz_len, false, CODING_GZIP, true);
+    return respond(r, 200, "application/json", (char *)(uintptr_t)body, len,
+                   false);
 }
 
 static enum MHD_Result respond_buf(struct req *r, int status, const char *ctype,
@@ -408,6 +626,8 @@ static void begin(struct req *r, const char *url, const char *method)
     if (origin && s->cfg.cors_origins[0] &&
         server_config_origin_allowed(&s->cfg, origin, strlen(origin)))
         r->origin = origin;
+    r->coding = accept_coding(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding"));
     r->is_post = !strcmp(method, "POST");
     r->is_options = false;
 
@@ -488,7 +708,7 @@ static void feed(struct req *r, const char *data, size_t n)
     loss_error_init(&err);
     if (proto_decoder_feed(r->dec, data, n, &err) != LOSS_OK) {
         req_fail_err(r, &err);
-        req_release_body(r);
+        req_drop_body(r);
         return;
     }
     if (!req_hold(r, proto_decoder_bytes(r->dec))) {
@@ -496,7 +716,7 @@ static void feed(struct req *r, const char *data, size_t n)
                  "the server holds max-inflight-bytes (%zu) of requests; "
                  "retry later",
                  s->cfg.max_inflight_bytes);
-        req_release_body(r);
+        req_drop_body(r);
     }
 }
 
@@ -506,7 +726,7 @@ static void inflate_feed(struct req *r, const char *data, size_t n)
     char out[16384];
     if (r->z_end) {
         req_fail(r, LOSS_EJSON, "data after the end of the compressed body");
-        req_release_body(r);
+        req_drop_body(r);
         return;
     }
     r->z.next_in = (Bytef *)(uintptr_t)data;
@@ -540,7 +760,7 @@ static void inflate_feed(struct req *r, const char *data, size_t n)
             break;
     }
     if (r->failed)
-        req_release_body(r);
+        req_drop_body(r);
 }
 
 /* An upload call: MHD_NO closes the connection (discarded too much). */
@@ -551,7 +771,7 @@ static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
     if (!r->failed && r->bytes_in > max) {
         req_fail(r, LOSS_ETOOLARGE, "the body exceeds max-body-bytes (%zu)",
                  max);
-        req_release_body(r);
+        req_drop_body(r);
     }
     if (r->failed || !r->dec)
         return r->bytes_in > max + DISCARD_MAX ? MHD_NO : MHD_YES;
@@ -564,7 +784,22 @@ static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
 
 /* ---- jobs ------------------------------------------------------------- */
 
-/* Runs r's job and writes the answer to r->out (any thread). */
+/* Moves r->out into r->body, encoded as the client asked (any thread). */
+static void job_encode(struct req *r)
+{
+    bool owned = true;
+    r->body = proto_buf_steal(&r->out, &r->body_len);
+    r->body_coding = CODING_IDENTITY;
+    if (r->body)
+        r->body_coding =
+            encode_body(r, &r->body, &r->body_len, &owned, &r->body_varies);
+}
+
+/*
+ * Runs r's job and leaves the encoded (and, if the client asked, compressed)
+ * answer in r->body: on a worker for pooled jobs, so the HTTP thread only
+ * queues bytes; on the HTTP thread for inline ones.
+ */
 static void job_run(struct req *r)
 {
     struct loss_error err;
@@ -587,6 +822,24 @@ static void job_run(struct req *r)
     handler_job_free(r->job);
     r->job = NULL;
     req_hold(r, 0);
+    job_encode(r);
+}
+
+/* Queues the job's answer (the MHD thread). */
+static enum MHD_Result respond_job(struct req *r)
+{
+    char *body = r->body;
+    r->body = NULL; /* respond_coded() owns it now */
+    if (!body) {
+        static char oom[] = "{\"type\":\"/problems/internal\",\"title\":"
+                            "\"Out of memory\",\"status\":500}";
+        return respond_coded(r, 500, "application/problem+json", oom,
+                             sizeof oom - 1, false, CODING_IDENTITY, false);
+    }
+    return respond_coded(
+        r, r->out_status,
+        r->out_status == 200 ? "application/json" : "application/problem+json",
+        body, r->body_len, true, r->body_coding, r->body_varies);
 }
 
 static void pool_work(struct pool_job *pj)
@@ -609,6 +862,7 @@ static void pool_done(struct pool_job *pj, bool cancelled)
         handler_job_free(r->job);
         r->job = NULL;
         req_hold(r, 0);
+        job_encode(r);
     } else {
         r->queue_wait = pj->started - pj->submitted;
         metrics_queue_wait(r->srv->metrics, r->queue_wait);
@@ -625,14 +879,14 @@ static enum MHD_Result finish_post(struct req *r)
     loss_error_init(&err);
     if (r->inflating && !r->z_end) {
         req_fail(r, LOSS_EJSON, "the compressed body is truncated");
-        req_release_body(r);
+        req_drop_body(r);
         return respond_problem(r);
     }
     struct proto_doc *doc = NULL;
     size_t doc_bytes = proto_decoder_bytes(r->dec);
     if (proto_decoder_finish(r->dec, &doc, &err) != LOSS_OK) {
         req_fail_err(r, &err);
-        req_release_body(r);
+        req_drop_body(r);
         return respond_problem(r);
     }
     req_release_body(r);
@@ -647,15 +901,15 @@ static enum MHD_Result finish_post(struct req *r)
                  "the server holds max-inflight-bytes (%zu) of requests; "
                  "retry later",
                  s->cfg.max_inflight_bytes);
+        handler_job_free(r->job);
+        r->job = NULL;
+        req_hold(r, 0);
         return respond_problem(r);
     }
     r->job_loss = handler_job_loss(r->job);
     if (handler_job_cost(r->job) <= s->cfg.inline_max_cost) {
         job_run(r);
-        return respond_buf(r, r->out_status,
-                           r->out_status == 200 ? "application/json"
-                                                : "application/problem+json",
-                           &r->out);
+        return respond_job(r);
     }
     int rc = pool_reserve(s->pool);
     if (rc < 0) {
@@ -687,10 +941,7 @@ static enum MHD_Result finish(struct req *r)
 {
     struct server *s = r->srv;
     if (r->job_done)
-        return respond_buf(r, r->out_status,
-                           r->out_status == 200 ? "application/json"
-                                                : "application/problem+json",
-                           &r->out);
+        return respond_job(r);
     if (r->failed)
         return respond_problem(r);
     if (r->route == ROUTE_NONE) {
@@ -709,7 +960,7 @@ static enum MHD_Result finish(struct req *r)
         if (r->origin &&
             MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                         "Access-Control-Request-Method")) {
-            add_cors(r, resp);
+            add_cors_vary(r, resp, false);
             MHD_add_response_header(resp, "Access-Control-Allow-Methods",
                                     r->allow);
             MHD_add_response_header(resp, "Access-Control-Allow-Headers",
@@ -717,7 +968,7 @@ static enum MHD_Result finish(struct req *r)
                                     "X-Request-Id");
             MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
         } else {
-            add_cors(r, resp);
+            add_cors_vary(r, resp, false);
         }
         r->status = 204;
         count_request(r);
@@ -735,15 +986,22 @@ static enum MHD_Result finish(struct req *r)
         return respond_text(r, 503, "application/json", "{\"ready\":false}");
     case ROUTE_METRICS:
         proto_buf_init(&b);
-        metrics_write(s->metrics, &b, LOSSD_VERSION, loss_blas_core());
+        metrics_write(s->metrics, &b,
+                      &(struct metrics_state){
+                          .pool_jobs = pool_pending(s->pool),
+                          .queue_limit = s->cfg.queue_limit,
+                          .inflight_bytes = atomic_load(&s->inflight_bytes),
+                          .max_inflight_bytes = s->cfg.max_inflight_bytes,
+                      },
+                      LOSSD_VERSION, loss_blas_core());
         return respond_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
                            &b);
     case ROUTE_LOSSES:
-        return respond(r, 200, "application/json", s->catalog, s->catalog_len,
-                       false);
+        return respond_static(r, s->catalog, s->catalog_len, s->catalog_gz,
+                              s->catalog_gz_len);
     case ROUTE_OPENAPI:
-        return respond(r, 200, "application/json", s->openapi, s->openapi_len,
-                       false);
+        return respond_static(r, s->openapi, s->openapi_len, s->openapi_gz,
+                              s->openapi_gz_len);
     case ROUTE_LOSS:
     case ROUTE_BATCH:
         return finish_post(r);
@@ -821,6 +1079,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_release_body(r);
     handler_job_free(r->job);
     proto_buf_release(&r->out);
+    free(r->body);
     req_hold(r, 0);
     free(r);
     metrics_inflight_add(s->metrics, -1);
@@ -859,6 +1118,11 @@ static int server_init(struct server *s)
     s->metrics = metrics_new(s->nlosses, s->loss_names);
     if (!s->catalog || !s->openapi || !s->metrics)
         return -1;
+    /* failure leaves NULL: those clients get the identity form */
+    compress_body(CODING_GZIP, 9, s->catalog, s->catalog_len, &s->catalog_gz,
+                  &s->catalog_gz_len);
+    compress_body(CODING_GZIP, 9, s->openapi, s->openapi_len, &s->openapi_gz,
+                  &s->openapi_gz_len);
     unsigned long long seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
         seed = (unsigned long long)time(NULL) ^
@@ -872,9 +1136,34 @@ static void server_release(struct server *s)
     metrics_free(s->metrics);
     free(s->catalog);
     free(s->openapi);
+    free(s->catalog_gz);
+    free(s->openapi_gz);
     free(s->losses);
     free(s->loss_names);
     server_log_free(s->log);
+}
+
+/*
+ * The thread that waits for SIGTERM and SIGINT with sigtimedwait(). A
+ * signal handler can reach nothing else, hence a global, written once
+ * before the handler is installed.
+ */
+static pthread_t signal_thread;
+
+/*
+ * Threads started before main() do not block SIGTERM and SIGINT (OpenBLAS
+ * starts its pool in a library constructor). The kernel gives a
+ * process-directed signal to any thread that does not block it whenever
+ * the main thread is not inside sigtimedwait(): with the default action
+ * that killed the process in the middle of requests instead of draining.
+ * This handler runs only in such threads and hands the signal to the main
+ * thread, where it stays pending until sigtimedwait() takes it.
+ */
+static void forward_signal(int sig)
+{
+    int saved = errno;
+    pthread_kill(signal_thread, sig);
+    errno = saved;
 }
 
 /* Waits up to seconds for a signal in set; true if one came. */
@@ -1006,11 +1295,18 @@ int server_serve_main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    /* Every thread inherits this mask: only sigtimedwait() here sees them. */
+    /* Every thread started from here inherits this mask: only
+       sigtimedwait() below sees the signals (older threads forward them). */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    signal_thread = pthread_self();
+    struct sigaction sa = {.sa_handler = forward_signal,
+                           .sa_flags = SA_RESTART};
+    sigfillset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     raise_fd_limit();
 

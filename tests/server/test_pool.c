@@ -34,6 +34,8 @@ struct xfer {
     unsigned order; /* completion rank of the last answer */
     char *resp;
     size_t resp_len;
+    char *hdrs; /* the last answer's header block */
+    size_t hdrs_len;
     const char *expect; /* substring every answer must hold */
 };
 
@@ -48,6 +50,20 @@ static size_t xfer_write(char *ptr, size_t size, size_t nmemb, void *ud)
     x->resp_len += n;
     t[x->resp_len] = '\0';
     x->resp = t;
+    return n;
+}
+
+static size_t xfer_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nmemb;
+    char *t = realloc(x->hdrs, x->hdrs_len + n + 1);
+    if (!t)
+        return 0;
+    memcpy(t + x->hdrs_len, ptr, n);
+    x->hdrs_len += n;
+    t[x->hdrs_len] = '\0';
+    x->hdrs = t;
     return n;
 }
 
@@ -72,6 +88,8 @@ static void xfer_init(struct xfer *x, const struct lossd_proc *p,
     curl_easy_setopt(x->e, CURLOPT_HTTPHEADER, x->hl);
     curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, xfer_write);
     curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->e, CURLOPT_HEADERFUNCTION, xfer_header);
+    curl_easy_setopt(x->e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(x->e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->e, CURLOPT_TIMEOUT, 120L);
@@ -83,6 +101,7 @@ static void xfer_release(struct xfer *x)
     curl_slist_free_all(x->hl);
     free(x->body);
     free(x->resp);
+    free(x->hdrs);
 }
 
 /*
@@ -114,6 +133,7 @@ static size_t multi_run(CURLM *m, struct xfer *xs, size_t n, double deadline)
             x->order = ++rank;
             if (--x->remaining > 0) {
                 x->resp_len = 0;
+                x->hdrs_len = 0;
                 curl_multi_add_handle(m, x->e);
             } else {
                 x->done = true;
@@ -260,10 +280,81 @@ static void send_all(CURLM *m, struct xfer *x)
     ck_assert_uint_eq((size_t)up, x->len);
 }
 
+/* The value of the series line that starts with prefix in p's /metrics. */
+static double metric(const struct lossd_proc *p, const char *prefix)
+{
+    struct http_resp r;
+    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    size_t n = strlen(prefix);
+    double v = -1;
+    for (const char *l = r.body; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, prefix, n) && l[n] == ' ') {
+            v = atof(l + n + 1);
+            break;
+        }
+    http_resp_release(&r);
+    ck_assert_msg(v >= 0, "no %s in /metrics", prefix);
+    return v;
+}
+
+/* Polls p's /metrics until the gauge name satisfies ok(value, arg); the
+   last value. Ordering, not timing: the deadline only stops a hang. */
+static double wait_gauge_at(const struct lossd_proc *p, const char *name,
+                            bool (*ok)(double, double), double arg, int line)
+{
+    double end = harness_now() + 60, v;
+    while (!ok(v = metric(p, name), arg)) {
+        ck_assert_msg(harness_now() < end, "line %d: %s stuck at %.17g", line,
+                      name, v);
+        usleep(5000);
+    }
+    return v;
+}
+#define wait_gauge(p, name, ok, arg) wait_gauge_at(p, name, ok, arg, __LINE__)
+
+static bool at_least(double v, double arg)
+{
+    return v >= arg;
+}
+
+static bool equals(double v, double arg)
+{
+    return v == arg;
+}
+
+/* Whether x's last answer is a 503 problem with Retry-After. */
+static void expect_unavailable(const struct xfer *x)
+{
+    ck_assert_msg(x->status == 503, "status %ld: %.200s", x->status,
+                  x->resp ? x->resp : "");
+    ck_assert_ptr_nonnull(strstr(x->resp, "\"/problems/unavailable\""));
+    ck_assert_msg(x->hdrs && strcasestr(x->hdrs, "\r\nRetry-After: 1\r\n"),
+                  "no Retry-After in %s", x->hdrs);
+}
+
+/* A batch of items info_nce evaluations of one n x d pair: a slow job
+   with a modest body. */
+static char *info_nce_batch(size_t n, size_t d, size_t items, size_t *ret_len)
+{
+    size_t len;
+    char *shared = info_nce_body(n, d, &len);
+    char *s = malloc(len + items * 24 + 64);
+    size_t k = (size_t)sprintf(s, "{\"shared\": %s, \"requests\": [", shared);
+    for (size_t i = 0; i < items; i++)
+        k += (size_t)sprintf(s + k, i ? ", {\"loss\": \"info_nce\"}"
+                                      : "{\"loss\": \"info_nce\"}");
+    k += (size_t)sprintf(s + k, "]}");
+    free(shared);
+    *ret_len = k;
+    return s;
+}
+
 START_TEST(test_sigterm_drain)
 {
     static const char *const args[] = {
-        "--workers", "1", "--drain-seconds", "1", "--exit-timeout", "60", NULL};
+        "--workers", "1", "--drain-seconds", "2", "--exit-timeout", "60", NULL};
     struct lossd_proc p;
     ck_assert_int_eq(lossd_start(&p, args), 0);
     size_t len;
@@ -278,11 +369,20 @@ START_TEST(test_sigterm_drain)
     send_all(m, &jobs[0]);
     send_all(m, &jobs[1]);
     ck_assert_int_eq(kill(p.pid, SIGTERM), 0);
-    usleep(200000);
+    /* readiness turns 503 once the signal is taken (polled: no guess at
+       how long that takes); requests are still served during the drain */
     struct http_resp r;
-    ck_assert_int_eq(http_do(&p, "GET", "/readyz", NULL, NULL, 0, &r), 0);
-    ck_assert_int_eq(r.status, 503);
-    http_resp_release(&r);
+    double end = harness_now() + 30;
+    for (;;) {
+        ck_assert_int_eq(http_do(&p, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+        long st = r.status;
+        http_resp_release(&r);
+        if (st == 503)
+            break;
+        ck_assert_int_eq(st, 200);
+        ck_assert_msg(harness_now() < end, "readiness stays 200");
+        usleep(5000);
+    }
     ck_assert_int_eq(http_do(&p, "GET", "/healthz", NULL, NULL, 0, &r), 0);
     ck_assert_int_eq(r.status, 200);
     http_resp_release(&r);
@@ -302,43 +402,113 @@ START_TEST(test_sigterm_drain)
 }
 END_TEST
 
+/*
+ * --exit-timeout: a long job runs, two more wait behind it; on SIGTERM the
+ * queued ones are answered 503 (they never ran), and the process leaves
+ * with exit code 0 although the running job has not finished.
+ */
 START_TEST(test_exit_timeout)
 {
-    static const char *const args[] = {"--workers",
-                                       "1",
-                                       "--drain-seconds",
-                                       "0",
-                                       "--exit-timeout",
-                                       "0.2",
-                                       "--max-work",
-                                       "64M",
-                                       NULL};
+    static const char *const args[] = {
+        "--workers", "1", "--drain-seconds", "0", "--exit-timeout",
+        "0.2",       NULL};
     struct lossd_proc p;
     ck_assert_int_eq(lossd_start(&p, args), 0);
     size_t len;
-    char *body = info_nce_body(4000, 512, &len);
+    /* about 4 s of work here: it outlives exit-timeout + 1 s by far */
+    char *body = info_nce_batch(2000, 16, 50, &len);
     CURLM *m = curl_multi_init();
     struct xfer jobs[3];
-    for (size_t i = 0; i < 3; i++) {
+    xfer_init(&jobs[0], &p, "/v1/batch", body, len, 1, "\"results\"");
+    free(body);
+    curl_multi_add_handle(m, jobs[0].e);
+    send_all(m, &jobs[0]);
+    wait_gauge(&p, "lossd_pool_jobs", equals, 1);
+    body = info_nce_body(300, 16, &len); /* pooled */
+    for (size_t i = 1; i < 3; i++) {
         xfer_init(&jobs[i], &p, "/v1/info_nce", body, len, 1, "\"value\":");
         curl_multi_add_handle(m, jobs[i].e);
+        send_all(m, &jobs[i]);
     }
     free(body);
-    for (size_t i = 0; i < 3; i++)
-        send_all(m, &jobs[i]);
-    usleep(300000); /* one job running, the others queued */
+    wait_gauge(&p, "lossd_pool_jobs", equals, 3);
     double t0 = harness_now();
     ck_assert_int_eq(kill(p.pid, SIGTERM), 0);
     int st = lossd_stop(&p, 0, 30);
     ck_assert_msg(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "exit status %d", st);
     ck_assert_msg(harness_now() - t0 < 10, "took %.1f s", harness_now() - t0);
-    /* queued jobs were answered 503 or cut; none hangs */
-    multi_run(m, jobs, 3, harness_now() + 10);
+    /* every transfer ends: the queued ones with their 503, the running one
+       cut by the exit */
+    ck_assert_uint_eq(multi_run(m, jobs, 3, harness_now() + 30), 0);
+    for (size_t i = 1; i < 3; i++) {
+        expect_unavailable(&jobs[i]);
+        ck_assert_ptr_nonnull(strstr(jobs[i].resp, "before the job could run"));
+    }
+    ck_assert_msg(jobs[0].result != CURLE_OK, "the long job was answered %ld",
+                  jobs[0].status);
     for (size_t i = 0; i < 3; i++)
         xfer_release(&jobs[i]);
     curl_multi_cleanup(m);
     ck_assert(lossd_stderr_clean(&p));
+    ck_assert(lossd_stderr_contains(&p, "exit timeout: 1 jobs still running"));
+    unlink(p.stderr_path);
+}
+END_TEST
+
+/*
+ * --queue-limit: with one slot, while a slow job holds it (the pool gauge
+ * says so), several more pooled info_nce jobs sent at once are all refused
+ * 503 with Retry-After, at once; the first completes; then the slot is free
+ * again.
+ */
+START_TEST(test_queue_full)
+{
+    static const char *const args[] = {"--workers", "1", "--queue-limit", "1",
+                                       NULL};
+    struct lossd_proc p;
+    ck_assert_int_eq(lossd_start(&p, args), 0);
+    ck_assert(metric(&p, "lossd_pool_jobs_limit") == 1);
+    size_t len;
+    /* about 1.7 s of work here (20 x 2000 x 2000 x 16 x 2), against a few
+       milliseconds for the refusals below */
+    char *body = info_nce_batch(2000, 16, 20, &len);
+    enum { MORE = 3 };
+    struct xfer xs[MORE + 1];
+    struct xfer *first = &xs[MORE];
+    CURLM *m = curl_multi_init();
+    xfer_init(first, &p, "/v1/batch", body, len, 1, "\"results\"");
+    curl_multi_add_handle(m, first->e);
+    send_all(m, first);
+    wait_gauge(&p, "lossd_pool_jobs", equals, 1);
+    free(body);
+    /* slow too (pooled), but with small bodies: quickly refused */
+    body = info_nce_body(300, 16, &len);
+    for (size_t i = 0; i < MORE; i++) {
+        xfer_init(&xs[i], &p, "/v1/info_nce", body, len, 1, NULL);
+        curl_multi_add_handle(m, xs[i].e);
+    }
+    ck_assert_uint_eq(multi_run(m, xs, MORE + 1, harness_now() + 120), 0);
+    for (size_t i = 0; i < MORE; i++) {
+        expect_unavailable(&xs[i]);
+        ck_assert_ptr_nonnull(strstr(xs[i].resp, "queue-limit"));
+        ck_assert_uint_lt(xs[i].order, first->order);
+    }
+    ck_assert_msg(first->ok == 1, "first: %ld %.200s", first->status,
+                  first->resp);
+    for (size_t i = 0; i <= MORE; i++)
+        xfer_release(&xs[i]);
+    curl_multi_cleanup(m);
+    /* the slot was given back before the answer was sent */
+    ck_assert(metric(&p, "lossd_pool_jobs") == 0);
+    struct http_resp r;
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/info_nce", ct, body, len, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    http_resp_release(&r);
+    free(body);
+    ck_assert(metric(&p, "lossd_queue_wait_seconds_count") == 2);
+    lossd_finish(&p);
 }
 END_TEST
 
@@ -400,6 +570,126 @@ START_TEST(test_disconnects)
 }
 END_TEST
 
+/* Writes all of s (len bytes) to fd. */
+static void write_all(int fd, const char *s, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = send(fd, s, len, MSG_NOSIGNAL);
+        ck_assert_msg(w > 0, "send failed");
+        s += w;
+        len -= (size_t)w;
+    }
+}
+
+/* An mse body of an input of n elements and a scalar target. */
+static char *mse_body(size_t n, size_t *ret_len)
+{
+    char *s = malloc(n * 5 + 64);
+    size_t len = (size_t)sprintf(s, "{\"input\": [");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(s + len, i ? ",0.25" : "0.25");
+    len += (size_t)sprintf(s + len, "], \"target\": 0}");
+    *ret_len = len;
+    return s;
+}
+
+/* Sends n more numbers of an input array on fd. */
+static void send_numbers(int fd, size_t n)
+{
+    char *chunk = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        memcpy(chunk + 4 * i, ",0.5", 4);
+    write_all(fd, chunk, n * 4);
+    free(chunk);
+}
+
+/*
+ * A connection that sends the start of a body of 20 MB: an input of n
+ * numbers and a comma, then nothing. With n = 2^k + 1 the last number
+ * doubles the decoder's array (to 2^(k+1) numbers, 2^(k+4) bytes), so the
+ * gauge reaching that size shows that the server has read everything sent.
+ */
+static int hold_partial(const struct lossd_proc *p, size_t n)
+{
+    int fd = raw_connect(p);
+    const char *head = "POST /v1/mse HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Type: application/json\r\n"
+                       "Content-Length: 20000000\r\n\r\n{\"input\": [0.5";
+    write_all(fd, head, strlen(head));
+    send_numbers(fd, n - 1);
+    write_all(fd, ",", 1);
+    return fd;
+}
+
+/*
+ * --max-inflight-bytes: a client that has sent part of a large body holds
+ * its decoded tensor (the gauge says how much); a request that would take
+ * the server past the limit is answered 503 with Retry-After, small ones
+ * are still served, and once the holder leaves the same request succeeds.
+ * A request that passes the limit by itself gives its bytes back at once,
+ * while its client is still sending.
+ */
+START_TEST(test_inflight_bytes)
+{
+    const double limit = 6 << 20;
+    static const char *const args[] = {"--max-inflight-bytes", "6M", NULL};
+    struct lossd_proc p;
+    ck_assert_int_eq(lossd_start(&p, args), 0);
+    ck_assert(metric(&p, "lossd_inflight_limit_bytes") == limit);
+    /* the holder: 2^18 + 1 numbers, an array of 2^19 (4 MiB), under the
+       limit; once the gauge shows it, the holder's bytes are all read */
+    enum { HELD = (1 << 18) + 1, HELD_CAP = 1 << 19 };
+    int fd = hold_partial(&p, HELD);
+    double held =
+        wait_gauge(&p, "lossd_inflight_bytes", at_least, HELD_CAP * 8.0);
+    ck_assert_msg(held < limit, "held %g", held);
+    /*
+     * A request whose decoded input (8 bytes a number) plus its job's
+     * working memory (16 bytes a number for mse) passes what is left, but
+     * not the limit by itself.
+     */
+    size_t n = (size_t)((limit - held) / 12), len;
+    char *body = mse_body(n, &len);
+    static const char *const ct[] = {"Content-Type: application/json", NULL};
+    struct http_resp r;
+    char buf[64];
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", ct, body, len, &r), 0);
+    ck_assert_msg(r.status == 503, "status %ld: %s", r.status, r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "max-inflight-bytes"));
+    ck_assert_str_eq(http_header(&r, "Retry-After", buf, sizeof buf), "1");
+    http_resp_release(&r);
+    /* small requests are still served while the holder holds */
+    ck_assert_int_eq(
+        http_do(&p, "POST", "/v1/mse", ct, MSE_BODY, strlen(MSE_BODY), &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    http_resp_release(&r);
+    ck_assert(metric(&p, "lossd_inflight_bytes") == held);
+    /* the holder leaves: everything it held is given back */
+    close(fd);
+    wait_gauge(&p, "lossd_inflight_bytes", equals, 0);
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", ct, body, len, &r), 0);
+    ck_assert_msg(r.status == 200, "status %ld: %.300s", r.status, r.body);
+    http_resp_release(&r);
+    /* a body over the limit by itself: refused while it streams, and its
+       bytes are free again although its client has not finished */
+    fd = hold_partial(&p, HELD);
+    ck_assert(wait_gauge(&p, "lossd_inflight_bytes", at_least,
+                         HELD_CAP * 8.0) == held);
+    /* the decoder's array doubles to 8 MiB: past the limit */
+    send_numbers(fd, HELD);
+    wait_gauge(&p, "lossd_inflight_bytes", equals, 0);
+    /* the holder and the scrape (finished requests may lag a little: the
+       client reads its answer before the server completes it) */
+    wait_gauge(&p, "lossd_requests_in_flight", equals, 2);
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", ct, body, len, &r), 0);
+    ck_assert_msg(r.status == 200, "status %ld: %.300s", r.status, r.body);
+    http_resp_release(&r);
+    close(fd);
+    free(body);
+    lossd_finish(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pool");
@@ -410,6 +700,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_sigterm_drain);
     tcase_add_test(tc, test_exit_timeout);
     tcase_add_test(tc, test_disconnects);
+    tcase_add_test(tc, test_queue_full);
+    tcase_add_test(tc, test_inflight_bytes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,9 +6,12 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "harness.h"
@@ -429,7 +432,20 @@ START_TEST(test_metrics)
         ck_assert_int_eq(http_do(&p, "GET", "/x/y", NULL, NULL, 0, &r), 0);
         http_resp_release(&r);
     }
-    ck_assert_int_eq(http_do(&p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    /*
+     * A client can read its whole answer before the server has completed
+     * the request (libmicrohttpd closes, then notifies): scrape until the
+     * scrape itself is the only request in flight.
+     */
+    double end = harness_now() + 60;
+    for (;;) {
+        ck_assert_int_eq(http_do(&p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+        if (metric(r.body, "lossd_requests_in_flight") == 1)
+            break;
+        ck_assert_msg(harness_now() < end, "requests stay in flight");
+        http_resp_release(&r);
+        usleep(5000);
+    }
     expect_status(&r, 200, NULL);
     char buf[128];
     ck_assert_ptr_nonnull(strstr(
@@ -444,7 +460,6 @@ START_TEST(test_metrics)
                              "\"/v1/{loss}\",le=\"+Inf\"}") == 3);
     ck_assert(metric(r.body, "lossd_compute_duration_seconds_count{loss="
                              "\"mse\"}") == 3);
-    ck_assert(metric(r.body, "lossd_requests_in_flight") == 1);
     ck_assert_ptr_nonnull(strstr(r.body, "lossd_build_info{version=\""));
     ck_assert(metric(r.body, "process_open_fds") > 0);
     ck_assert(metric(r.body, "process_resident_memory_bytes") > 0);
@@ -469,6 +484,508 @@ START_TEST(test_bad_config)
 }
 END_TEST
 
+/* ---- response compression ---------------------------------------------- */
+
+/* data (len bytes) inflated as gzip (wbits 15 + 16) or zlib (15); the
+   result is NUL-terminated, its length in *ret_len. */
+static char *inflate_all(const char *data, size_t len, int wbits,
+                         size_t *ret_len)
+{
+    z_stream z = {0};
+    ck_assert_int_eq(inflateInit2(&z, wbits), Z_OK);
+    size_t cap = len * 8 + 1024, out = 0;
+    char *buf = malloc(cap);
+    z.next_in = (Bytef *)(uintptr_t)data;
+    z.avail_in = (uInt)len;
+    int zr;
+    do {
+        if (cap - out < 1024) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        z.next_out = (Bytef *)(buf + out);
+        z.avail_out = (uInt)(cap - out - 1);
+        zr = inflate(&z, Z_NO_FLUSH);
+        out = cap - 1 - z.avail_out;
+        ck_assert_msg(zr == Z_OK || zr == Z_STREAM_END, "inflate: %d", zr);
+    } while (zr != Z_STREAM_END);
+    ck_assert_uint_eq(z.avail_in, 0); /* nothing after the stream */
+    inflateEnd(&z);
+    buf[out] = '\0';
+    *ret_len = out;
+    return buf;
+}
+
+struct sink {
+    char *data;
+    size_t len;
+};
+
+static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct sink *k = ud;
+    size_t n = size * nmemb;
+    k->data = realloc(k->data, k->len + n + 1);
+    memcpy(k->data + k->len, ptr, n);
+    k->len += n;
+    k->data[k->len] = '\0';
+    return n;
+}
+
+/*
+ * A POST (body non-NULL) or GET through libcurl as a gzip-accepting client
+ * does it: CURLOPT_ACCEPT_ENCODING, so curl sends Accept-Encoding and
+ * decodes the body. ret gets the decoded body and the raw headers.
+ */
+static void http_decoding(const struct lossd_proc *p, const char *path,
+                          const char *accept, const char *origin,
+                          const char *body, size_t len, struct http_resp *ret)
+{
+    memset(ret, 0, sizeof *ret);
+    CURL *c = curl_easy_init();
+    char url[512], oh[256];
+    snprintf(url, sizeof url, "%s%s", p->url, path);
+    struct sink b = {0}, h = {0};
+    struct curl_slist *hl =
+        curl_slist_append(NULL, "Content-Type: application/json");
+    if (origin) {
+        snprintf(oh, sizeof oh, "Origin: %s", origin);
+        hl = curl_slist_append(hl, oh);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, accept);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    ck_assert_msg(rc == CURLE_OK, "curl: %s", curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &ret->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    ret->body = b.data ? b.data : strdup("");
+    ret->len = b.len;
+    ret->headers = h.data ? h.data : strdup("");
+    ret->hlen = h.len;
+}
+
+/* The lossd_queue_wait_seconds_count of p: how many jobs ran on the pool. */
+static double pooled_jobs(const struct lossd_proc *p)
+{
+    struct http_resp r;
+    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    double v = metric(r.body, "lossd_queue_wait_seconds_count");
+    http_resp_release(&r);
+    return v;
+}
+
+/* An mse body of n elements with reduction none and gradients: an answer
+   of about 18 n bytes for 8 n work units. */
+static char *mse_none_body(size_t n, size_t *ret_len)
+{
+    char *s = malloc(n * 24 + 128);
+    size_t len = (size_t)sprintf(s, "{\"input\": [");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(s + len, i ? ",%.1f" : "%.1f",
+                               (double)(i % 97) * 0.1);
+    len += (size_t)sprintf(s + len, "], \"target\": 0, \"reduction\": "
+                                    "\"none\", \"grad\": [\"input\"]}");
+    *ret_len = len;
+    return s;
+}
+
+/* A softmax body of an n x n matrix with gradients. */
+static char *softmax_body(size_t n, size_t *ret_len)
+{
+    char *s = malloc(n * n * 16 + 128);
+    size_t len = (size_t)sprintf(s,
+                                 "{\"input\": {\"shape\": [%zu, %zu], "
+                                 "\"data\": [",
+                                 n, n);
+    for (size_t i = 0; i < n * n; i++)
+        len += (size_t)sprintf(s + len, i ? ",%.2f" : "%.2f",
+                               (double)((i * 7919) % 1000) / 250.0);
+    len += (size_t)sprintf(s + len, "]}, \"dim\": 1, \"grad\": true}");
+    *ret_len = len;
+    return s;
+}
+
+/*
+ * Checks one large response three ways against its identity form plain
+ * (fetched without Accept-Encoding): decoded by a gzip-accepting libcurl,
+ * raw gzip, raw deflate (zlib format).
+ */
+static void check_compressed(const struct lossd_proc *p, const char *method,
+                             const char *path, const char *body, size_t len,
+                             const struct http_resp *plain)
+{
+    char buf[256];
+    struct http_resp r;
+    /* a gzip-accepting client gets the same document, smaller on the wire */
+    http_decoding(p, path, "gzip", NULL, body, len, &r);
+    ck_assert_int_eq(r.status, plain->status);
+    ck_assert_str_eq(http_header(&r, "Content-Encoding", buf, sizeof buf),
+                     "gzip");
+    ck_assert_str_eq(http_header(&r, "Vary", buf, sizeof buf),
+                     "Accept-Encoding");
+    ck_assert_uint_eq(r.len, plain->len);
+    ck_assert(!memcmp(r.body, plain->body, r.len));
+    http_resp_release(&r);
+
+    static const char *const gzh[] = {"Content-Type: application/json",
+                                      "Accept-Encoding: gzip", NULL};
+    static const char *const dfh[] = {"Content-Type: application/json",
+                                      "Accept-Encoding: deflate", NULL};
+    const char *const *hs[] = {gzh, dfh};
+    const int wbits[] = {15 + 16, 15};
+    const char *names[] = {"gzip", "deflate"};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(http_do(p, method, path, hs[i], body, len, &r), 0);
+        ck_assert_int_eq(r.status, plain->status);
+        ck_assert_str_eq(http_header(&r, "Content-Encoding", buf, sizeof buf),
+                         names[i]);
+        ck_assert_uint_lt(r.len, plain->len);
+        ck_assert_uint_eq(
+            (size_t)atol(http_header(&r, "Content-Length", buf, sizeof buf)),
+            r.len);
+        size_t dlen;
+        char *d = inflate_all(r.body, r.len, wbits[i], &dlen);
+        ck_assert_uint_eq(dlen, plain->len);
+        ck_assert(!memcmp(d, plain->body, dlen));
+        free(d);
+        http_resp_release(&r);
+    }
+}
+
+START_TEST(test_compression)
+{
+    /* jobs above 5000 units run on the pool: mse of 200 elements (1600)
+       inline, softmax of 80 x 80 (38400) pooled */
+    static const char *const args[] = {"--inline-max-cost", "5000",
+                                       "--cors-origins", "*", NULL};
+    struct lossd_proc p = start(args);
+    struct http_resp plain, r;
+    char buf[256];
+
+    /* inline: mse of 200 elements, reduction none, gradient (~4 KiB) */
+    size_t len;
+    char *body = mse_none_body(200, &len);
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", json_ct, body, len, &plain),
+                     0);
+    expect_status(&plain, 200, NULL);
+    ck_assert_uint_gt(plain.len, 2048);
+    ck_assert_ptr_null(
+        http_header(&plain, "Content-Encoding", buf, sizeof buf));
+    /* large enough to vary, even for a client that did not ask */
+    ck_assert_str_eq(http_header(&plain, "Vary", buf, sizeof buf),
+                     "Accept-Encoding");
+    check_compressed(&p, "POST", "/v1/mse", body, len, &plain);
+    ck_assert(pooled_jobs(&p) == 0);
+    http_resp_release(&plain);
+    free(body);
+
+    /* pooled: softmax of 80 x 80 with its gradient (~250 KiB) */
+    body = softmax_body(80, &len);
+    ck_assert_int_eq(
+        http_do(&p, "POST", "/v1/softmax", json_ct, body, len, &plain), 0);
+    expect_status(&plain, 200, NULL);
+    ck_assert(pooled_jobs(&p) == 1);
+    check_compressed(&p, "POST", "/v1/softmax", body, len, &plain);
+    ck_assert(pooled_jobs(&p) == 4);
+    /* with CORS, one Vary field names both */
+    http_decoding(&p, "/v1/softmax", "gzip", "https://a.example", body, len,
+                  &r);
+    ck_assert_str_eq(http_header(&r, "Content-Encoding", buf, sizeof buf),
+                     "gzip");
+    ck_assert_str_eq(http_header(&r, "Vary", buf, sizeof buf),
+                     "Origin, Accept-Encoding");
+    ck_assert(r.len == plain.len && !memcmp(r.body, plain.body, r.len));
+    http_resp_release(&r);
+
+    /* preferences: q=0 refuses, the higher q wins, gzip on ties, "*" */
+    static const struct {
+        const char *ae, *want; /* want NULL: identity */
+    } prefs[] = {
+        {"Accept-Encoding: gzip;q=0, deflate;q=0", NULL},
+        {"Accept-Encoding: gzip; q=0", NULL},
+        {"Accept-Encoding: identity", NULL},
+        {"Accept-Encoding: br", NULL},
+        {"Accept-Encoding: *;q=0", NULL},
+        {"Accept-Encoding: gzip;q=0, deflate", "deflate"},
+        {"Accept-Encoding: deflate, gzip;q=0.5", "deflate"},
+        {"Accept-Encoding: deflate, gzip", "gzip"},
+        {"Accept-Encoding: br;q=1.0, gzip;q=0.8, *;q=0.1", "gzip"},
+        {"Accept-Encoding: *", "gzip"},
+        {"Accept-Encoding: GZIP", "gzip"},
+        {"Accept-Encoding: x-gzip", "gzip"},
+    };
+    for (size_t i = 0; i < sizeof prefs / sizeof prefs[0]; i++) {
+        const char *const hs[] = {"Content-Type: application/json", prefs[i].ae,
+                                  NULL};
+        ck_assert_int_eq(http_do(&p, "POST", "/v1/softmax", hs, body, len, &r),
+                         0);
+        ck_assert_int_eq(r.status, 200);
+        const char *ce = http_header(&r, "Content-Encoding", buf, sizeof buf);
+        if (prefs[i].want)
+            ck_assert_msg(ce && !strcmp(ce, prefs[i].want), "%s: got %s",
+                          prefs[i].ae, ce ? ce : "identity");
+        else
+            ck_assert_msg(!ce && r.len == plain.len, "%s: got %s", prefs[i].ae,
+                          ce);
+        ck_assert_str_eq(http_header(&r, "Vary", buf, sizeof buf),
+                         "Accept-Encoding");
+        http_resp_release(&r);
+    }
+    http_resp_release(&plain);
+    free(body);
+
+    /* tiny bodies are never compressed, and do not vary */
+    static const char *const gzh[] = {"Content-Type: application/json",
+                                      "Accept-Encoding: gzip, deflate", NULL};
+    ck_assert_int_eq(
+        http_do(&p, "POST", "/v1/mse", gzh, MSE_BODY, strlen(MSE_BODY), &r), 0);
+    expect_status(&r, 200, NULL);
+    ck_assert(json_number(&r, "value") == 2.0);
+    ck_assert_ptr_null(http_header(&r, "Content-Encoding", buf, sizeof buf));
+    ck_assert_ptr_null(http_header(&r, "Vary", buf, sizeof buf));
+    http_resp_release(&r);
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/nope", gzh, "{}", 2, &r), 0);
+    expect_status(&r, 404, "/problems/not-found");
+    ck_assert_ptr_null(http_header(&r, "Content-Encoding", buf, sizeof buf));
+    http_resp_release(&r);
+
+    /* GET documents: the catalog and OpenAPI (compressed once at start) and
+       the metrics (compressed per request) */
+    static const char *const docs[] = {"/v1/losses", "/openapi.json"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(http_do(&p, "GET", docs[i], NULL, NULL, 0, &plain), 0);
+        check_compressed(&p, "GET", docs[i], NULL, 0, &plain);
+        http_resp_release(&plain);
+    }
+    http_decoding(&p, "/metrics", "gzip", NULL, NULL, 0, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(http_header(&r, "Content-Encoding", buf, sizeof buf),
+                     "gzip");
+    ck_assert_ptr_nonnull(strstr(r.body, "# TYPE lossd_requests_total"));
+    http_resp_release(&r);
+    lossd_finish(&p);
+}
+END_TEST
+
+/* ---- logs and help --------------------------------------------------------
+ */
+
+/* Stops p with SIGTERM; asserts exit 0 and a clean stderr, which is kept
+   for the caller to read (unlink it after). */
+static void stop_keep_log(struct lossd_proc *p)
+{
+    int st = lossd_stop(p, SIGTERM, 20);
+    ck_assert_msg(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "exit status %d", st);
+    ck_assert(lossd_stderr_clean(p));
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 1 << 16, len = 0, n;
+    char *s = malloc(cap);
+    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2)
+            s = realloc(s, cap *= 2);
+    }
+    fclose(f);
+    s[len] = '\0';
+    return s;
+}
+
+/* The line of text that contains needle, copied to buf; NULL if none. */
+static const char *line_with(const char *text, const char *needle, char *buf,
+                             size_t cap)
+{
+    const char *hit = strstr(text, needle);
+    if (!hit)
+        return NULL;
+    const char *b = hit;
+    while (b > text && b[-1] != '\n')
+        b--;
+    size_t n = strcspn(b, "\n");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, b, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+START_TEST(test_log_text)
+{
+    static const char *const args[] = {"--log-format", "text", NULL};
+    struct lossd_proc p = start(args);
+    struct http_resp r;
+    static const char *const hs[] = {"Content-Type: application/json",
+                                     "X-Request-Id: text-log-1", NULL};
+    ck_assert_int_eq(
+        http_do(&p, "POST", "/v1/mse", hs, MSE_BODY, strlen(MSE_BODY), &r), 0);
+    expect_status(&r, 200, NULL);
+    size_t out = r.len;
+    http_resp_release(&r);
+    static const char *const hs2[] = {"X-Request-Id: text-log-2", NULL};
+    ck_assert_int_eq(http_do(&p, "GET", "/no%20such", hs2, NULL, 0, &r), 0);
+    expect_status(&r, 404, "/problems/not-found");
+    http_resp_release(&r);
+    stop_keep_log(&p);
+
+    char *log = slurp(p.stderr_path);
+    char line[1024], want[256];
+    ck_assert_msg(line_with(log, "request_id=text-log-1", line, sizeof line),
+                  "no access line in:\n%s", log);
+    /* 2026-01-02T03:04:05.678Z info access request_id=... */
+    ck_assert_msg(strlen(line) > 25 && line[4] == '-' && line[10] == 'T' &&
+                      line[19] == '.' && line[23] == 'Z' && line[24] == ' ',
+                  "time: %s", line);
+    snprintf(want, sizeof want,
+             " info access request_id=text-log-1 method=POST path=/v1/mse "
+             "status=200 bytes_in=%zu bytes_out=%zu duration=",
+             strlen(MSE_BODY), out);
+    ck_assert_msg(!strncmp(line + 24, want, strlen(want)), "%s", line);
+    ck_assert_msg(strstr(line, " loss=mse"), "%s", line);
+    ck_assert_msg(!strstr(line, "queue_wait="), "inline job: %s", line);
+    /* a path is one token whatever the client sent */
+    ck_assert_ptr_nonnull(
+        line_with(log, "request_id=text-log-2", line, sizeof line));
+    ck_assert_msg(strstr(line, " method=GET path=/no\\x20such status=404 "),
+                  "%s", line);
+    /* events too, and no JSON anywhere */
+    ck_assert_ptr_nonnull(
+        line_with(log, " info listening ", line, sizeof line));
+    ck_assert_ptr_nonnull(line_with(log, " info stopped ", line, sizeof line));
+    ck_assert_ptr_null(strchr(log, '{'));
+    free(log);
+    unlink(p.stderr_path);
+}
+END_TEST
+
+/* Waits (generously) until p answers /readyz with 503: it is draining. */
+static void wait_draining(const struct lossd_proc *p)
+{
+    double end = harness_now() + 60;
+    struct http_resp r;
+    do {
+        ck_assert_int_eq(http_do(p, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+        long st = r.status;
+        http_resp_release(&r);
+        if (st == 503)
+            return;
+        usleep(10000);
+    } while (harness_now() < end);
+    ck_abort_msg("never drained");
+}
+
+/*
+ * --log-level: warn drops the access log and the info events but keeps the
+ * warning of a second signal; error drops that too. The second signal also
+ * ends a long drain at once with exit code 1.
+ */
+START_TEST(test_log_level)
+{
+    static const char *const levels[] = {"warn", "error"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *const args[] = {"--log-level", levels[i], "--drain-seconds",
+                                    "600", NULL};
+        struct lossd_proc p = start(args);
+        struct http_resp r;
+        ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", json_ct, MSE_BODY,
+                                 strlen(MSE_BODY), &r),
+                         0);
+        expect_status(&r, 200, NULL);
+        http_resp_release(&r);
+        ck_assert_int_eq(kill(p.pid, SIGTERM), 0);
+        wait_draining(&p);
+        int st = lossd_stop(&p, SIGTERM, 20);
+        ck_assert_msg(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+                      "exit status %d", st);
+        ck_assert(lossd_stderr_clean(&p));
+        char *log = slurp(p.stderr_path);
+        ck_assert_msg(!strstr(log, "access") && !strstr(log, "listening") &&
+                          !strstr(log, "draining"),
+                      "level %s logged:\n%s", levels[i], log);
+        bool warned =
+            strstr(log, "\"level\":\"warn\"") && strstr(log, "second signal");
+        ck_assert_msg(warned == (i == 0), "level %s:\n%s", levels[i], log);
+        free(log);
+        unlink(p.stderr_path);
+    }
+}
+END_TEST
+
+/* `lossd serve --help` names every flag with its variable and default. */
+START_TEST(test_help)
+{
+    static const char *const flags[][2] = {
+        {"host", "LOSSD_HOST"},
+        {"port", "LOSSD_PORT"},
+        {"threads", "LOSSD_THREADS"},
+        {"workers", "LOSSD_WORKERS"},
+        {"max-body-bytes", "LOSSD_MAX_BODY_BYTES"},
+        {"max-elements", "LOSSD_MAX_ELEMENTS"},
+        {"max-work", "LOSSD_MAX_WORK"},
+        {"max-batch-items", "LOSSD_MAX_BATCH_ITEMS"},
+        {"max-inflight-bytes", "LOSSD_MAX_INFLIGHT_BYTES"},
+        {"queue-limit", "LOSSD_QUEUE_LIMIT"},
+        {"inline-max-cost", "LOSSD_INLINE_MAX_COST"},
+        {"drain-seconds", "LOSSD_DRAIN_SECONDS"},
+        {"exit-timeout", "LOSSD_EXIT_TIMEOUT"},
+        {"connection-timeout", "LOSSD_CONNECTION_TIMEOUT"},
+        {"cors-origins", "LOSSD_CORS_ORIGINS"},
+        {"log-format", "LOSSD_LOG_FORMAT"},
+        {"log-level", "LOSSD_LOG_LEVEL"},
+    };
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' serve --help", getenv("LOSSD_EXE"));
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    ck_assert_int_eq(pclose(f), 0);
+    size_t count = 0;
+    for (const char *l = text; (l = strstr(l, "\n  --")) != NULL; l++)
+        count++;
+    /* every flag plus --help */
+    ck_assert_uint_eq(count, sizeof flags / sizeof flags[0] + 1);
+    char want[128], line[512];
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        snprintf(want, sizeof want, "\n  --%s (%s), default ", flags[i][0],
+                 flags[i][1]);
+        ck_assert_msg(strstr(text, want), "missing: %s", want + 1);
+        /* and a reason on the next line */
+        const char *next = strchr(strstr(text, want) + 1, '\n');
+        ck_assert_ptr_nonnull(line_with(next + 1, "", line, sizeof line));
+        ck_assert_msg(!strncmp(line, "      ", 6) && strlen(line) > 20,
+                      "--%s has no reason", flags[i][0]);
+    }
+    for (const char *l = text; *l;
+         l += strcspn(l, "\n") + (l[strcspn(l, "\n")] != 0))
+        ck_assert_msg(strcspn(l, "\n") <= 80, "line over 80 columns: %.100s",
+                      l);
+    /* what the machine-dependent defaults are */
+    ck_assert_ptr_nonnull(
+        strstr(text, "default the CPUs available, at least 2"));
+    ck_assert_ptr_nonnull(strstr(text,
+                                 "--max-body-bytes (LOSSD_MAX_BODY_BYTES), "
+                                 "default 64M (67108864)"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("serve");
@@ -483,6 +1000,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_metrics);
     tcase_add_test(tc, test_bad_config);
+    tcase_add_test(tc, test_compression);
+    tcase_add_test(tc, test_log_text);
+    tcase_add_test(tc, test_log_level);
+    tcase_add_test(tc, test_help);
     suite_add_tcase(s, tc);
     return s;
 }
