@@ -183,16 +183,66 @@ static void line_text_str(struct line *ln, const char *s)
     }
 }
 
+/* Appends v as exactly `width` decimal digits (zero-padded). */
+static void line_digits(struct line *ln, unsigned long long v, int width)
+{
+    char b[24];
+
+    for (int i = width; i-- > 0; v /= 10)
+        b[i] = (char)('0' + v % 10);
+    line_put(ln, b, (size_t)width);
+}
+
+/*
+ * "2026-11-29T12:56:44.307Z". Written digit by digit: strftime and
+ * snprintf here cost ~2.5% of a small request's CPU (perf).
+ */
 static void line_time(struct line *ln)
 {
     struct timespec ts;
     struct tm tm;
+
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    char b[64];
-    size_t n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(b + n, sizeof b - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    line_put(ln, b, strlen(b));
+    line_digits(ln, (unsigned long long)tm.tm_year + 1900, 4);
+    line_put(ln, "-", 1);
+    line_digits(ln, (unsigned long long)tm.tm_mon + 1, 2);
+    line_put(ln, "-", 1);
+    line_digits(ln, (unsigned long long)tm.tm_mday, 2);
+    line_put(ln, "T", 1);
+    line_digits(ln, (unsigned long long)tm.tm_hour, 2);
+    line_put(ln, ":", 1);
+    line_digits(ln, (unsigned long long)tm.tm_min, 2);
+    line_put(ln, ":", 1);
+    line_digits(ln, (unsigned long long)tm.tm_sec, 2);
+    line_put(ln, ".", 1);
+    line_digits(ln, (unsigned long long)(ts.tv_nsec / 1000000), 3);
+    line_put(ln, "Z", 1);
+}
+
+/* Seconds with microsecond resolution ("0.000102"), as %.6f writes them. */
+static void line_seconds(struct line *ln, double sec)
+{
+    unsigned long long us;
+    char b[24];
+    int n = 0;
+
+    if (!(sec >= 0.0) || sec > 1e12) { /* NaN or absurd: leave it to printf */
+        line_printf(ln, "%.6f", sec);
+        return;
+    }
+    us = (unsigned long long)(sec * 1e6 + 0.5);
+    for (unsigned long long whole = us / 1000000; n == 0 || whole; whole /= 10)
+        b[n++] = (char)('0' + whole % 10);
+    for (int i = 0; i < n / 2; i++) {
+        char t = b[i];
+
+        b[i] = b[n - 1 - i];
+        b[n - 1 - i] = t;
+    }
+    line_put(ln, b, (size_t)n);
+    line_put(ln, ".", 1);
+    line_digits(ln, us % 1000000, 6);
 }
 
 static const char *const level_str[] = {"debug", "info", "warn", "error"};
@@ -221,7 +271,9 @@ void server_log_access(struct server_log *l, const struct server_access *a)
 {
     if (l->level > SERVER_LOG_INFO)
         return;
-    struct line ln = {.len = 0};
+    struct line ln;
+
+    ln.len = 0; /* not = {0}: that clears 4 KiB per line */
     if (l->format == SERVER_LOG_JSON) {
         line_put(&ln, "{\"time\":\"", 9);
         line_time(&ln);
@@ -234,10 +286,13 @@ void server_log_access(struct server_log *l, const struct server_access *a)
         line_json_str(&ln, a->path);
         line_printf(&ln,
                     ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,"
-                    "\"duration\":%.6f",
-                    a->status, a->bytes_in, a->bytes_out, a->duration);
-        if (a->queue_wait >= 0)
-            line_printf(&ln, ",\"queue_wait\":%.6f", a->queue_wait);
+                    "\"duration\":",
+                    a->status, a->bytes_in, a->bytes_out);
+        line_seconds(&ln, a->duration);
+        if (a->queue_wait >= 0) {
+            line_put(&ln, ",\"queue_wait\":", 14);
+            line_seconds(&ln, a->queue_wait);
+        }
         if (a->loss) {
             line_put(&ln, ",\"loss\":", 8);
             line_json_str(&ln, a->loss);
@@ -273,7 +328,9 @@ void server_log_event(struct server_log *l, enum server_log_level level,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    struct line ln = {.len = 0};
+    struct line ln;
+
+    ln.len = 0; /* not = {0}: that clears 4 KiB per line */
     if (l->format == SERVER_LOG_JSON) {
         line_put(&ln, "{\"time\":\"", 9);
         line_time(&ln);

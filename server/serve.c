@@ -609,7 +609,10 @@ static void copy_request_id(struct req *r)
     }
     unsigned long long v =
         splitmix64(r->srv->id_seed + atomic_fetch_add(&r->srv->next_id, 1));
-    snprintf(r->id, sizeof r->id, "%016llx", v);
+    /* 16 hex digits, by hand: snprintf was ~2% of a small request. */
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        r->id[i] = "0123456789abcdef"[v & 15];
+    r->id[16] = '\0';
 }
 
 /* The first call: headers only. Leaves r->failed set if the answer is
