@@ -187,6 +187,193 @@ START_TEST(test_format_random_round_trip)
 }
 END_TEST
 
+/*
+ * The formatter as it was before Grisu3: the shortest of %.15g, %.16g, %.17g
+ * that strtod() reads back, ".0" for integral values. proto_format_double()
+ * must print exactly these bytes for every double; this copy, independent of
+ * proto/encode.c, is what it is held to.
+ */
+static size_t reference_format(double v, char out[PROTO_DOUBLE_MAX])
+{
+    static const int precisions[] = {15, 16, 17};
+    size_t n = 0;
+
+    if (isnan(v)) {
+        memcpy(out, "\"NaN\"", 6);
+        return 5;
+    }
+    if (isinf(v)) {
+        const char *s = v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+
+        n = strlen(s);
+        memcpy(out, s, n + 1);
+        return n;
+    }
+    for (size_t i = 0; i < sizeof(precisions) / sizeof(precisions[0]); i++) {
+        int len = snprintf(out, PROTO_DOUBLE_MAX, "%.*g", precisions[i], v);
+        double r;
+
+        n = (size_t)len;
+        if (precisions[i] == 17)
+            break;
+        r = strtod(out, NULL);
+        if (memcmp(&r, &v, sizeof(v)) == 0)
+            break;
+    }
+    if (strpbrk(out, ".e") == NULL) {
+        out[n++] = '.';
+        out[n++] = '0';
+        out[n] = '\0';
+    }
+    return n;
+}
+
+/* x must print as the reference prints it. */
+static void check_one(double x, unsigned long long seed)
+{
+    char got[PROTO_DOUBLE_MAX], want[PROTO_DOUBLE_MAX];
+    size_t n = proto_format_double(x, got);
+    size_t m = reference_format(x, want);
+
+    if (n != m || strcmp(got, want) != 0)
+        ck_abort_msg("seed %llu: %a (%016llx) printed as %s, not %s", seed, x,
+                     (unsigned long long)bits_of(x), got, want);
+}
+
+/* Both signs of v. */
+static void check_same(double v, unsigned long long seed)
+{
+    check_one(v, seed);
+    check_one(-v, seed);
+}
+
+/* v and the `count` doubles on either side of it. */
+static void check_neighbourhood(double v, int count)
+{
+    double lo = v, hi = v;
+
+    check_same(v, 0);
+    for (int i = 0; i < count; i++) {
+        lo = nextafter(lo, 0.0);
+        hi = nextafter(hi, INFINITY);
+        check_same(lo, 0);
+        if (isfinite(hi))
+            check_same(hi, 0);
+    }
+}
+
+/*
+ * The places where a shortest-digits printer and %.15g/%.16g/%.17g could
+ * part: every power of two and ten with its neighbours (the asymmetric
+ * interval, a boundary that is itself a short decimal, as for 1e23), the
+ * extremes and subnormals, where fixed and exponent notation switch (1e15,
+ * 1e16, 1e17, 1e-4, 1e-5), and the integers around 2^53.
+ */
+START_TEST(test_format_matches_reference_edges)
+{
+    static const double around[] = {DBL_MIN,
+                                    DBL_MAX,
+                                    DBL_TRUE_MIN,
+                                    DBL_EPSILON,
+                                    1.0,
+                                    1e15,
+                                    1e16,
+                                    1e17,
+                                    0.0001,
+                                    0.00001,
+                                    9007199254740992.0,
+                                    1e23,
+                                    5e-324,
+                                    0.1,
+                                    0.3,
+                                    1e22,
+                                    123456789012345.0,
+                                    999999999999999.0,
+                                    9999999999999998.0,
+                                    2.2250738585072009e-308,
+                                    1.7976931348623157e308};
+    char buf[32];
+
+    for (int i = -1074; i <= 1023; i++)
+        check_neighbourhood(ldexp(1.0, i), 3);
+    for (int i = -324; i <= 308; i++) {
+        snprintf(buf, sizeof(buf), "1e%d", i);
+        check_neighbourhood(strtod(buf, NULL), 3);
+        snprintf(buf, sizeof(buf), "5e%d", i);
+        check_neighbourhood(strtod(buf, NULL), 1);
+    }
+    for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++)
+        check_neighbourhood(around[i], 2000);
+    for (uint64_t u = 0; u < 3000; u++) {
+        check_same(double_of(u), 0); /* the smallest subnormals */
+        check_same(double_of(0x0010000000000000u - u), 0);
+        check_same(double_of(0x7fefffffffffffffu - u), 0);
+    }
+    check_same(0.0, 0);
+    check_same(NAN, 0);
+    check_same(INFINITY, 0);
+}
+END_TEST
+
+/*
+ * A decimal of 1 to 17 random digits and a random exponent, read by strtod:
+ * the values clients send, whose shortest form is usually short.
+ */
+static double random_nice(struct test_rng *r)
+{
+    char s[48];
+    size_t n = 1 + (size_t)(test_rng_uniform(r) * 17.0), o = 0;
+    int exp = test_rng_uniform(r) < 0.8
+                  ? (int)(test_rng_uniform(r) * 50.0) - 25
+                  : (int)(test_rng_uniform(r) * 660.0) - 330;
+
+    for (size_t i = 0; i < n; i++)
+        s[o++] = (char)('0' + (int)(test_rng_uniform(r) * 10.0));
+    snprintf(s + o, sizeof(s) - o, "e%d", exp);
+    return strtod(s, NULL);
+}
+
+/*
+ * proto_format_double() against the reference on random doubles: a third
+ * uniform bit patterns over all finite doubles, a third short decimals, a
+ * third normals times a power of ten. LOSSD_FORMAT_IDENTITY_N sets the count
+ * (2M by default, a few seconds; the 50M+ run is done by hand).
+ */
+START_TEST(test_format_matches_reference_random)
+{
+    unsigned long long seed = test_seed();
+    const char *env = getenv("LOSSD_FORMAT_IDENTITY_N");
+    size_t count = env != NULL && env[0] != '\0'
+                       ? (size_t)strtoull(env, NULL, 0)
+                       : 2000000;
+    struct test_rng rng;
+
+    fprintf(stderr,
+            "# test_format_matches_reference_random seed %llu, %zu values "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed, count);
+    test_rng_seed(&rng, seed);
+    for (size_t i = 0; i < count; i++) {
+        double v;
+
+        switch (i % 3) {
+        case 0:
+            v = double_of(random_bits(&rng));
+            break;
+        case 1:
+            v = random_nice(&rng);
+            break;
+        default:
+            v = test_rng_normal(&rng) *
+                pow(10.0, floor(test_rng_uniform(&rng) * 40.0) - 20.0);
+            break;
+        }
+        if (isfinite(v))
+            check_one(test_rng_uniform(&rng) < 0.5 ? v : -v, seed);
+    }
+}
+END_TEST
+
 /* --- tensors ------------------------------------------------------------ */
 
 static const char *tensor_text(struct proto_buf *b, const size_t *shape,
@@ -605,6 +792,8 @@ static Suite *encode_suite(void)
     tcase_add_test(num, test_format_short_forms);
     tcase_add_test(num, test_format_extremes);
     tcase_add_test(num, test_format_random_round_trip);
+    tcase_add_test(num, test_format_matches_reference_edges);
+    tcase_add_test(num, test_format_matches_reference_random);
     tcase_add_test(ten, test_tensor_nested);
     tcase_add_test(ten, test_tensor_nested_rank8);
     tcase_add_test(ten, test_tensor_flat);
