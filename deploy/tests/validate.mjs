@@ -26,8 +26,8 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import * as k8s from '@kubernetes/client-node/dist/gen/models/all.js';
 
 // The measured base of the memory rule (docs/deploy.md, Sizing): resident
-// memory of a warmed-up lossd (13 MiB) plus 256 open connections of
-// 128 KiB each (32 MiB), rounded up.
+// memory of a warmed-up lossd (20 MiB), 1000 open connections of 32 KiB
+// each (31 MiB) and a margin.
 const BASE_BYTES = 64 * 2 ** 20;
 // lossd's defaults (server/config.c, handlers/handler.c) for what the
 // ConfigMap may leave out.
