@@ -175,6 +175,14 @@ bool lossd_stderr_clean(const struct lossd_proc *p)
 void lossd_finish(struct lossd_proc *p)
 {
     int st = lossd_stop(p, SIGTERM, 20);
+    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        /* The reason (a sanitizer report, an abort message) is here. */
+        char *s = read_file(p->stderr_path);
+
+        fprintf(stderr, "lossd's stderr (%s):\n%s\n", p->stderr_path,
+                s ? s : "(unreadable)");
+        free(s);
+    }
     ck_assert_msg(st >= 0, "lossd did not exit after SIGTERM");
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "lossd exit status %d",
                   st);
