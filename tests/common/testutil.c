@@ -170,6 +170,17 @@ void test_exec_free(struct loss_exec *ex)
     free(ex);
 }
 
+int test_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 const char *test_source_path(const char *rel)
 {
     static char path[4096];

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <check.h>
+
 #include "exec.h"
 
 /*
@@ -64,6 +66,9 @@ double test_rng_normal(struct test_rng *r);
  */
 struct loss_exec *test_exec_threads(size_t threads, unsigned long long seed);
 void test_exec_free(struct loss_exec *ex);
+
+/* Runs every test of s (Check's CK_ENV verbosity); the exit status. */
+int test_run(Suite *s);
 
 /* Path of a file under the source tree: $LOSSD_SOURCE_ROOT/rel. Static. */
 const char *test_source_path(const char *rel);

@@ -1067,8 +1067,6 @@ int main(void)
 {
     Suite *s = suite_create("info_nce");
     TCase *tc = tcase_create("info_nce");
-    SRunner *sr;
-    int failed;
 
     loss_blas_init();
     tcase_add_test(tc, test_reference);
@@ -1080,11 +1078,7 @@ int main(void)
     tcase_add_test(tc, test_workspace_bounds);
     tcase_add_test(tc, test_empty);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }
 
 /*

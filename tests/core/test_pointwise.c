@@ -1237,8 +1237,6 @@ int main(void)
 {
     Suite *s = suite_create("core_pointwise");
     TCase *tc = tcase_create("pointwise");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_reference_values);
     tcase_add_test(tc, test_quirks);
@@ -1247,9 +1245,5 @@ int main(void)
     tcase_add_test(tc, test_finite_differences);
     tcase_add_test(tc, test_bit_identical_executors);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

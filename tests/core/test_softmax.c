@@ -2276,8 +2276,6 @@ int main(void)
     TCase *ref = tcase_create("reference");
     TCase *grad = tcase_create("gradients");
     TCase *bits = tcase_create("bit_identity");
-    SRunner *sr;
-    int failed_tests;
 
     tcase_add_test(ref, test_softmax_reference);
     tcase_add_test(ref, test_class_reference);
@@ -2293,11 +2291,7 @@ int main(void)
     suite_add_tcase(s, ref);
     suite_add_tcase(s, grad);
     suite_add_tcase(s, bits);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed_tests = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed_tests ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }
 
 /*

@@ -206,8 +206,6 @@ int main(void)
 {
     Suite *s = suite_create("core_tensor");
     TCase *tc = tcase_create("core");
-    SRunner *sr;
-    int failed;
 
     loss_blas_init();
     tcase_add_test(tc, test_shape_numel_overflow);
@@ -220,9 +218,5 @@ int main(void)
     tcase_add_test(tc, test_status_fail_and_pointer);
     tcase_add_test(tc, test_exec_serial_and_threads);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

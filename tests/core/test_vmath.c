@@ -111,16 +111,10 @@ int main(void)
 {
     Suite *s = suite_create("core_vmath");
     TCase *tc = tcase_create("vmath");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tc, test_exp_log_accuracy);
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_position_independent);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

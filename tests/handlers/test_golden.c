@@ -883,8 +883,6 @@ int main(void)
 {
     Suite *s = suite_create("handlers_golden");
     TCase *tc = tcase_create("golden");
-    SRunner *sr;
-    int failed;
 
     /* one test walks every case: generous, the whole file takes well
        under a second when the handlers are in place */
@@ -894,9 +892,5 @@ int main(void)
     tcase_add_test(tc, test_ce_equals_nll_log_softmax);
     tcase_add_test(tc, test_info_nce_pairs_equals_ce);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

@@ -777,8 +777,6 @@ int main(void)
 {
     Suite *s = suite_create("handlers");
     TCase *tc = tcase_create("handlers");
-    SRunner *sr;
-    int failed;
 
     loss_blas_init();
     tcase_set_timeout(tc, 120);
@@ -798,9 +796,5 @@ int main(void)
     tcase_add_test(tc, test_job_interface);
     tcase_add_test(tc, test_bit_identical_executors);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

@@ -354,16 +354,10 @@ int main(void)
 {
     Suite *s = suite_create("handlers_torture");
     TCase *tc = tcase_create("torture");
-    SRunner *sr;
-    int failed;
 
     loss_blas_init();
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_torture);
     suite_add_tcase(s, tc);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

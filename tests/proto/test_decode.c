@@ -2555,8 +2555,6 @@ int main(void)
     TCase *numbers = tcase_create("numbers");
     TCase *limits = tcase_create("limits");
     TCase *diff = tcase_create("jansson");
-    SRunner *sr;
-    int failed;
 
     tcase_add_test(tables, test_valid_bodies);
     tcase_add_test(tables, test_error_bodies);
@@ -2578,9 +2576,5 @@ int main(void)
     suite_add_tcase(s, numbers);
     suite_add_tcase(s, limits);
     suite_add_tcase(s, diff);
-    sr = srunner_create(s);
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(s);
 }

@@ -1116,11 +1116,5 @@ static Suite *document_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(document_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_ENV);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(document_suite());
 }

@@ -414,3 +414,14 @@ void http_resp_release(struct http_resp *r)
     free(r->headers);
     r->body = r->headers = NULL;
 }
+
+int harness_run(Suite *s)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -11,6 +11,7 @@
 #ifndef LOSSD_TESTS_SERVER_HARNESS_H
 #define LOSSD_TESTS_SERVER_HARNESS_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -84,5 +85,11 @@ void harness_log_response(const char *method, const char *path,
 
 /* Monotonic seconds. */
 double harness_now(void);
+
+/*
+ * Runs every test of s with libcurl initialised around the run; the exit
+ * status for main().
+ */
+int harness_run(Suite *s);
 
 #endif
