@@ -190,23 +190,22 @@ void lossd_finish(struct lossd_proc *p)
     unlink(p->stderr_path);
 }
 
-struct sink {
-    char *data;
-    size_t len;
-};
-
-static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t harness_append(char **buf, size_t *len, const char *ptr, size_t n)
 {
-    struct sink *s = ud;
-    size_t n = size * nmemb;
-    char *t = realloc(s->data, s->len + n + 1);
+    char *t = realloc(*buf, *len + n + 1);
     if (!t)
         return 0;
-    memcpy(t + s->len, ptr, n);
-    s->len += n;
-    t[s->len] = '\0';
-    s->data = t;
+    memcpy(t + *len, ptr, n);
+    *len += n;
+    t[*len] = '\0';
+    *buf = t;
     return n;
+}
+
+size_t harness_sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct harness_sink *s = ud;
+    return harness_append(&s->data, &s->len, ptr, size * nmemb);
 }
 
 int http_do(const struct lossd_proc *p, const char *method, const char *path,
@@ -219,7 +218,7 @@ int http_do(const struct lossd_proc *p, const char *method, const char *path,
         return -1;
     char url[512];
     snprintf(url, sizeof url, "%s%s", p->url, path);
-    struct sink b = {0}, h = {0};
+    struct harness_sink b = {0}, h = {0};
     struct curl_slist *hl = NULL;
     for (size_t i = 0; headers && headers[i]; i++)
         hl = curl_slist_append(hl, headers[i]);
@@ -232,9 +231,9 @@ int http_do(const struct lossd_proc *p, const char *method, const char *path,
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, harness_sink_write);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

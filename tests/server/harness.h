@@ -87,6 +87,19 @@ void harness_log_response(const char *method, const char *path,
 double harness_now(void);
 
 /*
+ * Appends n bytes to the growing, NUL-terminated buffer *buf of *len bytes.
+ * Returns n, or 0 when out of memory (libcurl's write-callback convention).
+ */
+size_t harness_append(char **buf, size_t *len, const char *ptr, size_t n);
+
+/* A libcurl body or header sink: CURLOPT_WRITEDATA is a harness_sink. */
+struct harness_sink {
+    char *data;
+    size_t len;
+};
+size_t harness_sink_write(char *ptr, size_t size, size_t nmemb, void *ud);
+
+/*
  * Runs every test of s with libcurl initialised around the run; the exit
  * status for main().
  */

@@ -42,29 +42,13 @@ struct xfer {
 static size_t xfer_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
-    size_t n = size * nmemb;
-    char *t = realloc(x->resp, x->resp_len + n + 1);
-    if (!t)
-        return 0;
-    memcpy(t + x->resp_len, ptr, n);
-    x->resp_len += n;
-    t[x->resp_len] = '\0';
-    x->resp = t;
-    return n;
+    return harness_append(&x->resp, &x->resp_len, ptr, size * nmemb);
 }
 
 static size_t xfer_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
-    size_t n = size * nmemb;
-    char *t = realloc(x->hdrs, x->hdrs_len + n + 1);
-    if (!t)
-        return 0;
-    memcpy(t + x->hdrs_len, ptr, n);
-    x->hdrs_len += n;
-    t[x->hdrs_len] = '\0';
-    x->hdrs = t;
-    return n;
+    return harness_append(&x->hdrs, &x->hdrs_len, ptr, size * nmemb);
 }
 
 static void xfer_init(struct xfer *x, const struct lossd_proc *p,

@@ -516,22 +516,6 @@ static char *inflate_all(const char *data, size_t len, int wbits,
     return buf;
 }
 
-struct sink {
-    char *data;
-    size_t len;
-};
-
-static size_t sink_write(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    struct sink *k = ud;
-    size_t n = size * nmemb;
-    k->data = realloc(k->data, k->len + n + 1);
-    memcpy(k->data + k->len, ptr, n);
-    k->len += n;
-    k->data[k->len] = '\0';
-    return n;
-}
-
 /*
  * A POST (body non-NULL) or GET through libcurl as a gzip-accepting client
  * does it: CURLOPT_ACCEPT_ENCODING, so curl sends Accept-Encoding and
@@ -545,7 +529,7 @@ static void http_decoding(const struct lossd_proc *p, const char *path,
     CURL *c = curl_easy_init();
     char url[512], oh[256];
     snprintf(url, sizeof url, "%s%s", p->url, path);
-    struct sink b = {0}, h = {0};
+    struct harness_sink b = {0}, h = {0};
     struct curl_slist *hl =
         curl_slist_append(NULL, "Content-Type: application/json");
     if (origin) {
@@ -559,9 +543,9 @@ static void http_decoding(const struct lossd_proc *p, const char *path,
     }
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, accept);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_sink_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_write);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, harness_sink_write);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
