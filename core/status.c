@@ -91,10 +91,26 @@ void loss_pointer_append(char *buf, size_t cap, const char *key, size_t len)
 
 void loss_pointer_append_index(char *buf, size_t cap, size_t index)
 {
-    size_t n = strlen(buf);
+    char digits[24];
+    size_t n = strlen(buf), k = sizeof(digits);
 
+    do
+        digits[--k] = (char)('0' + index % 10);
+    while ((index /= 10) != 0);
+    digits[--k] = '/';
+    while (k < sizeof(digits) && n + 1 < cap)
+        buf[n++] = digits[k++];
     if (n < cap)
-        snprintf(buf + n, cap - n, "/%zu", index);
+        buf[n] = '\0';
+}
+
+size_t loss_str_copy(char *buf, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+
+    memcpy(buf, src, n);
+    buf[n] = '\0';
+    return n;
 }
 
 const char *loss_status_name(enum loss_status st)

@@ -171,7 +171,28 @@ START_TEST(test_status_fail_and_pointer)
     ck_assert_str_eq(ptr, "/a~1b~0c");
     loss_pointer_append_index(ptr, sizeof(ptr), 12);
     ck_assert_str_eq(ptr, "/a~1b~0c/12");
+    loss_pointer_append_index(ptr, sizeof(ptr), 0);
+    ck_assert_str_eq(ptr, "/a~1b~0c/12/0");
     ck_assert_int_eq(loss_fail(NULL, LOSS_EVALUE, NULL, "x"), LOSS_EVALUE);
+}
+END_TEST
+
+/* Truncation as snprintf(buf, cap, "%s" / "/%zu") would truncate. */
+START_TEST(test_status_string_helpers)
+{
+    char small[6] = "/abc";
+
+    loss_pointer_append_index(small, sizeof(small), 1234);
+    ck_assert_str_eq(small, "/abc/");
+    ck_assert_uint_eq(loss_str_copy(small, sizeof(small), "0123456789"), 5);
+    ck_assert_str_eq(small, "01234");
+    ck_assert_uint_eq(loss_str_copy(small, sizeof(small), ""), 0);
+    ck_assert_str_eq(small, "");
+    ck_assert_uint_eq(loss_str_copy(small, 1, "abc"), 0);
+    ck_assert_str_eq(small, "");
+    loss_str_copy(small, sizeof(small), "/x");
+    loss_pointer_append_index(small, sizeof(small), 18446744073709551615u);
+    ck_assert_str_eq(small, "/x/18");
     for (int s = 0; s < LOSS_STATUS_COUNT; s++)
         ck_assert_str_ne(loss_status_name((enum loss_status)s), "unknown");
 }
@@ -216,6 +237,7 @@ int main(void)
     tcase_add_test(tc, test_sum_exact_and_order_free);
     tcase_add_test(tc, test_sum_strided);
     tcase_add_test(tc, test_status_fail_and_pointer);
+    tcase_add_test(tc, test_status_string_helpers);
     tcase_add_test(tc, test_exec_serial_and_threads);
     suite_add_tcase(s, tc);
     return test_run(s);
