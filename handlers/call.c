@@ -4,6 +4,7 @@
  * count, value, upstream gradients) described in core/loss.h.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,7 +215,7 @@ static enum loss_status parse_option(const struct proto_option_desc *o,
         [PROTO_OPT_STRING] = "a string",
     };
 
-    snprintf(out->pointer, sizeof(out->pointer), "%s", ptr);
+    loss_str_copy(out->pointer, sizeof(out->pointer), ptr);
     if (v->type == PROTO_NULL)
         return loss_fail(err, LOSS_EVALUE, ptr, "%s must not be null", o->name);
     switch (o->type) {
@@ -278,7 +279,7 @@ static enum loss_status parse_grad(struct handler_call *c,
         char iptr[LOSS_POINTER_MAX];
         int t;
 
-        snprintf(iptr, sizeof(iptr), "%s", ptr);
+        loss_str_copy(iptr, sizeof(iptr), ptr);
         loss_pointer_append_index(iptr, sizeof(iptr), i);
         if (item->type == PROTO_INVALID)
             return proto_value_error(item, iptr, err);
@@ -327,7 +328,7 @@ static enum loss_status parse_member(struct handler_call *c, const char *key,
     if ((i = call_tensor_index(c, key)) >= 0) {
         struct handler_tensor *t = &c->tensors[i];
 
-        snprintf(t->pointer, sizeof(t->pointer), "%s", ptr);
+        loss_str_copy(t->pointer, sizeof(t->pointer), ptr);
         t->present = true;
         return proto_value_as_tensor(v, &t->pt, &t->scalar, ptr, err);
     }
@@ -338,8 +339,8 @@ static enum loss_status parse_member(struct handler_call *c, const char *key,
     if (strcmp(key, "grad") == 0)
         return parse_grad(c, v, ptr, err);
     if (strcmp(key, "grad_output") == 0) {
-        snprintf(c->grad_output.pointer, sizeof(c->grad_output.pointer), "%s",
-                 ptr);
+        loss_str_copy(c->grad_output.pointer, sizeof(c->grad_output.pointer),
+                      ptr);
         c->grad_output.present = true;
         return proto_value_as_tensor(v, &c->grad_output.pt,
                                      &c->grad_output.scalar, ptr, err);
@@ -373,7 +374,7 @@ static enum loss_status parse_member(struct handler_call *c, const char *key,
 static void member_pointer(const char *prefix, const struct proto_member *m,
                            char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s", prefix);
+    loss_str_copy(buf, cap, prefix);
     loss_pointer_append(buf, cap, m->key, m->key_len);
 }
 
@@ -394,7 +395,8 @@ static enum loss_status check_grads(struct handler_call *c, const char *prefix,
     const struct proto_loss_desc *d = &c->loss->desc;
     char ptr[LOSS_POINTER_MAX];
 
-    snprintf(ptr, sizeof(ptr), "%s/grad", prefix);
+    loss_str_copy(ptr, sizeof(ptr), prefix);
+    loss_pointer_append(ptr, sizeof(ptr), "grad", 4);
     if (c->grad_all) {
         for (size_t i = 0; i < d->ntensors; i++)
             if (c->tensors[i].present && (c->diff_mask & (1u << i)))
@@ -453,7 +455,7 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
     size_t resp = 0;
     enum loss_status st;
 
-    memset(c, 0, sizeof(*c));
+    memset(c, 0, offsetof(struct handler_call, warnings));
     c->loss = loss;
     c->lim = lim;
     c->reduction = d->reductions ? LOSS_REDUCTION_MEAN : LOSS_REDUCTION_NONE;
@@ -484,7 +486,7 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
     }
     for (size_t i = 0; i < d->ntensors; i++) {
         if (!c->tensors[i].present && d->tensors[i].required) {
-            snprintf(ptr, sizeof(ptr), "%s", prefix);
+            loss_str_copy(ptr, sizeof(ptr), prefix);
             loss_pointer_append(ptr, sizeof(ptr), d->tensors[i].name,
                                 strlen(d->tensors[i].name));
             return loss_fail(err, LOSS_EMISSING, ptr,

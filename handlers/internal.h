@@ -93,8 +93,7 @@ struct handler_call {
     bool grad_all;      /* "grad": true */
     struct handler_tensor grad_output;
     enum proto_format format;
-    struct proto_warning warnings[HANDLER_MAX_WARNINGS];
-    size_t nwarnings;
+    size_t nwarnings; /* of warnings[], last below */
     /* set by prepare */
     size_t out_ndim;
     size_t out_shape[TENSOR_MAX_RANK];
@@ -118,6 +117,9 @@ struct handler_call {
             struct loss_nce_args args;
         } nce;
     } u;
+    /* Last: call_prepare() clears the call up to here (6 KiB less to clear
+       per request); only the first nwarnings are ever read. */
+    struct proto_warning warnings[HANDLER_MAX_WARNINGS];
 };
 
 /* Families (one file each). */
