@@ -183,6 +183,20 @@ static void line_text_str(struct line *ln, const char *s)
     }
 }
 
+#define LINE_LIT(ln, lit) line_put((ln), (lit), sizeof(lit) - 1)
+
+/* Appends v in decimal (a status, a byte count: no printf per request). */
+static void line_uint(struct line *ln, unsigned long long v)
+{
+    char b[24];
+    size_t k = sizeof b;
+
+    do
+        b[--k] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    line_put(ln, b + k, sizeof b - k);
+}
+
 /* Appends v as exactly `width` decimal digits (zero-padded). */
 static void line_digits(struct line *ln, unsigned long long v, int width)
 {
@@ -194,27 +208,38 @@ static void line_digits(struct line *ln, unsigned long long v, int width)
 }
 
 /*
- * "2026-11-29T12:56:44.307Z". Written digit by digit: strftime and
- * snprintf here cost ~2.5% of a small request's CPU (perf).
+ * "2026-11-29T12:56:44.307Z". Written digit by digit, and the part up to the
+ * seconds only when the second changes (per thread): strftime and snprintf
+ * here cost ~2.5% of a small request's CPU, gmtime_r ~0.5% (perf).
  */
 static void line_time(struct line *ln)
 {
+    static _Thread_local time_t last_sec = -1;
+    static _Thread_local char last[19]; /* "2026-11-29T12:56:44" */
     struct timespec ts;
-    struct tm tm;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    line_digits(ln, (unsigned long long)tm.tm_year + 1900, 4);
-    line_put(ln, "-", 1);
-    line_digits(ln, (unsigned long long)tm.tm_mon + 1, 2);
-    line_put(ln, "-", 1);
-    line_digits(ln, (unsigned long long)tm.tm_mday, 2);
-    line_put(ln, "T", 1);
-    line_digits(ln, (unsigned long long)tm.tm_hour, 2);
-    line_put(ln, ":", 1);
-    line_digits(ln, (unsigned long long)tm.tm_min, 2);
-    line_put(ln, ":", 1);
-    line_digits(ln, (unsigned long long)tm.tm_sec, 2);
+    if (ts.tv_sec != last_sec) {
+        struct line tmp;
+        struct tm tm;
+
+        gmtime_r(&ts.tv_sec, &tm);
+        tmp.len = 0;
+        line_digits(&tmp, (unsigned long long)tm.tm_year + 1900, 4);
+        line_put(&tmp, "-", 1);
+        line_digits(&tmp, (unsigned long long)tm.tm_mon + 1, 2);
+        line_put(&tmp, "-", 1);
+        line_digits(&tmp, (unsigned long long)tm.tm_mday, 2);
+        line_put(&tmp, "T", 1);
+        line_digits(&tmp, (unsigned long long)tm.tm_hour, 2);
+        line_put(&tmp, ":", 1);
+        line_digits(&tmp, (unsigned long long)tm.tm_min, 2);
+        line_put(&tmp, ":", 1);
+        line_digits(&tmp, (unsigned long long)tm.tm_sec, 2);
+        memcpy(last, tmp.s, sizeof last);
+        last_sec = ts.tv_sec;
+    }
+    line_put(ln, last, sizeof last);
     line_put(ln, ".", 1);
     line_digits(ln, (unsigned long long)(ts.tv_nsec / 1000000), 3);
     line_put(ln, "Z", 1);
@@ -277,17 +302,20 @@ void server_log_access(struct server_log *l, const struct server_access *a)
     if (l->format == SERVER_LOG_JSON) {
         line_put(&ln, "{\"time\":\"", 9);
         line_time(&ln);
-        line_printf(&ln, "\",\"level\":\"info\",\"event\":\"access\","
-                         "\"request_id\":");
+        LINE_LIT(&ln, "\",\"level\":\"info\",\"event\":\"access\","
+                      "\"request_id\":");
         line_json_str(&ln, a->request_id);
         line_put(&ln, ",\"method\":", 10);
         line_json_str(&ln, a->method);
         line_put(&ln, ",\"path\":", 8);
         line_json_str(&ln, a->path);
-        line_printf(&ln,
-                    ",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,"
-                    "\"duration\":",
-                    a->status, a->bytes_in, a->bytes_out);
+        LINE_LIT(&ln, ",\"status\":");
+        line_uint(&ln, (unsigned)a->status);
+        LINE_LIT(&ln, ",\"bytes_in\":");
+        line_uint(&ln, a->bytes_in);
+        LINE_LIT(&ln, ",\"bytes_out\":");
+        line_uint(&ln, a->bytes_out);
+        LINE_LIT(&ln, ",\"duration\":");
         line_seconds(&ln, a->duration);
         if (a->queue_wait >= 0) {
             line_put(&ln, ",\"queue_wait\":", 14);
@@ -300,16 +328,24 @@ void server_log_access(struct server_log *l, const struct server_access *a)
         line_put(&ln, "}", 1);
     } else {
         line_time(&ln);
-        line_printf(&ln, " info access request_id=");
+        LINE_LIT(&ln, " info access request_id=");
         line_text_str(&ln, a->request_id);
         line_put(&ln, " method=", 8);
         line_text_str(&ln, a->method);
         line_put(&ln, " path=", 6);
         line_text_str(&ln, a->path);
-        line_printf(&ln, " status=%d bytes_in=%zu bytes_out=%zu duration=%.6f",
-                    a->status, a->bytes_in, a->bytes_out, a->duration);
-        if (a->queue_wait >= 0)
-            line_printf(&ln, " queue_wait=%.6f", a->queue_wait);
+        LINE_LIT(&ln, " status=");
+        line_uint(&ln, (unsigned)a->status);
+        LINE_LIT(&ln, " bytes_in=");
+        line_uint(&ln, a->bytes_in);
+        LINE_LIT(&ln, " bytes_out=");
+        line_uint(&ln, a->bytes_out);
+        LINE_LIT(&ln, " duration=");
+        line_seconds(&ln, a->duration);
+        if (a->queue_wait >= 0) {
+            LINE_LIT(&ln, " queue_wait=");
+            line_seconds(&ln, a->queue_wait);
+        }
         if (a->loss) {
             line_put(&ln, " loss=", 6);
             line_text_str(&ln, a->loss);

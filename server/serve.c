@@ -621,8 +621,8 @@ static void begin(struct req *r, const char *url, const char *method)
 {
     struct server *s = r->srv;
     struct MHD_Connection *c = r->conn;
-    snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->path, sizeof r->path, "%s", url);
+    loss_str_copy(r->method, sizeof r->method, method);
+    loss_str_copy(r->path, sizeof r->path, url);
     copy_request_id(r);
     const char *origin =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
