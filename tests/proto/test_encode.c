@@ -607,6 +607,65 @@ START_TEST(test_string_escapes)
 }
 END_TEST
 
+/*
+ * Strings that need no escaping skip jansson; every string must still come
+ * out exactly as jansson writes it: each byte 0x01-0x7f alone and inside
+ * text, and a few longer ones.
+ */
+START_TEST(test_string_same_as_jansson)
+{
+    struct proto_buf b;
+    const char *longer[] = {"",
+                            "mse",
+                            "reduction",
+                            "/v1/cross_entropy",
+                            "a b ~ / { } [ ] : , ' `",
+                            "x\"y",
+                            "tab\there",
+                            "caf\xc3\xa9",
+                            "\x7f",
+                            "end\\"};
+    char s[8];
+
+    proto_buf_init(&b);
+    for (int c = 1; c < 0x80; c++) {
+        for (int k = 0; k < 2; k++) {
+            size_t len = k == 0 ? 1 : 3;
+            json_t *j;
+            char *want;
+
+            if (k == 0) {
+                s[0] = (char)c;
+            } else {
+                s[0] = 'a';
+                s[1] = (char)c;
+                s[2] = 'z';
+            }
+            j = json_stringn(s, len);
+            ck_assert_ptr_nonnull(j);
+            want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+            proto_buf_reset(&b);
+            proto_write_string(&b, s, len);
+            ck_assert_msg(strcmp(text(&b), want) == 0,
+                          "byte 0x%02x: %s, want %s", c, text(&b), want);
+            free(want);
+            json_decref(j);
+        }
+    }
+    for (size_t i = 0; i < sizeof(longer) / sizeof(longer[0]); i++) {
+        json_t *j = json_string(longer[i]);
+        char *want = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+
+        proto_buf_reset(&b);
+        proto_write_string(&b, longer[i], strlen(longer[i]));
+        ck_assert_str_eq(text(&b), want);
+        free(want);
+        json_decref(j);
+    }
+    proto_buf_release(&b);
+}
+END_TEST
+
 /* A detail cut inside a character still makes valid JSON. */
 START_TEST(test_string_invalid_utf8_repaired)
 {
@@ -802,6 +861,7 @@ static Suite *encode_suite(void)
     tcase_add_test(ten, test_shape);
     tcase_add_test(ten, test_tensor_overflowing_shape);
     tcase_add_test(str, test_string_escapes);
+    tcase_add_test(str, test_string_same_as_jansson);
     tcase_add_test(str, test_string_invalid_utf8_repaired);
     tcase_add_test(str, test_write_json);
     tcase_add_test(buf, test_buf_growth);
