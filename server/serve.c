@@ -1091,6 +1091,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- start and stop ------------------------------------------------------ */
 
+/*
+ * libmicrohttpd's own messages (a client's header block over the connection
+ * memory, a failed bind, ...) as warn lines of our log, not raw text in the
+ * middle of the JSON lines on stderr.
+ */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    struct server *s = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    server_log_event(s->log, SERVER_LOG_WARN, "http", "%s", msg);
+}
+
 static int server_init(struct server *s)
 {
     s->nlosses = handler_count();
@@ -1329,11 +1345,12 @@ int server_serve_main(int argc, char **argv)
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /*
-     * Connection memory stays at libmicrohttpd's 32 KiB: 0.9.75 clears the
-     * whole pool after every request on a keep-alive connection, so 128 KiB
-     * cost ~23% of the CPU of small requests (perf, bench/http_bench.sh),
-     * while bodies stream to the decoder in whatever chunks arrive: a 40 MB
-     * upload took the same time with either size.
+     * Connection memory: 16 KiB, half libmicrohttpd's default. 0.9.75 clears
+     * the whole pool (twice) for every request on a keep-alive connection:
+     * at 128 KiB that was ~23% of the CPU of a small request, at 32 KiB
+     * ~8% (perf, bench/http_bench.sh). Bodies stream to the decoder in
+     * whatever chunks arrive, so uploads hardly notice (docs/operations.md);
+     * the pool also bounds the request line and headers (431 beyond).
      */
     struct rlimit rl;
     unsigned conn_limit = 10000;
@@ -1341,10 +1358,11 @@ int server_serve_main(int argc, char **argv)
         conn_limit = rl.rlim_cur > 164 ? (unsigned)rl.rlim_cur - 100 : 64;
     s->daemon = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, /* first, as it asks */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
