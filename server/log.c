@@ -157,15 +157,21 @@ static void line_printf(struct line *ln, const char *fmt, ...)
 static void line_json_str(struct line *ln, const char *s)
 {
     line_put(ln, "\"", 1);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (s && *s) {
+        size_t run = 0; /* bytes written as they are, copied at once */
+        while (s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
+               s[run] != '\\')
+            run++;
+        line_put(ln, s, run);
+        s += run;
+        if (!*s)
+            break;
+        unsigned char c = (unsigned char)*s++;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             line_put(ln, e, 2);
-        } else if (c < 0x20 || c >= 0x7f) {
-            line_printf(ln, "\\u%04x", c);
         } else {
-            line_put(ln, (const char *)&c, 1);
+            line_printf(ln, "\\u%04x", c);
         }
     }
     line_put(ln, "\"", 1);

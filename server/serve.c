@@ -135,7 +135,9 @@ struct req {
     /* body */
     size_t bytes_in, inflated;
     bool failed; /* err holds the answer; the body is being discarded */
-    struct loss_error err;
+    /* Allocated by the first failure (1 KiB that most requests never
+       need: without it a request's state fits glibc's per-thread cache). */
+    struct loss_error *err;
     bool accept_encoding; /* 415 for Content-Encoding */
     enum coding coding;   /* the client's preferred response coding */
     bool inflating, z_end;
@@ -201,6 +203,24 @@ static bool req_hold(struct req *r, size_t total)
 
 static void req_fail(struct req *r, enum loss_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Sets r->failed and returns where its error goes: r->err, or when even
+   that cannot be allocated a constant "out of memory" (NULL: write
+   nothing). */
+static const struct loss_error req_oom = {
+    .status = LOSS_ENOMEM, .offset = -1, .detail = "out of memory"};
+
+static struct loss_error *req_failing(struct req *r)
+{
+    r->failed = true;
+    r->err = malloc(sizeof *r->err);
+    if (!r->err) {
+        r->err = (struct loss_error *)(uintptr_t)&req_oom; /* never written */
+        return NULL;
+    }
+    loss_error_init(r->err);
+    return r->err;
+}
+
 static void req_fail(struct req *r, enum loss_status st, const char *fmt, ...)
 {
     if (r->failed)
@@ -210,8 +230,7 @@ static void req_fail(struct req *r, enum loss_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    loss_fail(&r->err, st, NULL, "%s", msg);
-    r->failed = true;
+    loss_fail(req_failing(r), st, NULL, "%s", msg);
 }
 
 /* Records a failure that a lower layer already described in err. */
@@ -219,8 +238,9 @@ static void req_fail_err(struct req *r, const struct loss_error *err)
 {
     if (r->failed)
         return;
-    r->err = *err;
-    r->failed = true;
+    struct loss_error *e = req_failing(r);
+    if (e)
+        *e = *err;
 }
 
 /* Frees the body's decoder and inflater. */
@@ -535,8 +555,8 @@ static enum MHD_Result respond_problem(struct req *r)
 {
     struct proto_buf b;
     proto_buf_init(&b);
-    proto_problem_write(&b, &r->err, r->id, NULL);
-    return respond_buf(r, proto_status_http(r->err.status),
+    proto_problem_write(&b, r->err, r->id, NULL);
+    return respond_buf(r, proto_status_http(r->err->status),
                        "application/problem+json", &b);
 }
 
@@ -948,9 +968,7 @@ static enum MHD_Result finish(struct req *r)
     if (r->failed)
         return respond_problem(r);
     if (r->route == ROUTE_NONE) {
-        loss_fail(&r->err, LOSS_ENOTFOUND, NULL, "no route or loss at %s",
-                  r->path);
-        r->failed = true;
+        req_fail(r, LOSS_ENOTFOUND, "no route or loss at %s", r->path);
         return respond_problem(r);
     }
     if (r->is_options) {
@@ -1036,7 +1054,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         r->conn = c;
         r->t0 = now_mono();
         r->queue_wait = -1;
-        loss_error_init(&r->err);
         *con_cls = r;
         atomic_fetch_add(&s->active, 1);
         metrics_inflight_add(s->metrics, 1);
@@ -1084,6 +1101,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     proto_buf_release(&r->out);
     free(r->body);
     req_hold(r, 0);
+    if (r->err != &req_oom)
+        free(r->err);
     free(r);
     metrics_inflight_add(s->metrics, -1);
     atomic_fetch_sub(&s->active, 1);
