@@ -615,10 +615,48 @@ static bool json_media_type(const char *ct)
            !strncasecmp(ct + n - 5, "+json", 5);
 }
 
-static void copy_request_id(struct req *r)
+/* The request headers begin() reads (NULL: absent; the first of repeats,
+   as MHD_lookup_connection_value() would give), valid while the request
+   lives. */
+struct req_headers {
+    const char *request_id, *origin, *accept_encoding, *content_type,
+        *content_encoding, *content_length;
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, size_t key_size,
+                                      const char *value, size_t value_size)
 {
-    const char *id =
-        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+    static const struct {
+        const char *name;
+        size_t len, field;
+    } wanted[] = {
+#define WANT(n, f) {n, sizeof n - 1, offsetof(struct req_headers, f)}
+        WANT("X-Request-Id", request_id),
+        WANT("Origin", origin),
+        WANT("Accept-Encoding", accept_encoding),
+        WANT("Content-Type", content_type),
+        WANT("Content-Encoding", content_encoding),
+        WANT("Content-Length", content_length),
+#undef WANT
+    };
+    (void)kind;
+    (void)value_size;
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        if (key_size != wanted[i].len ||
+            strncasecmp(key, wanted[i].name, key_size) != 0)
+            continue;
+        const char **slot =
+            (const char **)(void *)((char *)cls + wanted[i].field);
+        if (!*slot)
+            *slot = value;
+        break;
+    }
+    return MHD_YES;
+}
+
+static void copy_request_id(struct req *r, const char *id)
+{
     size_t n = id ? strlen(id) : 0;
     bool ok = n > 0 && n <= REQUEST_ID_MAX;
     for (size_t i = 0; ok && i < n; i++)
@@ -643,14 +681,15 @@ static void begin(struct req *r, const char *url, const char *method)
     struct MHD_Connection *c = r->conn;
     loss_str_copy(r->method, sizeof r->method, method);
     loss_str_copy(r->path, sizeof r->path, url);
-    copy_request_id(r);
-    const char *origin =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    /* One pass over the headers: six lookups were ~1% of a small request. */
+    struct req_headers h = {0};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_header, &h);
+    copy_request_id(r, h.request_id);
+    const char *origin = h.origin;
     if (origin && s->cfg.cors_origins[0] &&
         server_config_origin_allowed(&s->cfg, origin, strlen(origin)))
         r->origin = origin;
-    r->coding = accept_coding(
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding"));
+    r->coding = accept_coding(h.accept_encoding);
     r->is_post = !strcmp(method, "POST");
     r->is_options = false;
 
@@ -678,8 +717,7 @@ static void begin(struct req *r, const char *url, const char *method)
     if (!want_post)
         return;
 
-    const char *ct =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    const char *ct = h.content_type;
     if (ct && !json_media_type(ct)) {
         req_fail(r, LOSS_EMEDIA,
                  "Content-Type '%.100s' is not JSON: send Content-Type: "
@@ -687,8 +725,7 @@ static void begin(struct req *r, const char *url, const char *method)
                  ct);
         return;
     }
-    const char *ce =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+    const char *ce = h.content_encoding;
     if (ce && (!strcasecmp(ce, "gzip") || !strcasecmp(ce, "x-gzip") ||
                !strcasecmp(ce, "deflate"))) {
         memset(&r->z, 0, sizeof r->z);
@@ -706,8 +743,7 @@ static void begin(struct req *r, const char *url, const char *method)
                  ce);
         return;
     }
-    const char *cl =
-        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    const char *cl = h.content_length;
     if (cl) {
         unsigned long long n = strtoull(cl, NULL, 10);
         if (n > s->cfg.limits.max_body_bytes) {
