@@ -16,7 +16,9 @@
  * element count at each open level, and each dimension, known once the first
  * array at that level closed. Rectangularity is checked at every '[', ']'
  * and number, before the number is stored; numbers go into one doubling
- * buffer whose growth is capped by what max_elements still allows.
+ * buffer whose growth is capped by what max_elements still allows. A small
+ * closed tensor is copied into the document's arena and the buffer serves
+ * the next one; a large one's buffer moves to the document.
  *
  * Values of open containers wait on two stacks (values of arrays, members of
  * objects); a closing container copies its children into the document's
@@ -1102,6 +1104,18 @@ static size_t shape_room(const struct proto_decoder *d)
     return d->lim.max_elements - d->doc->elements + f->data_elements;
 }
 
+/*
+ * A closed tensor of at most TENSOR_COPY_MAX elements is copied into the
+ * arena, so a small one costs no allocation of its own; a larger one's
+ * buffer is moved to the document and shrunk only when TENSOR_SLACK_MAX or
+ * more of it is unused (a realloc per tensor otherwise buys nothing). The
+ * copy bound also keeps that slack small next to the data (a buffer that
+ * doubled from 64 elements has less slack than data), and a body of many
+ * one-element tensors does not hold 64 doubles for each.
+ */
+#define TENSOR_COPY_MAX  32
+#define TENSOR_SLACK_MAX ((size_t)4096)
+
 /* The tensor's root array closed: it becomes a value. */
 static enum loss_status tensor_finish(struct proto_decoder *d)
 {
@@ -1109,7 +1123,7 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
     struct proto_tensor *pt;
     struct proto_value v;
     size_t numel;
-    double *data = t->data;
+    double *data;
 
     if (!tensor_shape_numel(t->dims, t->rank, &numel) || numel != t->len)
         return fail(d, LOSS_EINTERNAL, NULL, "tensor shape bookkeeping");
@@ -1120,27 +1134,32 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
                         false) != LOSS_OK)
             return d->status;
     }
-    if (t->len == 0) {
-        /* never a NULL data pointer, even for zero elements */
-        data = doc_alloc(d->doc, sizeof(double));
+    if (t->len <= TENSOR_COPY_MAX) {
+        /* copied: no block of its own (and never a NULL data pointer, even
+           for zero elements); the buffer stays for the next tensor */
+        data = doc_alloc(d->doc, (t->len ? t->len : 1) * sizeof(double));
         if (data == NULL)
             return oom(d);
-        free(t->data);
+        if (t->len > 0)
+            memcpy(data, t->data, t->len * sizeof(double));
     } else {
-        if (t->cap > t->len) {
+        /* moved: what it keeps unused is under TENSOR_SLACK_MAX */
+        if ((t->cap - t->len) * sizeof(double) >= TENSOR_SLACK_MAX) {
             double *p = realloc(t->data, t->len * sizeof(double));
 
-            if (p != NULL)
-                data = p;
+            if (p != NULL) {
+                d->scratch -= (t->cap - t->len) * sizeof(double);
+                t->data = p;
+                t->cap = t->len;
+            }
         }
-        if (!doc_own(d->doc, data, t->len * sizeof(double))) {
-            t->data = data;
+        if (!doc_own(d->doc, t->data, t->cap * sizeof(double)))
             return oom(d);
-        }
+        data = t->data;
+        d->scratch -= t->cap * sizeof(double);
+        t->data = NULL;
+        t->cap = 0;
     }
-    d->scratch -= t->cap * sizeof(double);
-    t->data = NULL;
-    t->cap = 0;
     t->active = false;
     pt = tensor_new(d, t->rank, t->dims, data, t->len, PROTO_ENC_NESTED);
     if (pt == NULL)

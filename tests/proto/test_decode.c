@@ -1717,6 +1717,50 @@ START_TEST(test_limits_before_memory)
 }
 END_TEST
 
+/* proto_doc_bytes() of the tensor [1,1,...] of n elements. */
+static size_t tensor_doc_bytes(size_t n)
+{
+    struct sb body = {0};
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    size_t bytes;
+
+    sb_puts(&body, "[");
+    for (size_t i = 0; i < n; i++)
+        sb_puts(&body, i ? ",1" : "1");
+    sb_puts(&body, "]");
+    ck_assert_int_eq(proto_decode(body.p, body.len, &big_limits, &doc, &err),
+                     LOSS_OK);
+    ck_assert_uint_eq(proto_doc_elements(doc), n);
+    bytes = proto_doc_bytes(doc);
+    proto_doc_free(doc);
+    sb_free(&body);
+    return bytes;
+}
+
+/*
+ * A tensor of up to 32 elements is copied into the document's arena (no
+ * block of its own); a larger one's buffer, doubled from 64 elements, is
+ * moved, and shrunk only when 4 KiB or more of it is unused. The document
+ * counts the buffer as it is.
+ */
+START_TEST(test_tensor_buffers)
+{
+    size_t one = tensor_doc_bytes(1);
+
+    ck_assert_uint_eq(tensor_doc_bytes(0), one);
+    ck_assert_uint_eq(tensor_doc_bytes(32), one);
+    /* 64 doubles, 248 bytes unused */
+    ck_assert_uint_ge(tensor_doc_bytes(33), one + 64 * sizeof(double));
+    /* 1024 doubles, 192 bytes unused */
+    ck_assert_uint_ge(tensor_doc_bytes(1000), one + 1024 * sizeof(double));
+    /* 4096 doubles, 2047 unused: shrunk */
+    ck_assert_uint_ge(tensor_doc_bytes(2049), one + 2049 * sizeof(double));
+    ck_assert_uint_lt(tensor_doc_bytes(2049),
+                      one + 2050 * sizeof(double) + 16 * sizeof(void *));
+}
+END_TEST
+
 /* --- big objects: duplicates in O(n log n)
  * ------------------------------------ */
 
@@ -2570,6 +2614,7 @@ int main(void)
     tcase_add_test(numbers, test_base64_dtypes);
     tcase_add_test(limits, test_limits_before_memory);
     tcase_add_test(limits, test_many_keys);
+    tcase_add_test(limits, test_tensor_buffers);
     tcase_add_test(diff, test_jansson_corpus);
     tcase_add_test(diff, test_jansson_random);
     suite_add_tcase(s, tables);
