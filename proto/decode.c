@@ -20,6 +20,11 @@
  * closed tensor is copied into the document's arena and the buffer serves
  * the next one; a large one's buffer moves to the document.
  *
+ * Reuse. proto_decoder_reset() starts a new body from the state calloc()
+ * gives proto_decoder_new(), but keeps the capacity of the stacks and
+ * buffers (bounded in all), so a decoder that serves many small bodies
+ * stops allocating for them.
+ *
  * Values of open containers wait on two stacks (values of arrays, members of
  * objects); a closing container copies its children into the document's
  * arena. The document owns an arena of chunks plus a list of large blocks
@@ -174,12 +179,11 @@ const struct loss_error *proto_doc_error(const struct proto_doc *doc, size_t i)
     return i < doc->nkept ? doc->errors[i] : NULL;
 }
 
-void proto_doc_free(struct proto_doc *doc)
+/* Frees everything doc holds, leaving it empty (a null root), as new. */
+static void doc_clear(struct proto_doc *doc)
 {
     struct chunk *c, *next;
 
-    if (doc == NULL)
-        return;
     for (c = doc->chunks; c != NULL; c = next) {
         next = c->next;
         free(c);
@@ -188,6 +192,15 @@ void proto_doc_free(struct proto_doc *doc)
         free(doc->owned[i]);
     free(doc->owned);
     free(doc->errors);
+    memset(doc, 0, sizeof(*doc));
+    doc->root.type = PROTO_NULL;
+}
+
+void proto_doc_free(struct proto_doc *doc)
+{
+    if (doc == NULL)
+        return;
+    doc_clear(doc);
     free(doc);
 }
 
@@ -2389,6 +2402,63 @@ enum loss_status proto_decoder_finish(struct proto_decoder *d,
 size_t proto_decoder_bytes(const struct proto_decoder *d)
 {
     return sizeof(*d) + d->scratch + (d->doc ? proto_doc_bytes(d->doc) : 0);
+}
+
+/*
+ * Keeps buffer p of cap elements of size when it fits in what is left of
+ * *budget bytes, else frees it and makes *cap 0. Returns what to keep.
+ */
+static void *keep_or_free(void *p, size_t *cap, size_t size, size_t *budget)
+{
+    size_t bytes = *cap * size;
+
+    if (p != NULL && bytes <= *budget) {
+        *budget -= bytes;
+        return p;
+    }
+    free(p);
+    *cap = 0;
+    return NULL;
+}
+
+void proto_decoder_reset(struct proto_decoder *d)
+{
+    /* everything as calloc() left it in proto_decoder_new(), but for what
+       is listed here */
+    struct proto_decoder n = {0};
+    size_t budget = PROTO_DECODER_KEEP_BYTES;
+
+    n.lim = d->lim;
+    n.c_locale = d->c_locale;
+    n.frames_cap = d->frames_cap;
+    n.frames =
+        keep_or_free(d->frames, &n.frames_cap, sizeof(*n.frames), &budget);
+    n.vals_cap = d->vals_cap;
+    n.vals = keep_or_free(d->vals, &n.vals_cap, sizeof(*n.vals), &budget);
+    n.mems_cap = d->mems_cap;
+    n.mems = keep_or_free(d->mems, &n.mems_cap, sizeof(*n.mems), &budget);
+    n.t.cap = d->t.cap;
+    n.t.data = keep_or_free(d->t.data, &n.t.cap, sizeof(double), &budget);
+    n.skip_cap = d->skip_cap;
+    n.skipk = keep_or_free(d->skipk, &n.skip_cap, 1, &budget);
+    n.scap = d->scap;
+    n.str = keep_or_free(d->str, &n.scap, 1, &budget);
+    n.tcap = d->tcap;
+    n.tok = keep_or_free(d->tok, &n.tcap, 1, &budget);
+    n.scratch = PROTO_DECODER_KEEP_BYTES - budget;
+    /* a document not moved out is emptied and serves the new body */
+    n.doc = d->doc;
+    if (n.doc != NULL)
+        doc_clear(n.doc);
+    else
+        n.doc = calloc(1, sizeof(*n.doc));
+    n.state = ST_VALUE;
+    loss_error_init(&n.err);
+    *d = n;
+    if (d->doc == NULL)
+        oom(d);
+    else
+        d->doc->root.type = PROTO_NULL;
 }
 
 void proto_decoder_free(struct proto_decoder *d)

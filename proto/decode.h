@@ -70,8 +70,34 @@ enum loss_status proto_decoder_finish(struct proto_decoder *d,
                                       struct proto_doc **ret_doc,
                                       struct loss_error *err);
 
-/* Bytes the decoder holds now (for in-flight accounting). */
+/*
+ * Bytes the decoder holds now (for in-flight accounting): itself, the
+ * capacity of its internal buffers (also what proto_decoder_reset() kept)
+ * and the document being built.
+ */
 size_t proto_decoder_bytes(const struct proto_decoder *d);
+
+/* What proto_decoder_reset() keeps of the internal buffers, in all. */
+#define PROTO_DECODER_KEEP_BYTES ((size_t)64 * 1024)
+
+/*
+ * Makes d decode a new body, exactly as a decoder new from
+ * proto_decoder_new() with d's limits would, whatever state d is in: never
+ * fed, in the middle of a body (the rest is never fed), failed, or finished
+ * with or without an error. What the previous body still owns is freed: a
+ * document not moved out by finish(), tensor data, the error. The capacity
+ * of the internal buffers (the stacks of open containers and values, the
+ * string, number and tensor buffers) is kept, up to PROTO_DECODER_KEEP_BYTES
+ * in all; larger buffers are freed, so one big body does not pin memory in
+ * a long-lived decoder. The limits and the private C locale are kept.
+ *
+ * The new body's document is allocated here; when that fails, feed() and
+ * finish() return LOSS_ENOMEM until a reset succeeds. Afterwards
+ * proto_decoder_bytes() is that of a new decoder plus the kept capacity
+ * (counted as held, as buffer capacity is during a body): at most
+ * PROTO_DECODER_KEEP_BYTES more.
+ */
+void proto_decoder_reset(struct proto_decoder *d);
 
 /* Frees the decoder and any partial document. NULL is fine. */
 void proto_decoder_free(struct proto_decoder *d);

@@ -3,7 +3,8 @@
  *
  * Tables of bodies with the document or the error each must give; every
  * body is also fed split at every byte position, byte by byte and in random
- * chunks, and must give the very same result. A differential test against
+ * chunks, and must give the very same result, also from one decoder reset
+ * between bodies (proto_decoder_reset()). A differential test against
  * jansson (the reference strict parser) on a corpus and on thousands of
  * generated and mutated documents checks that we accept exactly what it
  * accepts and read every number to the same double as strtod.
@@ -196,19 +197,18 @@ static const struct proto_limits big_limits = {
  * outcome: "ok <dump>" or "<status> ptr=<pointer>" / "<status> off=<n>",
  * then " | <detail>" (detail only for errors). A document with value
  * errors (recover_values) adds " errors <n>/<total>:" and each kept error
- * as " <status>@<pointer> (<detail>)".
+ * as " <status>@<pointer> (<detail>)". d is a decoder made with lim, new or
+ * reset; it is left finished or failed.
  */
-static void decode_split(const char *body, size_t len,
-                         const struct proto_limits *lim, const size_t *cuts,
-                         size_t ncuts, struct sb *out)
+static void decode_split_on(struct proto_decoder *d, const char *body,
+                            size_t len, const struct proto_limits *lim,
+                            const size_t *cuts, size_t ncuts, struct sb *out)
 {
-    struct proto_decoder *d = proto_decoder_new(lim);
     struct proto_doc *doc = NULL;
     struct loss_error err;
     enum loss_status st = LOSS_OK;
     size_t at = 0;
 
-    ck_assert_ptr_nonnull(d);
     loss_error_init(&err);
     for (size_t i = 0; i <= ncuts && st == LOSS_OK; i++) {
         size_t to = i < ncuts ? cuts[i] : len;
@@ -257,6 +257,17 @@ static void decode_split(const char *body, size_t len,
         ck_assert_ptr_null(doc);
     }
     proto_doc_free(doc);
+}
+
+/* decode_split_on() with a new decoder. */
+static void decode_split(const char *body, size_t len,
+                         const struct proto_limits *lim, const size_t *cuts,
+                         size_t ncuts, struct sb *out)
+{
+    struct proto_decoder *d = proto_decoder_new(lim);
+
+    ck_assert_ptr_nonnull(d);
+    decode_split_on(d, body, len, lim, cuts, ncuts, out);
     proto_decoder_free(d);
 }
 
@@ -2592,6 +2603,285 @@ START_TEST(test_jansson_random)
 }
 END_TEST
 
+/* --- one decoder, reset between bodies
+ * ------------------------------------------------ */
+
+/* proto_decoder_bytes() of a new decoder with lim. */
+static size_t new_bytes(const struct proto_limits *lim)
+{
+    struct proto_decoder *d = proto_decoder_new(lim);
+    size_t n;
+
+    ck_assert_ptr_nonnull(d);
+    n = proto_decoder_bytes(d);
+    proto_decoder_free(d);
+    return n;
+}
+
+/*
+ * decode_split_on() after a reset of d, which is left as the previous body
+ * left it (finished or failed) or, with abandon > 0, after abandoning a
+ * body fed its first abandon bytes (mid-token, mid-tensor, failed or done).
+ * With abandon 0, d is reset twice: a reset decoder resets too.
+ */
+static void decode_reused(struct proto_decoder *d, const char *body, size_t len,
+                          const struct proto_limits *lim, const size_t *cuts,
+                          size_t ncuts, size_t abandon, struct sb *out)
+{
+    struct loss_error err;
+
+    loss_error_init(&err);
+    proto_decoder_reset(d);
+    if (abandon > 0)
+        (void)proto_decoder_feed(d, body, abandon, &err);
+    proto_decoder_reset(d);
+    ck_assert_uint_le(proto_decoder_bytes(d),
+                      new_bytes(lim) + PROTO_DECODER_KEEP_BYTES);
+    decode_split_on(d, body, len, lim, cuts, ncuts, out);
+}
+
+/*
+ * check_splits() on one decoder d made with lim, reset before every body:
+ * whole, split at every position (every other one after abandoning the
+ * body at that position), byte by byte and in random chunks. Each result
+ * (document, errors with pointers and details, offsets) must be what a new
+ * decoder gives. Returns the number of mismatches (printed).
+ */
+static int check_reused(const char *name, const char *body, size_t len,
+                        const struct proto_limits *lim, struct proto_decoder *d,
+                        struct test_rng *rng)
+{
+    struct sb fresh = {0}, got = {0};
+    size_t *cuts = calloc(len + 1, sizeof(*cuts));
+    int failed = 0;
+
+    ck_assert_ptr_nonnull(cuts);
+    decode_whole(body, len, lim, &fresh);
+    decode_reused(d, body, len, lim, NULL, 0, 0, &got);
+    if (strcmp(got.p, fresh.p) != 0 && failed++ < 3)
+        fprintf(stderr, "%s reused whole:\n  got %s\n  new %s\n", name, got.p,
+                fresh.p);
+    for (size_t at = 0; at <= len; at++) {
+        decode_reused(d, body, len, lim, &at, 1, at % 2 ? at : 0, &got);
+        if (strcmp(got.p, fresh.p) != 0 && failed++ < 3)
+            fprintf(stderr, "%s reused, split at %zu:\n  got %s\n  new %s\n",
+                    name, at, got.p, fresh.p);
+    }
+    for (size_t i = 0; i < len; i++)
+        cuts[i] = i + 1;
+    decode_reused(d, body, len, lim, cuts, len > 0 ? len - 1 : 0, len / 2,
+                  &got);
+    if (strcmp(got.p, fresh.p) != 0 && failed++ < 3)
+        fprintf(stderr, "%s reused, byte by byte:\n  got %s\n  new %s\n", name,
+                got.p, fresh.p);
+    for (int r = 0; r < 4 && len > 2; r++) {
+        size_t n = 0, at = 0;
+
+        while (at < len) {
+            at += 1 + rnd(rng, 7);
+            if (at < len)
+                cuts[n++] = at;
+        }
+        decode_reused(d, body, len, lim, cuts, n, rnd(rng, len + 1), &got);
+        if (strcmp(got.p, fresh.p) != 0 && failed++ < 3)
+            fprintf(stderr, "%s reused, random chunks:\n  got %s\n  new %s\n",
+                    name, got.p, fresh.p);
+    }
+    free(cuts);
+    sb_free(&fresh);
+    sb_free(&got);
+    return failed;
+}
+
+/*
+ * Every body of the tables, the corpus and generated documents, decoded
+ * by one decoder per set of limits, reset between bodies, gives what a new
+ * decoder gives: the decoder goes from each body's end state (a document
+ * moved out, a failure, an abandoned body) to the next body.
+ */
+START_TEST(test_reset_matches_new)
+{
+    struct proto_decoder *big = proto_decoder_new(&big_limits);
+    struct proto_decoder *rec = proto_decoder_new(&recover_limits);
+    struct proto_decoder *jl = proto_decoder_new(&jansson_limits);
+    struct test_rng rng;
+    struct sb b = {0};
+    int failed = 0;
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_nonnull(rec);
+    ck_assert_ptr_nonnull(jl);
+    test_rng_seed(&rng, 17);
+    for (size_t i = 0; i < sizeof(ok_cases) / sizeof(*ok_cases); i++, n++) {
+        const char *j = ok_cases[i].json;
+
+        failed += check_reused(j, j, strlen(j), &big_limits, big, &rng);
+        failed += check_reused(j, j, strlen(j), &recover_limits, rec, &rng);
+    }
+    for (size_t i = 0; i < sizeof(err_cases) / sizeof(*err_cases); i++, n++) {
+        const struct err_case *c = &err_cases[i];
+
+        failed +=
+            check_reused(c->json, c->json, case_len(c), &big_limits, big, &rng);
+        failed += check_reused(c->json, c->json, case_len(c), &recover_limits,
+                               rec, &rng);
+    }
+    for (size_t i = 0; i < sizeof(recover_cases) / sizeof(*recover_cases);
+         i++, n++) {
+        const char *j = recover_cases[i].json;
+
+        failed += check_reused(j, j, strlen(j), &recover_limits, rec, &rng);
+    }
+    for (size_t i = 0;
+         i < sizeof(recover_fatal_cases) / sizeof(*recover_fatal_cases);
+         i++, n++) {
+        const struct err_case *c = &recover_fatal_cases[i];
+
+        failed += check_reused(c->json, c->json, case_len(c), &recover_limits,
+                               rec, &rng);
+    }
+    /* a decoder keeps its limits: one per case, reused for its splits */
+    for (size_t i = 0;
+         i < sizeof(limit_cases) / sizeof(*limit_cases) +
+                 sizeof(recover_limit_cases) / sizeof(*recover_limit_cases);
+         i++, n++) {
+        size_t nl = sizeof(limit_cases) / sizeof(*limit_cases);
+        const struct limit_case *c =
+            i < nl ? &limit_cases[i] : &recover_limit_cases[i - nl];
+        struct proto_decoder *d = proto_decoder_new(&c->lim);
+
+        ck_assert_ptr_nonnull(d);
+        failed +=
+            check_reused(c->json, c->json, strlen(c->json), &c->lim, d, &rng);
+        proto_decoder_free(d);
+    }
+    for (size_t i = 0; i < sizeof(corpus) / sizeof(*corpus); i++, n++)
+        failed += check_reused(corpus[i], corpus[i], strlen(corpus[i]),
+                               &jansson_limits, jl, &rng);
+    for (size_t i = 0; i < 200; i++, n++) {
+        char name[64];
+
+        sb_reset(&b);
+        gen_value(&rng, &b, 0);
+        if (i % 2)
+            mutate(&rng, &b);
+        if (b.len >= 400)
+            continue;
+        snprintf(name, sizeof(name), "random doc %zu", i);
+        failed += check_reused(name, b.p, b.len, &jansson_limits, jl, &rng);
+    }
+    fprintf(stderr, "reset test: %zu bodies\n", n);
+    sb_free(&b);
+    proto_decoder_free(big);
+    proto_decoder_free(rec);
+    proto_decoder_free(jl);
+    ck_assert_msg(failed == 0, "%d reused results differ (see log)", failed);
+}
+END_TEST
+
+/* Feeds body whole to d (reset first); returns the status. */
+static enum loss_status feed_reset(struct proto_decoder *d, const char *body,
+                                   size_t len, bool finish)
+{
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    enum loss_status st;
+
+    proto_decoder_reset(d);
+    st = proto_decoder_feed(d, body, len, &err);
+    if (st == LOSS_OK && finish)
+        st = proto_decoder_finish(d, &doc, &err);
+    proto_doc_free(doc);
+    return st;
+}
+
+/*
+ * A reset keeps what small bodies need, so the next ones hold no more; after
+ * a body that grew a buffer past PROTO_DECODER_KEEP_BYTES (finished,
+ * abandoned or failed), the buffers kept are back under the bound in all.
+ */
+START_TEST(test_reset_releases)
+{
+    const char *small = "{\"loss\":\"mse\",\"input\":[[1,2],[3,4]],"
+                        "\"target\":[[1,2],[3,5]],\"options\":{\"x\":\"a\"}}";
+    const size_t n = 100000, bound = PROTO_DECODER_KEEP_BYTES;
+    struct proto_decoder *d = proto_decoder_new(&big_limits);
+    struct sb body = {0}, want = {0}, got = {0};
+    size_t base, kept;
+
+    ck_assert_ptr_nonnull(d);
+    base = proto_decoder_bytes(d);
+    decode_whole(small, strlen(small), &big_limits, &want);
+    decode_split_on(d, small, strlen(small), &big_limits, NULL, 0, &got);
+    ck_assert_str_eq(got.p, want.p);
+    proto_decoder_reset(d);
+    kept = proto_decoder_bytes(d);
+    ck_assert_uint_gt(kept, base);
+    ck_assert_uint_le(kept, base + bound);
+    for (int i = 0; i < 3; i++) {
+        decode_split_on(d, small, strlen(small), &big_limits, NULL, 0, &got);
+        ck_assert_str_eq(got.p, want.p);
+        proto_decoder_reset(d);
+        ck_assert_uint_eq(proto_decoder_bytes(d), kept);
+    }
+
+    /* finished: n values of a generic array on the value stack */
+    sb_puts(&body, "[\"x\"");
+    for (size_t i = 0; i < n; i++)
+        sb_puts(&body, ",0");
+    sb_puts(&body, "]");
+    ck_assert_int_eq(feed_reset(d, body.p, body.len, true), LOSS_OK);
+    ck_assert_uint_gt(proto_decoder_bytes(d), base + 16 * bound);
+    proto_decoder_reset(d);
+    ck_assert_uint_le(proto_decoder_bytes(d), base + bound);
+
+    /* abandoned: a tensor of n numbers, still open */
+    sb_reset(&body);
+    sb_puts(&body, "[[1");
+    for (size_t i = 1; i < n; i++)
+        sb_puts(&body, ",1");
+    ck_assert_int_eq(feed_reset(d, body.p, body.len, false), LOSS_OK);
+    ck_assert_uint_gt(proto_decoder_bytes(d), base + 8 * bound);
+    proto_decoder_reset(d);
+    ck_assert_uint_le(proto_decoder_bytes(d), base + bound);
+
+    /* failed: a string of 4n bytes, then a control character */
+    sb_reset(&body);
+    sb_puts(&body, "{\"a\":\"");
+    for (size_t i = 0; i < n; i++)
+        sb_puts(&body, "abcd");
+    sb_puts(&body, "\x01\"}");
+    ck_assert_int_eq(feed_reset(d, body.p, body.len, true), LOSS_EJSON);
+    ck_assert_uint_gt(proto_decoder_bytes(d), base + 4 * bound);
+    proto_decoder_reset(d);
+    ck_assert_uint_le(proto_decoder_bytes(d), base + bound);
+
+    /* every stack under the bound, more than it in all: 2000 members and
+       3000 values */
+    sb_reset(&body);
+    sb_puts(&body, "{");
+    for (size_t i = 0; i < 2000; i++)
+        sb_printf(&body, "\"k%zu\":0,", i);
+    sb_puts(&body, "\"a\":[\"x\"");
+    for (size_t i = 0; i < 3000; i++)
+        sb_puts(&body, ",0");
+    sb_puts(&body, "]}");
+    ck_assert_int_eq(feed_reset(d, body.p, body.len, true), LOSS_OK);
+    ck_assert_uint_gt(proto_decoder_bytes(d), base + bound);
+    proto_decoder_reset(d);
+    ck_assert_uint_le(proto_decoder_bytes(d), base + bound);
+
+    /* and the decoder still decodes as new */
+    decode_split_on(d, small, strlen(small), &big_limits, NULL, 0, &got);
+    ck_assert_str_eq(got.p, want.p);
+    proto_decoder_free(d);
+    sb_free(&body);
+    sb_free(&want);
+    sb_free(&got);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proto_decode");
@@ -2599,6 +2889,7 @@ int main(void)
     TCase *numbers = tcase_create("numbers");
     TCase *limits = tcase_create("limits");
     TCase *diff = tcase_create("jansson");
+    TCase *reset = tcase_create("reset");
 
     tcase_add_test(tables, test_valid_bodies);
     tcase_add_test(tables, test_error_bodies);
@@ -2617,9 +2908,12 @@ int main(void)
     tcase_add_test(limits, test_tensor_buffers);
     tcase_add_test(diff, test_jansson_corpus);
     tcase_add_test(diff, test_jansson_random);
+    tcase_add_test(reset, test_reset_matches_new);
+    tcase_add_test(reset, test_reset_releases);
     suite_add_tcase(s, tables);
     suite_add_tcase(s, numbers);
     suite_add_tcase(s, limits);
     suite_add_tcase(s, diff);
+    suite_add_tcase(s, reset);
     return test_run(s);
 }
