@@ -325,6 +325,7 @@ static char *info_nce_batch(size_t n, size_t d, size_t items, size_t *ret_len)
     size_t len;
     char *shared = info_nce_body(n, d, &len);
     char *s = malloc(len + items * 24 + 64);
+    ck_assert_ptr_nonnull(s);
     size_t k = (size_t)sprintf(s, "{\"shared\": %s, \"requests\": [", shared);
     for (size_t i = 0; i < items; i++)
         k += (size_t)sprintf(s + k, i ? ", {\"loss\": \"info_nce\"}"
