@@ -105,8 +105,11 @@ static void *doc_alloc(struct proto_doc *doc, size_t n)
         return NULL;
     a = (n + 15) & ~(size_t)15;
     if (c == NULL || c->size - c->used < a) {
-        /* chunks grow from 1 KiB so a small body stays small */
-        size_t grow = doc->chunk_next ? doc->chunk_next : 1024;
+        /* Chunks grow from under 1 KiB, so a small body stays small and
+           its first chunk is served from malloc's per-thread cache (from
+           1 KiB up, each malloc also consolidated the fast bins). */
+        size_t grow =
+            doc->chunk_next ? doc->chunk_next : 1024 - sizeof(*c) - 32;
         size_t size = a > grow / 4 ? a : grow;
 
         c = malloc(sizeof(*c) + size);
@@ -116,7 +119,7 @@ static void *doc_alloc(struct proto_doc *doc, size_t n)
         c->size = size;
         c->used = 0;
         if (size == grow && grow < ARENA_CHUNK)
-            doc->chunk_next = grow * 2;
+            doc->chunk_next = grow * 2 < ARENA_CHUNK ? grow * 2 : ARENA_CHUNK;
         if (size == a && doc->chunks != NULL) {
             /* a dedicated chunk: keep the head serving small ones */
             c->next = doc->chunks->next;
