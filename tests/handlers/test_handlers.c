@@ -14,6 +14,7 @@
 #include "blas.h"
 #include "document.h"
 #include "handler.h"
+#include "internal.h"
 #include "testutil.h"
 
 /* Runs body through handler_eval and parses the answer; *ret_status set. */
@@ -773,6 +774,26 @@ START_TEST(test_bit_identical_executors)
 }
 END_TEST
 
+/* Every tensor and option pointer fits HANDLER_POINTER_MAX with the
+   longest prefix a batch item can have. */
+START_TEST(test_pointers_fit)
+{
+    const size_t prefix = strlen("/requests/18446744073709551615/");
+
+    for (size_t i = 0; i < handler_count(); i++) {
+        const struct proto_loss_desc *d = handler_describe(handler_at(i));
+
+        for (size_t k = 0; k < d->ntensors; k++)
+            ck_assert_uint_lt(prefix + strlen(d->tensors[k].name),
+                              HANDLER_POINTER_MAX);
+        for (size_t k = 0; k < d->noptions; k++)
+            ck_assert_uint_lt(prefix + strlen(d->options[k].name),
+                              HANDLER_POINTER_MAX);
+    }
+    ck_assert_uint_lt(prefix + strlen("grad_output"), HANDLER_POINTER_MAX);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("handlers");
@@ -781,6 +802,7 @@ int main(void)
     loss_blas_init();
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_refusals);
+    tcase_add_test(tc, test_pointers_fit);
     tcase_add_test(tc, test_problem_has_instance);
     tcase_add_test(tc, test_syntax_error_offset);
     tcase_add_test(tc, test_success_document);
