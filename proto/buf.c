@@ -78,7 +78,7 @@ fail:
     return false;
 }
 
-void proto_buf_append(struct proto_buf *b, const char *s, size_t n)
+void proto_buf_append_grow(struct proto_buf *b, const char *s, size_t n)
 {
     if (!proto_buf_reserve(b, n))
         return;

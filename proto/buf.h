@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct proto_buf {
     char *data; /* owned; NUL-terminated while len < cap */
@@ -27,7 +28,28 @@ void proto_buf_reset(struct proto_buf *b);
 bool proto_buf_ok(const struct proto_buf *b);
 /* Makes room for n more bytes; false (and failed) if it cannot. */
 bool proto_buf_reserve(struct proto_buf *b, size_t n);
-void proto_buf_append(struct proto_buf *b, const char *s, size_t n);
+/* proto_buf_append() when the data does not fit (or the buffer failed). */
+void proto_buf_append_grow(struct proto_buf *b, const char *s, size_t n);
+
+/*
+ * Appends n bytes of s. Inline when they fit: a response is written in a
+ * few dozen small appends, and the call and the checks of
+ * proto_buf_reserve() for each were ~2% of a small request. cap > len + n
+ * also keeps len + n <= max (cap never exceeds max + 1).
+ */
+static inline void proto_buf_append(struct proto_buf *b, const char *s,
+                                    size_t n)
+{
+    if (!b->failed && b->cap - b->len > n) {
+        if (n > 0) /* s may be NULL then */
+            memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    proto_buf_append_grow(b, s, n);
+}
+
 void proto_buf_puts(struct proto_buf *b, const char *s);
 void proto_buf_printf(struct proto_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
