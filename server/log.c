@@ -158,8 +158,9 @@ static void line_json_str(struct line *ln, const char *s)
 {
     line_put(ln, "\"", 1);
     while (s && *s) {
-        size_t run = 0; /* bytes written as they are, copied at once */
-        while (s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
+        /* printable ASCII but '"' and '\\' is copied as it is, at once */
+        size_t run = 0;
+        while ((unsigned char)(s[run] - 0x20) < 0x5f && s[run] != '"' &&
                s[run] != '\\')
             run++;
         line_put(ln, s, run);
