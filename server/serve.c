@@ -41,6 +41,7 @@
 #include "config.h"
 #include "document.h"
 #include "handler.h"
+#include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
@@ -101,6 +102,7 @@ struct server {
     struct server_config cfg;
     struct proto_limits dlim;
     struct MHD_Daemon *daemon;
+    struct listener *listener; /* NULL once closed */
     struct pool *pool;
     struct metrics *metrics;
     struct server_log *log;
@@ -134,6 +136,8 @@ struct req {
     double t0;
     /* body */
     size_t bytes_in, inflated;
+    bool has_length;       /* Content-Length given (and no chunking) */
+    size_t content_length; /* then: its value */
     bool failed; /* err holds the answer; the body is being discarded */
     /* Allocated by the first failure (1 KiB that most requests never
        need: without it a request's state fits glibc's per-thread cache). */
@@ -672,7 +676,7 @@ static bool json_media_type(const char *ct)
    lives. */
 struct req_headers {
     const char *request_id, *origin, *accept_encoding, *content_type,
-        *content_encoding, *content_length;
+        *content_encoding, *content_length, *transfer_encoding;
 };
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
@@ -690,6 +694,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
         WANT("Content-Type", content_type),
         WANT("Content-Encoding", content_encoding),
         WANT("Content-Length", content_length),
+        WANT("Transfer-Encoding", transfer_encoding),
 #undef WANT
     };
     (void)kind;
@@ -737,6 +742,11 @@ static void begin(struct req *r, const char *url, const char *method)
     struct req_headers h = {0};
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_header, &h);
     copy_request_id(r, h.request_id);
+    if (h.content_length && !h.transfer_encoding) {
+        unsigned long long n = strtoull(h.content_length, NULL, 10);
+        r->has_length = true;
+        r->content_length = n < SIZE_MAX ? (size_t)n : SIZE_MAX;
+    }
     const char *origin = h.origin;
     if (origin && s->cfg.cors_origins[0] &&
         server_config_origin_allowed(&s->cfg, origin, strlen(origin)))
@@ -795,15 +805,11 @@ static void begin(struct req *r, const char *url, const char *method)
                  ce);
         return;
     }
-    const char *cl = h.content_length;
-    if (cl) {
-        unsigned long long n = strtoull(cl, NULL, 10);
-        if (n > s->cfg.limits.max_body_bytes) {
-            req_fail(r, LOSS_ETOOLARGE,
-                     "the body of %llu bytes exceeds max-body-bytes (%zu)", n,
-                     s->cfg.limits.max_body_bytes);
-            return;
-        }
+    if (r->has_length && r->content_length > s->cfg.limits.max_body_bytes) {
+        req_fail(r, LOSS_ETOOLARGE,
+                 "the body of %zu bytes exceeds max-body-bytes (%zu)",
+                 r->content_length, s->cfg.limits.max_body_bytes);
+        return;
     }
     r->dec = decoder_get(&s->dlim);
     if (!r->dec)
@@ -874,7 +880,32 @@ static void inflate_feed(struct req *r, const char *data, size_t n)
         req_drop_body(r);
 }
 
-/* An upload call: MHD_NO closes the connection (discarded too much). */
+/*
+ * Whether the client of a body still short of its Content-Length has gone.
+ * libmicrohttpd 0.9.75 in epoll mode stops reading a socket after a short
+ * read, so a FIN that came with the last bytes never wakes it: without this
+ * the connection (and its request, counted in flight, which a drain waits
+ * for) stayed until --connection-timeout. Every byte libmicrohttpd read is
+ * in this call, so an end of stream pending on the socket means the client
+ * closed before sending the whole body. Not for chunked bodies, whose end
+ * may sit unprocessed in libmicrohttpd's buffer.
+ */
+static bool client_gone(const struct req *r)
+{
+    if (!r->has_length || r->bytes_in >= r->content_length)
+        return false;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return false;
+    char c;
+    ssize_t k = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k == 0 ||
+           (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* An upload call: MHD_NO closes the connection (discarded too much, or the
+   client is gone). */
 static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
 {
     size_t max = r->srv->cfg.limits.max_body_bytes;
@@ -884,13 +915,15 @@ static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
                  max);
         req_drop_body(r);
     }
-    if (r->failed || !r->dec)
-        return r->bytes_in > max + DISCARD_MAX ? MHD_NO : MHD_YES;
-    if (r->inflating)
+    if (r->failed || !r->dec) {
+        if (r->bytes_in > max + DISCARD_MAX)
+            return MHD_NO;
+    } else if (r->inflating) {
         inflate_feed(r, data, n);
-    else
+    } else {
         feed(r, data, n);
-    return MHD_YES;
+    }
+    return client_gone(r) ? MHD_NO : MHD_YES;
 }
 
 /* ---- jobs ------------------------------------------------------------- */
@@ -1324,7 +1357,8 @@ static void wait_tick(struct server *s, const sigset_t *set, double seconds)
 }
 
 static int resolve(const char *host, unsigned port,
-                   struct sockaddr_storage *ret, char *numeric, size_t cap)
+                   struct sockaddr_storage *ret, socklen_t *ret_len,
+                   char *numeric, size_t cap)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -1335,6 +1369,7 @@ static int resolve(const char *host, unsigned port,
     if (getaddrinfo(host, ps, &hints, &res) != 0 || !res)
         return -1;
     memcpy(ret, res->ai_addr, res->ai_addrlen);
+    *ret_len = res->ai_addrlen;
     getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)cap, NULL, 0,
                 NI_NUMERICHOST);
     freeaddrinfo(res);
@@ -1351,7 +1386,7 @@ static void raise_fd_limit(void)
 }
 
 /* After the first signal: API.md "Draining". Returns the exit code. */
-static int drain(struct server *s, const sigset_t *set, MHD_socket *ret_fd)
+static int drain(struct server *s, const sigset_t *set)
 {
     atomic_store(&s->phase, PHASE_DRAINING);
     server_log_event(s->log, SERVER_LOG_INFO, "draining",
@@ -1361,10 +1396,9 @@ static int drain(struct server *s, const sigset_t *set, MHD_socket *ret_fd)
         wait_tick(s, set, end - now_mono());
 
     atomic_store(&s->phase, PHASE_CLOSING);
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        shutdown(fd, SHUT_RDWR); /* refuse instead of a silent backlog */
-    *ret_fd = fd;
+    /* not MHD_quiesce_daemon(): listen.h says why */
+    listener_close(s->listener);
+    s->listener = NULL;
     server_log_event(s->log, SERVER_LOG_INFO, "closing",
                      "not accepting; %zu requests in flight",
                      atomic_load(&s->active));
@@ -1398,7 +1432,6 @@ int server_serve_main(int argc, char **argv)
     struct server *s = calloc(1, sizeof *s);
     char reason[512];
     int code = 1;
-    MHD_socket lfd = MHD_INVALID_SOCKET;
     if (!s) {
         fprintf(stderr, "lossd serve: out of memory\n");
         return 1;
@@ -1412,8 +1445,10 @@ int server_serve_main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
     char numeric[NI_MAXHOST] = "";
-    if (resolve(s->cfg.host, s->cfg.port, &addr, numeric, sizeof numeric) < 0) {
+    if (resolve(s->cfg.host, s->cfg.port, &addr, &addr_len, numeric,
+                sizeof numeric) < 0) {
         fprintf(stderr, "lossd serve: --host: cannot resolve '%s'\n",
                 s->cfg.host);
         free(s);
@@ -1447,10 +1482,19 @@ int server_serve_main(int argc, char **argv)
                          uv_strerror(prc));
         goto out;
     }
+    s->listener = listener_open((struct sockaddr *)&addr, addr_len, 1024,
+                                reason, sizeof reason);
+    if (!s->listener) {
+        server_log_event(s->log, SERVER_LOG_ERROR, "start",
+                         "cannot listen on %s port %u: %s", s->cfg.host,
+                         s->cfg.port, reason);
+        pool_stop(s->pool);
+        s->pool = NULL;
+        goto out;
+    }
+    /* lossd listens itself and adds the connections (listen.h) */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG;
-    if (addr.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+                     MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     /*
      * Connection memory: 16 KiB, half libmicrohttpd's default. 0.9.75 clears
      * the whole pool (twice) for every request on a keep-alive connection:
@@ -1464,25 +1508,29 @@ int server_serve_main(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 10100)
         conn_limit = rl.rlim_cur > 164 ? (unsigned)rl.rlim_cur - 100 : 64;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, /* first, as it asks */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, s, /* first, as it asks */
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
-        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        1024u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    if (!s->daemon) {
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_END);
+    int lrc = s->daemon ? listener_start(s->listener, s->daemon, s->log) : 0;
+    if (!s->daemon || lrc != 0) {
         server_log_event(s->log, SERVER_LOG_ERROR, "start",
-                         "cannot listen on %s port %u", s->cfg.host,
-                         s->cfg.port);
+                         "cannot start the HTTP daemon on %s port %u%s%s",
+                         s->cfg.host, s->cfg.port, lrc ? ": " : "",
+                         lrc ? strerror(lrc) : "");
+        listener_close(s->listener);
+        s->listener = NULL;
+        if (s->daemon)
+            MHD_stop_daemon(s->daemon);
+        s->daemon = NULL;
         pool_stop(s->pool);
         s->pool = NULL;
         goto out;
     }
-    const union MHD_DaemonInfo *di =
-        MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    unsigned port = di ? di->port : s->cfg.port;
+    unsigned port = listener_port(s->listener);
     printf("{\"event\":\"listening\",\"host\":\"%s\",\"port\":%u}\n", numeric,
            port);
     fflush(stdout);
@@ -1494,11 +1542,9 @@ int server_serve_main(int argc, char **argv)
 
     while (!wait_signal(&set, 0.1))
         server_log_flush(s->log);
-    code = drain(s, &set, &lfd);
+    code = drain(s, &set);
     MHD_stop_daemon(s->daemon);
     decoder_spare_release();
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
     pool_stop(s->pool);
     server_log_event(s->log, SERVER_LOG_INFO, "stopped", "exit %d", code);
 out:
