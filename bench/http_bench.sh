@@ -145,11 +145,12 @@ free_port() {
 }
 
 # Waits until something accepts connections on port $1 (up to $2 s) while
-# process group $3 lives.
+# process $3 lives (the process, not its group: right after `cmd &` the
+# child may not have run setsid yet, and its group does not exist).
 wait_port() {
     local i
     for i in $(seq $(($2 * 10))); do
-        kill -0 -- "-$3" 2>/dev/null || return 1
+        kill -0 "$3" 2>/dev/null || return 1
         if "$py" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" 2>/dev/null; then
             return 0
         fi
