@@ -38,6 +38,7 @@ struct server_config {
     double drain_seconds;
     double exit_timeout;
     unsigned connection_timeout; /* seconds */
+    size_t connection_memory;    /* bytes: libmicrohttpd's pool */
     /* comma-separated origins, "*" for any, "" for none */
     char cors_origins[SERVER_ORIGINS_MAX];
     enum server_log_format log_format;

@@ -1496,12 +1496,13 @@ int server_serve_main(int argc, char **argv)
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     /*
-     * Connection memory: 16 KiB, half libmicrohttpd's default. 0.9.75 clears
-     * the whole pool (twice) for every request on a keep-alive connection:
-     * at 128 KiB that was ~23% of the CPU of a small request, at 32 KiB
-     * ~8% (perf, bench/http_bench.sh). Bodies stream to the decoder in
-     * whatever chunks arrive, so uploads hardly notice (docs/operations.md);
-     * the pool also bounds the request line and headers (431 beyond).
+     * Connection memory (--connection-memory, 8 KiB): libmicrohttpd 0.9.75
+     * clears the whole pool (twice) for every request on a keep-alive
+     * connection: at 128 KiB that was ~23% of the CPU of a small request,
+     * at 32 KiB ~8% (perf, bench/http_bench.sh). Bodies stream to the
+     * decoder in whatever chunks arrive, so uploads hardly notice
+     * (docs/operations.md); the pool bounds the request line and headers
+     * (431 beyond).
      */
     struct rlimit rl;
     unsigned conn_limit = 10000;
@@ -1512,7 +1513,7 @@ int server_serve_main(int argc, char **argv)
         mhd_logger, s, /* first, as it asks */
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.connection_memory,
         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_END);
     int lrc = s->daemon ? listener_start(s->listener, s->daemon, s->log) : 0;

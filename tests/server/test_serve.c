@@ -929,6 +929,7 @@ START_TEST(test_help)
         {"drain-seconds", "LOSSD_DRAIN_SECONDS"},
         {"exit-timeout", "LOSSD_EXIT_TIMEOUT"},
         {"connection-timeout", "LOSSD_CONNECTION_TIMEOUT"},
+        {"connection-memory", "LOSSD_CONNECTION_MEMORY"},
         {"cors-origins", "LOSSD_CORS_ORIGINS"},
         {"log-format", "LOSSD_LOG_FORMAT"},
         {"log-level", "LOSSD_LOG_LEVEL"},
