@@ -109,24 +109,21 @@ static json_t *tensor_json(const struct proto_tensor_desc *t)
     return j;
 }
 
-/* "none", "mean", "sum", "batchmean": the order of API.md. */
+const struct proto_reduction proto_reductions[PROTO_NREDUCTIONS] = {
+    {PROTO_RED_NONE, "none"},
+    {PROTO_RED_MEAN, "mean"},
+    {PROTO_RED_SUM, "sum"},
+    {PROTO_RED_BATCHMEAN, "batchmean"},
+};
+
 static json_t *reductions_json(unsigned bits)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {
-        {PROTO_RED_NONE, "none"},
-        {PROTO_RED_MEAN, "mean"},
-        {PROTO_RED_SUM, "sum"},
-        {PROTO_RED_BATCHMEAN, "batchmean"},
-    };
     json_t *a = json_array();
     bool ok = a != NULL;
 
-    for (size_t i = 0; ok && i < sizeof(names) / sizeof(names[0]); i++)
-        if (bits & names[i].bit)
-            ok = push(a, json_string(names[i].name));
+    for (size_t i = 0; ok && i < PROTO_NREDUCTIONS; i++)
+        if (bits & proto_reductions[i].bit)
+            ok = push(a, json_string(proto_reductions[i].name));
     if (!ok) {
         json_decref(a);
         return NULL;

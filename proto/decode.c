@@ -1259,20 +1259,6 @@ static enum loss_status number_done(struct proto_decoder *d, const char *s,
                      (int)(n > 40 ? 40 : n), s, n > 40 ? "..." : "");
 }
 
-/* Non-finite values spelled as strings. */
-static bool nonfinite(const char *s, size_t n, double *ret)
-{
-    if (n == 3 && memcmp(s, "NaN", 3) == 0)
-        *ret = __builtin_nan("");
-    else if (n == 8 && memcmp(s, "Infinity", 8) == 0)
-        *ret = __builtin_inf();
-    else if (n == 9 && memcmp(s, "-Infinity", 9) == 0)
-        *ret = -__builtin_inf();
-    else
-        return false;
-    return true;
-}
-
 /* A leaf that is not a number inside a tensor. */
 static enum loss_status tensor_not_number(struct proto_decoder *d,
                                           const char *what)
@@ -1295,7 +1281,7 @@ static enum loss_status put_string(struct proto_decoder *d)
 {
     struct proto_value v;
     double x;
-    bool nf = nonfinite(d->str, d->slen, &x);
+    bool nf = proto_nonfinite(d->str, d->slen, &x);
     char *s;
 
     if (d->nskip == 0 && d->pending > 0) {

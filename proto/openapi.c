@@ -579,21 +579,12 @@ static json_t *option_schema(struct bld *c, const struct proto_option_desc *d)
 
 static json_t *reduction_schema(struct bld *c, unsigned bits)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {
-        {PROTO_RED_NONE, "none"},
-        {PROTO_RED_MEAN, "mean"},
-        {PROTO_RED_SUM, "sum"},
-        {PROTO_RED_BATCHMEAN, "batchmean"},
-    };
     json_t *o = obj(c), *e = arr(c);
 
     set_str(c, o, "type", "string");
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (bits & names[i].bit)
-            add(c, e, json_string(names[i].name));
+    for (size_t i = 0; i < PROTO_NREDUCTIONS; i++)
+        if (bits & proto_reductions[i].bit)
+            add(c, e, json_string(proto_reductions[i].name));
     set(c, o, "enum", e);
     if (bits & PROTO_RED_MEAN)
         set_str(c, o, "default", "mean");

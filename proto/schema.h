@@ -52,6 +52,14 @@ enum {
     PROTO_RED_BATCHMEAN = 1u << 3,
 };
 
+/* Each reduction's bit and name, in the order of API.md (catalog.c). */
+struct proto_reduction {
+    unsigned bit;
+    const char *name;
+};
+#define PROTO_NREDUCTIONS 4
+extern const struct proto_reduction proto_reductions[PROTO_NREDUCTIONS];
+
 struct proto_loss_desc {
     const char *name;
     const char *summary;     /* one line */

@@ -39,12 +39,8 @@ const char *proto_type_name(enum proto_type t)
     return names[t];
 }
 
-/* The strings that stand for non-finite numbers. */
-static bool string_nonfinite(const struct proto_value *v, double *ret)
+bool proto_nonfinite(const char *s, size_t n, double *ret)
 {
-    const char *s = v->u.string.ptr;
-    size_t n = v->u.string.len;
-
     if (n == 3 && memcmp(s, "NaN", 3) == 0)
         *ret = __builtin_nan("");
     else if (n == 8 && memcmp(s, "Infinity", 8) == 0)
@@ -85,7 +81,7 @@ enum loss_status proto_value_as_tensor(const struct proto_value *v,
         scalar_view(ret, scalar, v->u.number);
         return LOSS_OK;
     case PROTO_STRING:
-        if (string_nonfinite(v, &x)) {
+        if (proto_nonfinite(v->u.string.ptr, v->u.string.len, &x)) {
             scalar_view(ret, scalar, x);
             return LOSS_OK;
         }

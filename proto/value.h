@@ -126,6 +126,12 @@ const struct proto_value *proto_object_get(const struct proto_value *obj,
 const char *proto_type_name(enum proto_type t);
 
 /*
+ * Whether s (n bytes) is one of the strings that stand for a non-finite
+ * number: "NaN", "Infinity", "-Infinity"; if so its value goes to *ret.
+ */
+bool proto_nonfinite(const char *s, size_t n, double *ret);
+
+/*
  * Views v as a tensor: a PROTO_TENSOR as it is, a PROTO_NUMBER as a 0-d
  * tensor, the strings "NaN", "Infinity", "-Infinity" as 0-d tensors. The
  * 0-d cases use *scalar as storage (so ret->t.data points to scalar).
