@@ -321,13 +321,33 @@ void proto_write_shape(struct proto_buf *b, const size_t *shape, size_t ndim)
     proto_buf_append(b, "]", 1);
 }
 
+void proto_write_plain_number(struct proto_buf *b, double v)
+{
+    char tmp[PROTO_DOUBLE_MAX];
+    size_t n = proto_format_double(v, tmp);
+
+    if (n > 2 && tmp[n - 2] == '.' && tmp[n - 1] == '0')
+        n -= 2;
+    proto_buf_append(b, tmp, n);
+}
+
+/* Writes v, as proto_write_plain_number() when plain. */
+static void write_number(struct proto_buf *b, double v, bool plain)
+{
+    if (plain)
+        proto_write_plain_number(b, v);
+    else
+        proto_write_double(b, v);
+}
+
 /* Writes data[0..n) as numbers separated by commas. */
-static void write_numbers(struct proto_buf *b, const double *data, size_t n)
+static void write_numbers(struct proto_buf *b, const double *data, size_t n,
+                          bool plain)
 {
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             proto_buf_append(b, ",", 1);
-        proto_write_double(b, data[i]);
+        write_number(b, data[i], plain);
     }
 }
 
@@ -336,19 +356,19 @@ static void write_numbers(struct proto_buf *b, const double *data, size_t n)
  * elements written. Recursion depth is the rank, at most TENSOR_MAX_RANK.
  */
 static size_t write_nested(struct proto_buf *b, const size_t *shape,
-                           size_t ndim, const double *data)
+                           size_t ndim, const double *data, bool plain)
 {
     size_t done = 0;
 
     proto_buf_append(b, "[", 1);
     if (ndim == 1) {
-        write_numbers(b, data, shape[0]);
+        write_numbers(b, data, shape[0], plain);
         done = shape[0];
     } else {
         for (size_t i = 0; i < shape[0]; i++) {
             if (i > 0)
                 proto_buf_append(b, ",", 1);
-            done += write_nested(b, shape + 1, ndim - 1, data + done);
+            done += write_nested(b, shape + 1, ndim - 1, data + done, plain);
             if (b->failed)
                 break;
         }
@@ -416,8 +436,8 @@ static void write_base64(struct proto_buf *b, const double *data, size_t n)
     proto_buf_append(b, chunk, used);
 }
 
-void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
-                        const double *data, enum proto_format f)
+static void write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
+                         const double *data, enum proto_format f, bool plain)
 {
     size_t numel;
 
@@ -428,15 +448,15 @@ void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
     switch (f) {
     case PROTO_FORMAT_NESTED:
         if (ndim == 0)
-            proto_write_double(b, data[0]);
+            write_number(b, data[0], plain);
         else
-            write_nested(b, shape, ndim, data);
+            write_nested(b, shape, ndim, data, plain);
         return;
     case PROTO_FORMAT_FLAT:
         proto_buf_puts(b, "{\"shape\":");
         proto_write_shape(b, shape, ndim);
         proto_buf_puts(b, ",\"data\":[");
-        write_numbers(b, data, numel);
+        write_numbers(b, data, numel, plain);
         proto_buf_puts(b, "]}");
         return;
     case PROTO_FORMAT_BASE64:
@@ -448,6 +468,19 @@ void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
         return;
     }
     b->failed = true; /* not a format: a caller's bug */
+}
+
+void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
+                        const double *data, enum proto_format f)
+{
+    write_tensor(b, shape, ndim, data, f, false);
+}
+
+void proto_write_tensor_plain(struct proto_buf *b, const size_t *shape,
+                              size_t ndim, const double *data,
+                              enum proto_format f)
+{
+    write_tensor(b, shape, ndim, data, f, true);
 }
 
 /*

@@ -36,6 +36,16 @@ void proto_write_shape(struct proto_buf *b, const size_t *shape, size_t ndim);
 void proto_write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
                         const double *data, enum proto_format f);
 
+/* A number with an integral value written without ".0" (7, not 7.0), as
+   an id is echoed. */
+void proto_write_plain_number(struct proto_buf *b, double v);
+
+/* proto_write_tensor() with numbers as proto_write_plain_number() writes
+   them (base64 is the same). */
+void proto_write_tensor_plain(struct proto_buf *b, const size_t *shape,
+                              size_t ndim, const double *data,
+                              enum proto_format f);
+
 /* Writes s (len bytes, valid UTF-8) as a JSON string, escaped. */
 void proto_write_string(struct proto_buf *b, const char *s, size_t len);
 

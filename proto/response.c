@@ -2,72 +2,23 @@
 
 #include <string.h>
 
-/* An id's number: integral values without the ".0" (7, not 7.0). */
-static void write_plain_number(struct proto_buf *b, double v)
-{
-    char tmp[PROTO_DOUBLE_MAX];
-    size_t n = proto_format_double(v, tmp);
-
-    if (n > 2 && tmp[n - 2] == '.' && tmp[n - 1] == '0')
-        n -= 2;
-    proto_buf_append(b, tmp, n);
-}
-
-static void write_plain_numbers(struct proto_buf *b, const double *data,
-                                size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            proto_buf_append(b, ",", 1);
-        write_plain_number(b, data[i]);
-    }
-}
-
-/* Nested arrays, as encode.c writes them, with plain numbers. */
-static size_t write_plain_nested(struct proto_buf *b, const size_t *shape,
-                                 size_t ndim, const double *data)
-{
-    size_t done = 0;
-
-    proto_buf_append(b, "[", 1);
-    if (ndim == 1) {
-        write_plain_numbers(b, data, shape[0]);
-        done = shape[0];
-    } else {
-        for (size_t i = 0; i < shape[0]; i++) {
-            if (i > 0)
-                proto_buf_append(b, ",", 1);
-            done += write_plain_nested(b, shape + 1, ndim - 1, data + done);
-        }
-    }
-    proto_buf_append(b, "]", 1);
-    return done;
-}
-
+/* An id's tensor, echoed in the encoding it came in, numbers plain. */
 static void write_value_tensor(struct proto_buf *b,
                                const struct proto_tensor *pt)
 {
+    static const enum proto_format formats[] = {
+        [PROTO_ENC_NESTED] = PROTO_FORMAT_NESTED,
+        [PROTO_ENC_FLAT] = PROTO_FORMAT_FLAT,
+        [PROTO_ENC_BASE64] = PROTO_FORMAT_BASE64,
+    };
     const struct tensor *t = &pt->t;
 
-    switch (pt->encoding) {
-    case PROTO_ENC_NESTED:
-        if (t->ndim == 0)
-            write_plain_number(b, t->data[0]);
-        else
-            write_plain_nested(b, t->shape, t->ndim, t->data);
-        return;
-    case PROTO_ENC_FLAT:
-        proto_buf_puts(b, "{\"shape\":");
-        proto_write_shape(b, t->shape, t->ndim);
-        proto_buf_puts(b, ",\"data\":[");
-        write_plain_numbers(b, t->data, tensor_numel(t));
-        proto_buf_puts(b, "]}");
-        return;
-    case PROTO_ENC_BASE64:
-        proto_write_tensor(b, t->shape, t->ndim, t->data, PROTO_FORMAT_BASE64);
+    if ((size_t)pt->encoding >= sizeof(formats) / sizeof(formats[0])) {
+        b->failed = true;
         return;
     }
-    b->failed = true;
+    proto_write_tensor_plain(b, t->shape, t->ndim, t->data,
+                             formats[pt->encoding]);
 }
 
 void proto_write_value(struct proto_buf *b, const struct proto_value *v)
@@ -81,7 +32,7 @@ void proto_write_value(struct proto_buf *b, const struct proto_value *v)
         proto_buf_puts(b, v->u.boolean ? "true" : "false");
         return;
     case PROTO_NUMBER:
-        write_plain_number(b, v->u.number);
+        proto_write_plain_number(b, v->u.number);
         return;
     case PROTO_STRING:
         proto_write_string(b, v->u.string.ptr, v->u.string.len);
