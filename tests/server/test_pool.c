@@ -590,21 +590,27 @@ static int raw_connect(const struct lossd_proc *p)
     return fd;
 }
 
+/* Sends headers and the start of a 100000-byte body, waits us, closes. */
+static void leave_mid_body(const struct lossd_proc *p, useconds_t us)
+{
+    int fd = raw_connect(p);
+    const char *req = "POST /v1/mse HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Type: application/json\r\n"
+                      "Content-Length: 100000\r\n\r\n{\"input\": [1, 2";
+    ck_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    if (us > 0)
+        usleep(us);
+    close(fd);
+}
+
 START_TEST(test_disconnects)
 {
     static const char *const args[] = {"--workers", "1", NULL};
     struct lossd_proc p;
     ck_assert_int_eq(lossd_start(&p, args), 0);
     /* mid-body */
-    for (int i = 0; i < 20; i++) {
-        int fd = raw_connect(&p);
-        const char *req = "POST /v1/mse HTTP/1.1\r\nHost: x\r\n"
-                          "Content-Type: application/json\r\n"
-                          "Content-Length: 100000\r\n\r\n{\"input\": [1, 2";
-        ck_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
-        usleep(5000);
-        close(fd);
-    }
+    for (int i = 0; i < 20; i++)
+        leave_mid_body(&p, 5000);
     /* mid-job: the whole body, then gone */
     size_t len;
     char *body = info_nce_body(2000, 128, &len);
@@ -628,14 +634,8 @@ START_TEST(test_disconnects)
     free(body);
     /* mid-body, the end of stream right behind the last bytes (libmicrohttpd
        does not see it by itself): every such request leaves at once */
-    for (int i = 0; i < 100; i++) {
-        int fd = raw_connect(&p);
-        const char *req = "POST /v1/mse HTTP/1.1\r\nHost: x\r\n"
-                          "Content-Type: application/json\r\n"
-                          "Content-Length: 100000\r\n\r\n{\"input\": [1, 2";
-        ck_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
-        close(fd);
-    }
+    for (int i = 0; i < 100; i++)
+        leave_mid_body(&p, 0);
     double end = harness_now() + 30;
     while (metric(&p, "lossd_requests_in_flight") != 1) {
         ck_assert_msg(harness_now() < end, "%g requests stay in flight",
