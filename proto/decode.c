@@ -1,5 +1,5 @@
 /*
- * decode.c - the streaming decoder of decode.h and the document it builds.
+ * decode.c - the streaming decoder of decode.h.
  *
  * One explicit state machine reads the body byte by byte, whatever the chunk
  * boundaries: a token cut by a chunk boundary leaves its state in the
@@ -27,8 +27,9 @@
  *
  * Values of open containers wait on two stacks (values of arrays, members of
  * objects); a closing container copies its children into the document's
- * arena. The document owns an arena of chunks plus a list of large blocks
- * (tensor data, long strings), so freeing it walks no tree.
+ * arena (doc.h). Tensor data and long strings are handed to the document
+ * whole, so freeing it walks no tree. Tensor elements are counted here and
+ * given to the document when the body ends.
  *
  * An object with a "shape" key is a tensor object. Its "shape" value is read
  * as a flat array of non-negative integers that is not counted as tensor
@@ -67,145 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* --- the document ------------------------------------------------------ */
-
-struct chunk {
-    struct chunk *next;
-    size_t size;
-    size_t used;
-    max_align_t data[];
-};
-
-struct proto_doc {
-    struct proto_value root;
-    struct chunk *chunks; /* arena; the head serves small allocations */
-    void **owned;         /* large blocks: tensor data, long strings */
-    size_t nowned;
-    size_t owned_cap;
-    size_t elements;
-    size_t bytes;      /* heap bytes of everything above */
-    size_t chunk_next; /* size of the next arena chunk */
-    /* recover_values: the first errors in full (each in the arena) */
-    const struct loss_error **errors;
-    size_t nkept;
-    size_t errors_cap;
-    size_t nerrors; /* all value errors found, kept or not */
-};
-
-#define ARENA_CHUNK ((size_t)64 * 1024)
-
-/* Allocates n bytes (16-aligned) that live as long as the document. */
-static void *doc_alloc(struct proto_doc *doc, size_t n)
-{
-    struct chunk *c = doc->chunks;
-    size_t a;
-    void *p;
-
-    if (n > SIZE_MAX / 2)
-        return NULL;
-    a = (n + 15) & ~(size_t)15;
-    if (c == NULL || c->size - c->used < a) {
-        /* Chunks grow from under 1 KiB, so a small body stays small and
-           its first chunk is served from malloc's per-thread cache (from
-           1 KiB up, each malloc also consolidated the fast bins). */
-        size_t grow =
-            doc->chunk_next ? doc->chunk_next : 1024 - sizeof(*c) - 32;
-        size_t size = a > grow / 4 ? a : grow;
-
-        c = malloc(sizeof(*c) + size);
-        if (c == NULL)
-            return NULL;
-        doc->bytes += sizeof(*c) + size;
-        c->size = size;
-        c->used = 0;
-        if (size == grow && grow < ARENA_CHUNK)
-            doc->chunk_next = grow * 2 < ARENA_CHUNK ? grow * 2 : ARENA_CHUNK;
-        if (size == a && doc->chunks != NULL) {
-            /* a dedicated chunk: keep the head serving small ones */
-            c->next = doc->chunks->next;
-            doc->chunks->next = c;
-        } else {
-            c->next = doc->chunks;
-            doc->chunks = c;
-        }
-    }
-    p = (char *)c->data + c->used;
-    c->used += a;
-    return p;
-}
-
-/* Makes the document own block p of size bytes; false (p not taken) on OOM */
-static bool doc_own(struct proto_doc *doc, void *p, size_t size)
-{
-    if (doc->nowned == doc->owned_cap) {
-        size_t ncap = doc->owned_cap ? doc->owned_cap * 2 : 16;
-        void **n;
-
-        if (ncap > SIZE_MAX / sizeof(*n))
-            return false;
-        n = realloc(doc->owned, ncap * sizeof(*n));
-        if (n == NULL)
-            return false;
-        doc->bytes += (ncap - doc->owned_cap) * sizeof(*n);
-        doc->owned = n;
-        doc->owned_cap = ncap;
-    }
-    doc->owned[doc->nowned++] = p;
-    doc->bytes += size;
-    return true;
-}
-
-const struct proto_value *proto_doc_root(const struct proto_doc *doc)
-{
-    return &doc->root;
-}
-
-size_t proto_doc_elements(const struct proto_doc *doc)
-{
-    return doc->elements;
-}
-
-size_t proto_doc_bytes(const struct proto_doc *doc)
-{
-    return sizeof(*doc) + doc->bytes;
-}
-
-size_t proto_doc_errors(const struct proto_doc *doc, size_t *ret_total)
-{
-    if (ret_total != NULL)
-        *ret_total = doc->nerrors;
-    return doc->nkept;
-}
-
-const struct loss_error *proto_doc_error(const struct proto_doc *doc, size_t i)
-{
-    return i < doc->nkept ? doc->errors[i] : NULL;
-}
-
-/* Frees everything doc holds, leaving it empty (a null root), as new. */
-static void doc_clear(struct proto_doc *doc)
-{
-    struct chunk *c, *next;
-
-    for (c = doc->chunks; c != NULL; c = next) {
-        next = c->next;
-        free(c);
-    }
-    for (size_t i = 0; i < doc->nowned; i++)
-        free(doc->owned[i]);
-    free(doc->owned);
-    free(doc->errors);
-    memset(doc, 0, sizeof(*doc));
-    doc->root.type = PROTO_NULL;
-}
-
-void proto_doc_free(struct proto_doc *doc)
-{
-    if (doc == NULL)
-        return;
-    doc_clear(doc);
-    free(doc);
-}
+#include "doc.h"
 
 /* --- the decoder --------------------------------------------------------- */
 
@@ -267,7 +130,8 @@ struct proto_decoder {
     size_t nvals, vals_cap;
     struct proto_member *mems;
     size_t nmems, mems_cap;
-    size_t pending; /* undecided arrays above the top frame */
+    size_t pending;  /* undecided arrays above the top frame */
+    size_t elements; /* tensor elements so far (max_elements) */
     struct tens t;
 
     /* recovery: the open containers of a value being skipped */
@@ -388,8 +252,7 @@ vfail_value(struct proto_decoder *d, struct proto_value *ret,
             enum loss_status st, const char *pointer, const char *fmt,
             va_list ap)
 {
-    struct proto_doc *doc = d->doc;
-    struct loss_error *e = NULL;
+    const struct loss_error *e;
     char msg[LOSS_DETAIL_MAX];
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -397,28 +260,9 @@ vfail_value(struct proto_decoder *d, struct proto_value *ret,
         d->status = loss_fail(&d->err, st, pointer, "%s", msg);
         return d->status;
     }
-    if (doc->nkept < d->lim.max_value_errors) {
-        if (doc->nkept == doc->errors_cap) {
-            size_t ncap = doc->errors_cap ? doc->errors_cap * 2 : 8;
-            const struct loss_error **n;
-
-            if (ncap > SIZE_MAX / sizeof(*n))
-                return oom(d);
-            n = realloc(doc->errors, ncap * sizeof(*n));
-            if (n == NULL)
-                return oom(d);
-            doc->bytes += (ncap - doc->errors_cap) * sizeof(*n);
-            doc->errors = n;
-            doc->errors_cap = ncap;
-        }
-        e = doc_alloc(doc, sizeof(*e));
-        if (e == NULL)
-            return oom(d);
-        loss_error_init(e);
-        loss_fail(e, st, pointer, "%s", msg);
-        doc->errors[doc->nkept++] = e;
-    }
-    doc->nerrors++;
+    if (!proto_doc_add_error(d->doc, d->lim.max_value_errors, st, pointer, msg,
+                             &e))
+        return oom(d);
     ret->type = PROTO_INVALID;
     ret->u.invalid.status = st;
     ret->u.invalid.error = e;
@@ -748,7 +592,7 @@ static enum loss_status emit(struct proto_decoder *d,
     struct frame *f;
 
     if (d->nframes == 0) {
-        d->doc->root = *v;
+        proto_doc_set_root(d->doc, v);
         d->state = ST_DONE;
         return LOSS_OK;
     }
@@ -828,7 +672,7 @@ static enum loss_status skip_close(struct proto_decoder *d)
 static enum loss_status skip_leaf(struct proto_decoder *d, bool number)
 {
     if (number && d->skip_counts) {
-        if (d->doc->elements >= d->lim.max_elements) {
+        if (d->elements >= d->lim.max_elements) {
             char ptr[LOSS_POINTER_MAX];
 
             pointer_here(d, ptr);
@@ -837,7 +681,7 @@ static enum loss_status skip_leaf(struct proto_decoder *d, bool number)
                         "= %zu",
                         d->lim.max_elements);
         }
-        d->doc->elements++;
+        d->elements++;
     }
     d->state = ST_AFTER;
     return LOSS_OK;
@@ -974,7 +818,6 @@ static enum loss_status tensor_open(struct proto_decoder *d)
 static enum loss_status tensor_number(struct proto_decoder *d, double x)
 {
     struct tens *t = &d->t;
-    struct proto_doc *doc = d->doc;
     size_t L = t->level;
     char ptr[LOSS_POINTER_MAX];
 
@@ -1001,7 +844,7 @@ static enum loss_status tensor_number(struct proto_decoder *d, double x)
                         "tensor rank exceeds the limit max_rank = %zu",
                         d->lim.max_rank);
         }
-    } else if (doc->elements >= d->lim.max_elements) {
+    } else if (d->elements >= d->lim.max_elements) {
         pointer_here(d, ptr);
         return fail(d, LOSS_ETOOLARGE, ptr,
                     "more tensor elements than the limit max_elements = %zu",
@@ -1011,7 +854,7 @@ static enum loss_status tensor_number(struct proto_decoder *d, double x)
         /* double, but never past what max_elements still allows */
         size_t room = t->is_shape
                           ? TENSOR_MAX_RANK
-                          : d->lim.max_elements - (doc->elements - t->len);
+                          : d->lim.max_elements - (d->elements - t->len);
         size_t ncap = t->cap ? t->cap * 2 : 64;
         double *p;
 
@@ -1029,7 +872,7 @@ static enum loss_status tensor_number(struct proto_decoder *d, double x)
     t->data[t->len++] = x;
     t->count[L]++;
     if (!t->is_shape)
-        doc->elements++;
+        d->elements++;
     d->state = ST_AFTER;
     return LOSS_OK;
 }
@@ -1058,7 +901,7 @@ static struct proto_tensor *tensor_new(struct proto_decoder *d, size_t ndim,
                                        const size_t *shape, double *data,
                                        size_t len, enum proto_encoding encoding)
 {
-    struct proto_tensor *pt = doc_alloc(d->doc, sizeof(*pt));
+    struct proto_tensor *pt = proto_doc_alloc(d->doc, sizeof(*pt));
 
     if (pt == NULL)
         return NULL;
@@ -1117,7 +960,7 @@ static size_t shape_room(const struct proto_decoder *d)
 {
     const struct frame *f = &d->frames[d->nframes - 1];
 
-    return d->lim.max_elements - d->doc->elements + f->data_elements;
+    return d->lim.max_elements - d->elements + f->data_elements;
 }
 
 /*
@@ -1153,7 +996,7 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
     if (t->len <= TENSOR_COPY_MAX) {
         /* copied: no block of its own (and never a NULL data pointer, even
            for zero elements); the buffer stays for the next tensor */
-        data = doc_alloc(d->doc, (t->len ? t->len : 1) * sizeof(double));
+        data = proto_doc_alloc(d->doc, (t->len ? t->len : 1) * sizeof(double));
         if (data == NULL)
             return oom(d);
         if (t->len > 0)
@@ -1169,7 +1012,7 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
                 t->cap = t->len;
             }
         }
-        if (!doc_own(d->doc, t->data, t->cap * sizeof(double)))
+        if (!proto_doc_own(d->doc, t->data, t->cap * sizeof(double)))
             return oom(d);
         data = t->data;
         d->scratch -= t->cap * sizeof(double);
@@ -1296,12 +1139,12 @@ static enum loss_status put_string(struct proto_decoder *d)
     }
     if (d->nskip > 0)
         return skip_leaf(d, nf);
-    if (d->slen >= ARENA_CHUNK) {
+    if (d->slen >= PROTO_DOC_CHUNK_MAX) {
         /* a long string (base64) is moved, not copied */
         s = realloc(d->str, d->slen + 1);
         if (s == NULL)
             s = d->str;
-        if (!doc_own(d->doc, s, d->slen + 1)) {
+        if (!proto_doc_own(d->doc, s, d->slen + 1)) {
             d->str = s;
             return oom(d);
         }
@@ -1309,7 +1152,7 @@ static enum loss_status put_string(struct proto_decoder *d)
         d->str = NULL;
         d->scap = 0;
     } else {
-        s = doc_alloc(d->doc, d->slen + 1);
+        s = proto_doc_alloc(d->doc, d->slen + 1);
         if (s == NULL)
             return oom(d);
         memcpy(s, d->str, d->slen + 1);
@@ -1420,7 +1263,7 @@ static enum loss_status close_array(struct proto_decoder *d)
     v.u.array.len = f->count;
     if (f->count > 0) {
         v.u.array.items =
-            doc_alloc(d->doc, f->count * sizeof(struct proto_value));
+            proto_doc_alloc(d->doc, f->count * sizeof(struct proto_value));
         if (v.u.array.items == NULL)
             return oom(d);
         memcpy(v.u.array.items, d->vals + f->base,
@@ -1730,7 +1573,7 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         if (b64->type != PROTO_STRING)
             return fail_value(d, ret, LOSS_ETENSOR, mptr(d, "base64", ptr),
                               "base64 must be a string");
-        if (numel > d->lim.max_elements - d->doc->elements)
+        if (numel > d->lim.max_elements - d->elements)
             return fail(d, LOSS_ETOOLARGE, mptr(d, "shape", ptr),
                         "shape has %zu elements, more than the limit "
                         "max_elements = %zu allows",
@@ -1752,11 +1595,11 @@ static enum loss_status tensor_object(struct proto_decoder *d,
                               bytes, s, dtypes[dt]);
         }
         b64_convert(buf, numel, dt);
-        if (!doc_own(d->doc, buf, room ? room : sizeof(double))) {
+        if (!proto_doc_own(d->doc, buf, room ? room : sizeof(double))) {
             free(buf);
             return oom(d);
         }
-        d->doc->elements += numel;
+        d->elements += numel;
         pt = tensor_new(d, rank, dims, (double *)(void *)buf, numel,
                         PROTO_ENC_BASE64);
         if (pt == NULL)
@@ -1846,7 +1689,7 @@ static enum loss_status close_object(struct proto_decoder *d)
         v.u.object.members = NULL;
         v.u.object.len = n;
         if (n > 0) {
-            v.u.object.members = doc_alloc(d->doc, n * sizeof(*m));
+            v.u.object.members = proto_doc_alloc(d->doc, n * sizeof(*m));
             if (v.u.object.members == NULL)
                 return oom(d);
             memcpy(v.u.object.members, m, n * sizeof(*m));
@@ -1867,7 +1710,7 @@ static enum loss_status put_key(struct proto_decoder *d)
         d->state = ST_COLON;
         return LOSS_OK;
     }
-    k = doc_alloc(d->doc, d->slen + 1);
+    k = proto_doc_alloc(d->doc, d->slen + 1);
     if (k == NULL)
         return oom(d);
     memcpy(k, d->str, d->slen + 1);
@@ -2006,7 +1849,7 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
 
         while (q < end && IS_NUM(*q))
             q++;
-        if (q == end || t->count[L] >= limit || d->doc->elements >= max ||
+        if (q == end || t->count[L] >= limit || d->elements >= max ||
             t->len == t->cap)
             break;
         switch (number_read(d, (const char *)p, (size_t)(q - p), &x)) {
@@ -2018,7 +1861,7 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
         }
         t->data[t->len++] = x;
         t->count[L]++;
-        d->doc->elements++;
+        d->elements++;
         p = q;
         while (p < end && IS_WS(*p))
             p++;
@@ -2329,13 +2172,12 @@ struct proto_decoder *proto_decoder_new(const struct proto_limits *lim)
         d->lim.max_rank = TENSOR_MAX_RANK;
     if (d->lim.max_value_errors == 0)
         d->lim.max_value_errors = 1;
-    d->doc = calloc(1, sizeof(*d->doc));
+    d->doc = proto_doc_new();
     d->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (d->doc == NULL || d->c_locale == (locale_t)0) {
         proto_decoder_free(d);
         return NULL;
     }
-    d->doc->root.type = PROTO_NULL;
     d->state = ST_VALUE;
     loss_error_init(&d->err);
     return d;
@@ -2382,6 +2224,7 @@ enum loss_status proto_decoder_finish(struct proto_decoder *d,
                                  : "unexpected end of the body");
         return report(d, err);
     }
+    proto_doc_set_elements(d->doc, d->elements);
     *ret_doc = d->doc;
     d->doc = NULL;
     d->state = ST_FINISHED;
@@ -2438,16 +2281,14 @@ void proto_decoder_reset(struct proto_decoder *d)
     /* a document not moved out is emptied and serves the new body */
     n.doc = d->doc;
     if (n.doc != NULL)
-        doc_clear(n.doc);
+        proto_doc_clear(n.doc);
     else
-        n.doc = calloc(1, sizeof(*n.doc));
+        n.doc = proto_doc_new();
     n.state = ST_VALUE;
     loss_error_init(&n.err);
     *d = n;
     if (d->doc == NULL)
         oom(d);
-    else
-        d->doc->root.type = PROTO_NULL;
 }
 
 void proto_decoder_free(struct proto_decoder *d)

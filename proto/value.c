@@ -1,8 +1,8 @@
 /*
  * value.c - reading a decoded body: lookups and views of proto_value.
  *
- * The document itself (its arena, proto_doc_*) lives in decode.c, which
- * builds it; this file only reads values.
+ * The document the values live in (its arena, proto_doc_*) is doc.c's;
+ * this file only reads values.
  */
 #include "value.h"
 

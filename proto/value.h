@@ -5,7 +5,7 @@
  * Tensors never become trees: a nested array of numbers, a {"shape","data"}
  * object and a {"shape","dtype","base64"} object all become one PROTO_TENSOR
  * whose numbers sit in one contiguous double buffer. Everything in the tree
- * is owned by the struct proto_doc and freed with it.
+ * is owned by the struct proto_doc (doc.h) and freed with it.
  *
  * Arrays: an array whose elements are numbers, the strings "NaN",
  * "Infinity", "-Infinity", or nested such arrays is a tensor ([] is a tensor
@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "doc.h"
 #include "status.h"
 #include "tensor.h"
 
@@ -87,33 +88,6 @@ struct proto_member {
     size_t key_len;
     struct proto_value value;
 };
-
-struct proto_doc;
-
-/* The root value; borrowed from doc. */
-const struct proto_value *proto_doc_root(const struct proto_doc *doc);
-
-/* Total tensor elements in the document (what max_elements counted). */
-size_t proto_doc_elements(const struct proto_doc *doc);
-
-/* Bytes the document holds on the heap, for in-flight memory accounting. */
-size_t proto_doc_bytes(const struct proto_doc *doc);
-
-/*
- * The value errors of a document decoded with recover_values, in the order
- * the decoder found them (the first is the error a decoder without
- * recovery stops at; inside one invalid value only its first error is
- * found, and a duplicate key is found when its object closes). The first
- * max_value_errors are kept in full; proto_doc_errors() returns how
- * many were kept and, in *ret_total (may be NULL), how many were found.
- * proto_doc_error() returns kept error i (borrowed from doc), or NULL when
- * i >= the kept count. Both are 0 / NULL for a document without errors.
- */
-size_t proto_doc_errors(const struct proto_doc *doc, size_t *ret_total);
-const struct loss_error *proto_doc_error(const struct proto_doc *doc, size_t i);
-
-/* Frees the document and everything in it. NULL is fine. */
-void proto_doc_free(struct proto_doc *doc);
 
 /* The member named key (NUL-terminated) of an object, or NULL. Borrowed. */
 const struct proto_value *proto_object_get(const struct proto_value *obj,
