@@ -49,6 +49,19 @@ const struct handler_option *call_option(const struct handler_call *c,
     return i < 0 ? &absent : &c->options[i];
 }
 
+const char *call_pointer(struct handler_call *c, const struct handler_at *at)
+{
+    char *buf = c->scratch_pointer;
+
+    if (at->name == NULL)
+        return "";
+    loss_str_copy(buf, sizeof(c->scratch_pointer),
+                  at->shared ? "/shared" : c->prefix);
+    loss_pointer_append(buf, sizeof(c->scratch_pointer), at->name,
+                        strlen(at->name));
+    return buf;
+}
+
 void call_warn(struct handler_call *c, const char *code, const char *pointer,
                const char *fmt, ...)
 {
@@ -60,12 +73,24 @@ void call_warn(struct handler_call *c, const char *code, const char *pointer,
     for (size_t i = 0; i < c->nwarnings; i++)
         if (strcmp(c->warnings[i].code, code) == 0)
             return;
+    if (c->warnings == NULL) {
+        c->warnings = calloc(HANDLER_MAX_WARNINGS, sizeof(*c->warnings));
+        if (c->warnings == NULL)
+            return;
+    }
     w = &c->warnings[c->nwarnings++];
     w->code = code;
-    snprintf(w->pointer, sizeof(w->pointer), "%s", pointer ? pointer : "");
+    loss_str_copy(w->pointer, sizeof(w->pointer), pointer ? pointer : "");
     va_start(ap, fmt);
     vsnprintf(w->message, sizeof(w->message), fmt, ap);
     va_end(ap);
+}
+
+void call_release(struct handler_call *c)
+{
+    free(c->warnings);
+    c->warnings = NULL;
+    c->nwarnings = 0;
 }
 
 void call_torch_size(const struct tensor *t, char *buf, size_t cap)
@@ -86,13 +111,14 @@ enum loss_status call_check_work(const struct handler_call *c, size_t n,
                      what, n, c->lim->max_work);
 }
 
-void call_element_pointer(const struct handler_tensor *t, size_t linear,
+void call_element_pointer(struct handler_call *c,
+                          const struct handler_tensor *t, size_t linear,
                           char *buf, size_t cap)
 {
     const struct tensor *x = &t->pt.t;
     size_t idx[TENSOR_MAX_RANK];
 
-    snprintf(buf, cap, "%s", t->pointer);
+    loss_str_copy(buf, cap, call_pointer(c, &t->at));
     if (t->pt.encoding == PROTO_ENC_BASE64 || x->ndim == 0)
         return;
     if (t->pt.encoding == PROTO_ENC_FLAT) {
@@ -206,7 +232,8 @@ static enum loss_status check_range(const struct proto_option_desc *o, double x,
 static enum loss_status parse_option(const struct proto_option_desc *o,
                                      struct handler_option *out,
                                      const struct proto_value *v,
-                                     const char *ptr, struct loss_error *err)
+                                     const char *ptr, bool shared,
+                                     struct loss_error *err)
 {
     static const char *const type_names[] = {
         [PROTO_OPT_NUMBER] = "a number",
@@ -215,7 +242,8 @@ static enum loss_status parse_option(const struct proto_option_desc *o,
         [PROTO_OPT_STRING] = "a string",
     };
 
-    loss_str_copy(out->pointer, sizeof(out->pointer), ptr);
+    out->at.name = o->name;
+    out->at.shared = shared;
     if (v->type == PROTO_NULL)
         return loss_fail(err, LOSS_EVALUE, ptr, "%s must not be null", o->name);
     switch (o->type) {
@@ -300,7 +328,7 @@ static enum loss_status parse_grad(struct handler_call *c,
 static enum loss_status parse_member(struct handler_call *c, const char *key,
                                      const struct proto_value *v,
                                      const char *ptr, bool batch_item,
-                                     struct loss_error *err)
+                                     bool shared, struct loss_error *err)
 {
     const struct proto_loss_desc *d = &c->loss->desc;
     const struct proto_value *bad;
@@ -328,19 +356,21 @@ static enum loss_status parse_member(struct handler_call *c, const char *key,
     if ((i = call_tensor_index(c, key)) >= 0) {
         struct handler_tensor *t = &c->tensors[i];
 
-        loss_str_copy(t->pointer, sizeof(t->pointer), ptr);
+        t->at.name = d->tensors[i].name;
+        t->at.shared = shared;
         t->present = true;
         return proto_value_as_tensor(v, &t->pt, &t->scalar, ptr, err);
     }
     if ((i = call_option_index(c, key)) >= 0)
-        return parse_option(&d->options[i], &c->options[i], v, ptr, err);
+        return parse_option(&d->options[i], &c->options[i], v, ptr, shared,
+                            err);
     if (d->reductions && strcmp(key, "reduction") == 0)
         return parse_reduction(c, v, ptr, err);
     if (strcmp(key, "grad") == 0)
         return parse_grad(c, v, ptr, err);
     if (strcmp(key, "grad_output") == 0) {
-        loss_str_copy(c->grad_output.pointer, sizeof(c->grad_output.pointer),
-                      ptr);
+        c->grad_output.at.name = "grad_output";
+        c->grad_output.at.shared = shared;
         c->grad_output.present = true;
         return proto_value_as_tensor(v, &c->grad_output.pt,
                                      &c->grad_output.scalar, ptr, err);
@@ -420,7 +450,7 @@ static enum loss_status check_grads(struct handler_call *c, const char *prefix,
                              d->tensors[i].name);
     }
     if (c->grad_output.present && c->grad_mask == 0 && !c->grad_all)
-        return loss_fail(err, LOSS_EOPTION, c->grad_output.pointer,
+        return loss_fail(err, LOSS_EOPTION, call_pointer(c, &c->grad_output.at),
                          "grad_output needs grad (true or a list of tensors)");
     if (c->grad_output.present) {
         const struct tensor *g = &c->grad_output.pt.t;
@@ -434,7 +464,8 @@ static enum loss_status check_grads(struct handler_call *c, const char *prefix,
 
             tensor_shape_format(c->out_shape, ndim, want, sizeof(want));
             tensor_shape_format(g->shape, g->ndim, got, sizeof(got));
-            return loss_fail(err, LOSS_ESHAPE, c->grad_output.pointer,
+            return loss_fail(err, LOSS_ESHAPE,
+                             call_pointer(c, &c->grad_output.at),
                              "grad_output has shape %s but the output has "
                              "shape %s",
                              got, want);
@@ -455,11 +486,11 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
     size_t resp = 0;
     enum loss_status st;
 
-    memset(c, 0, offsetof(struct handler_call, warnings));
     c->loss = loss;
     c->lim = lim;
     c->reduction = d->reductions ? LOSS_REDUCTION_MEAN : LOSS_REDUCTION_NONE;
     c->format = PROTO_FORMAT_NESTED;
+    loss_str_copy(c->prefix, sizeof(c->prefix), prefix);
     if (body->type != PROTO_OBJECT)
         return loss_fail(err, LOSS_EVALUE, prefix,
                          "the request body must be a JSON object, not %s",
@@ -468,7 +499,7 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
         const struct proto_member *m = &body->u.object.members[i];
 
         member_pointer(prefix, m, ptr, sizeof(ptr));
-        st = parse_member(c, m->key, &m->value, ptr, batch_item, err);
+        st = parse_member(c, m->key, &m->value, ptr, batch_item, false, err);
         if (st != LOSS_OK)
             return st;
     }
@@ -480,7 +511,7 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
         if (strcmp(m->key, "id") == 0)
             continue; /* an id belongs to one item */
         member_pointer("/shared", m, ptr, sizeof(ptr));
-        st = parse_member(c, m->key, &m->value, ptr, true, err);
+        st = parse_member(c, m->key, &m->value, ptr, true, true, err);
         if (st != LOSS_OK)
             return st;
     }
@@ -554,7 +585,7 @@ void call_upstream(const struct handler_call *c, double count, double *storage,
 static void kernel_warnings(struct handler_call *c, unsigned warn)
 {
     if (warn & LOSS_WARN_BCE_LOG_CLAMP)
-        call_warn(c, "bce-log-clamp", c->tensors[0].pointer,
+        call_warn(c, "bce-log-clamp", call_pointer(c, &c->tensors[0].at),
                   "log(input) or log(1 - input) was clamped at -100, as "
                   "PyTorch does: an input of 0 or 1 against the opposite "
                   "target costs 100, not infinity");

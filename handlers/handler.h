@@ -1,19 +1,28 @@
 /*
- * handler.h - from a decoded request to a response: validation, limits,
- * computation in the core, and the response document.
+ * handler.h - the request pipeline: from the bytes of a body to a response
+ * document, for every caller (`lossd serve`, `lossd eval`, tests).
  *
- * Handlers know nothing of sockets or HTTP libraries. A request goes through
- * two steps so the server can decide where to run it:
+ * Handlers know nothing of sockets or HTTP libraries. A request is one
+ * object that goes through fixed stages, and request.c is the one place
+ * that sequences them:
  *
- *   handler_prepare()  validates the body against the loss's description
- *                      and shapes, checks every derived size against the
- *                      limits, and estimates the cost (cheap; any thread);
- *   handler_job_run()  computes and writes the 200 body (the expensive
- *                      part; the server runs it inline or on its pool).
+ *   handler_request_new()     for one loss or the batch route;
+ *   handler_request_feed()    body bytes as they arrive: decoded at once,
+ *                             limits and the in-flight budget checked;
+ *   handler_request_finish()  the end of the body: validation against the
+ *                             loss's description, shapes and derived sizes,
+ *                             and the cost estimate (cheap; any thread);
+ *   handler_request_cost()    lets the caller choose where to run it;
+ *   handler_request_run()     computes and writes the 200 body or, for a
+ *                             request that failed on the way, its problem
+ *                             document (the expensive part; any thread);
+ *   handler_request_problem() the problem document of a request that failed
+ *                             before it could run.
  *
- * Either step that fails fills a struct loss_error; proto_problem_write()
- * turns it into the problem document. handler_eval() chains everything for
- * one whole body (lossd eval, tests).
+ * A handler_pipeline is what the requests of one server share: limits and
+ * the in-flight byte budget. Every byte a request holds (decoder, document,
+ * job) is counted against it from the moment it is allocated until the
+ * request gives it back.
  */
 #ifndef LOSSD_HANDLERS_HANDLER_H
 #define LOSSD_HANDLERS_HANDLER_H
@@ -29,7 +38,7 @@
 #include "value.h"
 
 struct handler_limits {
-    size_t max_body_bytes; /* enforced by the server / eval reader */
+    size_t max_body_bytes; /* decoded body bytes */
     size_t max_elements;   /* tensor elements per request */
     size_t max_rank;       /* <= TENSOR_MAX_RANK */
     size_t max_depth;      /* JSON nesting */
@@ -38,12 +47,8 @@ struct handler_limits {
     size_t max_batch_items;
 };
 
-/* The defaults of API.md and `lossd serve --help`. */
+/* The defaults of docs/api.md and `lossd serve --help`. */
 void handler_limits_default(struct handler_limits *lim);
-
-/* The decoder limits that go with lim. */
-void handler_decoder_limits(const struct handler_limits *lim,
-                            struct proto_limits *ret);
 
 /* The limits as published in the catalog. */
 void handler_limits_describe(const struct handler_limits *lim,
@@ -62,48 +67,84 @@ const struct proto_loss_desc *handler_describe(const struct handler_loss *l);
 /* The name given to the batch route's pseudo-loss. */
 #define HANDLER_BATCH "batch"
 
-struct handler_job;
+struct handler_pipeline;
+struct handler_request;
 
 /*
- * Validates a decoded body for loss (NULL: the batch route) and takes
- * ownership of doc (freed with the job, or on failure). On success *ret_job
- * is new (free with handler_job_free()).
+ * A pipeline for requests held to lim (copied), with max_inflight_bytes of
+ * memory for all requests in flight together (SIZE_MAX: no budget). NULL
+ * when out of memory. Free it after its last request.
  */
-enum loss_status handler_prepare(const struct handler_loss *loss,
-                                 struct proto_doc *doc,
-                                 const struct handler_limits *lim,
-                                 struct handler_job **ret_job,
-                                 struct loss_error *err);
+struct handler_pipeline *handler_pipeline_new(const struct handler_limits *lim,
+                                              size_t max_inflight_bytes);
+void handler_pipeline_free(struct handler_pipeline *p);
+
+/* The limits of the pipeline (borrowed, for its lifetime). */
+const struct handler_limits *
+handler_pipeline_limits(const struct handler_pipeline *p);
+
+/* Bytes held by the pipeline's requests now. Any thread. */
+size_t handler_pipeline_inflight(const struct handler_pipeline *p);
 
 /*
- * The job's estimated cost in abstract work units (about one unit per
- * multiply-add or transcendental call), from shapes alone. The server runs
- * jobs cheaper than its inline threshold on the HTTP thread.
+ * A new request for loss (NULL: the batch route), ready for its body. NULL
+ * when out of memory (LOSS_ENOMEM). One thread at a time may use it; it
+ * may move between threads between calls.
  */
-double handler_job_cost(const struct handler_job *job);
-
-/* Bytes the job will hold at most while running (scratch and outputs). */
-size_t handler_job_bytes(const struct handler_job *job);
-
-/* The loss name of the job ("batch" for batches); static. */
-const char *handler_job_loss(const struct handler_job *job);
+struct handler_request *handler_request_new(struct handler_pipeline *p,
+                                            const struct handler_loss *loss);
 
 /*
- * Computes the job and appends the 200 response body to out. Failures here
- * are rare (LOSS_ENOMEM, or an item of a batch, which is reported inside
- * the batch's 200 body). ex may be NULL (serial).
+ * Decodes the next n bytes of the body. Counts them against max_body_bytes
+ * and what the decoder holds against the in-flight budget. On the first
+ * failure the request drops its body (and gives its bytes back at once):
+ * later feeds and finish() return that failure again, and problem() writes
+ * it.
  */
-enum loss_status handler_job_run(struct handler_job *job,
-                                 const struct loss_exec *ex,
-                                 struct proto_buf *out, struct loss_error *err);
-
-void handler_job_free(struct handler_job *job);
+enum loss_status handler_request_feed(struct handler_request *r,
+                                      const char *data, size_t n);
 
 /*
- * One whole body through decode, prepare and run: writes the response or the
- * problem document (instance as its "instance", may be NULL) to out and
- * returns the HTTP status. loss_name "batch" selects the batch route; an
- * unknown name answers 404. The body limit applies to len.
+ * Ends the body: the document is checked and the request prepared, its
+ * memory held against the budget. LOSS_OK, or the failure (as for feed()).
+ */
+enum loss_status handler_request_finish(struct handler_request *r);
+
+/* After a successful finish(): the estimated cost in abstract work units
+   (about one unit per multiply-add or transcendental call, from shapes
+   alone), and the bytes it holds at most while running. */
+double handler_request_cost(const struct handler_request *r);
+size_t handler_request_bytes(const struct handler_request *r);
+
+/* The loss name (HANDLER_BATCH for the batch route); static. */
+const char *handler_request_loss(const struct handler_request *r);
+
+/*
+ * Computes and writes the 200 body to out, which must be empty, and
+ * returns 200. A request whose feed() or finish() failed, or whose run
+ * fails, writes its problem document instead (with instance as its
+ * "instance", may be NULL) and returns its HTTP status. Gives the request's
+ * memory back to the budget. ex may be NULL (serial). Once only.
+ */
+int handler_request_run(struct handler_request *r, const struct loss_exec *ex,
+                        const char *instance, struct proto_buf *out);
+
+/*
+ * After a failed feed() or finish(): appends the problem document (with
+ * instance, may be NULL) to out and returns its HTTP status.
+ */
+int handler_request_problem(const struct handler_request *r,
+                            const char *instance, struct proto_buf *out);
+
+/* Frees the request and gives back what it held. NULL is fine. */
+void handler_request_free(struct handler_request *r);
+
+/*
+ * One whole body (len bytes) through a request of a pipeline of its own
+ * with the limits lim and no budget: writes the response or the problem
+ * document (instance as its "instance", may be NULL) to out and returns the
+ * HTTP status. loss_name HANDLER_BATCH selects the batch route; an unknown
+ * name answers 404.
  */
 int handler_eval(const char *loss_name, const char *body, size_t len,
                  const struct handler_limits *lim, const struct loss_exec *ex,

@@ -27,23 +27,32 @@
 #define HANDLER_MAX_WARNINGS 8
 
 /*
- * Room for the pointer of a tensor or option: its prefix ("", "/shared" or
- * "/requests/<index>", at most 30 bytes) and "/" and one of the loss's own
- * field names. Smaller than LOSS_POINTER_MAX because every call clears
- * eleven of them (4 KiB less to clear per request).
+ * Room for a call's own pointer: "" outside batches, "/requests/<index>" in
+ * one (an index of at most 20 digits).
  */
-#define HANDLER_POINTER_MAX 96
+#define HANDLER_PREFIX_MAX 32
+
+/*
+ * Where a field of the call was given: its name (static: the loss's
+ * description, or "grad_output") under the call's prefix, or under
+ * "/shared" when a batch's shared object supplied it. call_pointer() spells
+ * it out when a message needs it.
+ */
+struct handler_at {
+    const char *name; /* NULL: not given */
+    bool shared;
+};
 
 struct handler_tensor {
     bool present;
+    struct handler_at at;
     struct proto_tensor pt; /* pt.t.data borrowed from the document */
     double scalar;          /* storage for a 0-d tensor given as a number */
-    char pointer[HANDLER_POINTER_MAX];
 };
 
 struct handler_option {
     bool given; /* present in the body (else the default applies) */
-    char pointer[HANDLER_POINTER_MAX]; /* where it was given */
+    struct handler_at at;
     double number;
     bool boolean;
     const char *string;
@@ -101,7 +110,12 @@ struct handler_call {
     bool grad_all;      /* "grad": true */
     struct handler_tensor grad_output;
     enum proto_format format;
-    size_t nwarnings; /* of warnings[], last below */
+    char prefix[HANDLER_PREFIX_MAX];        /* the call's own pointer */
+    char scratch_pointer[LOSS_POINTER_MAX]; /* call_pointer()'s result */
+    /* HANDLER_MAX_WARNINGS, allocated by the first call_warn() and freed by
+       call_release(); nwarnings of them are set */
+    struct proto_warning *warnings;
+    size_t nwarnings;
     /* set by prepare */
     size_t out_ndim;
     size_t out_shape[TENSOR_MAX_RANK];
@@ -125,9 +139,6 @@ struct handler_call {
             struct loss_nce_args args;
         } nce;
     } u;
-    /* Last: call_prepare() clears the call up to here (6 KiB less to clear
-       per request); only the first nwarnings are ever read. */
-    struct proto_warning warnings[HANDLER_MAX_WARNINGS];
 };
 
 /* Families (one file each). */
@@ -148,7 +159,18 @@ struct handler_tensor *call_tensor(struct handler_call *c, const char *name);
 const struct handler_option *call_option(const struct handler_call *c,
                                          const char *name);
 
-/* Adds a warning (at most HANDLER_MAX_WARNINGS; later ones are dropped). */
+/*
+ * The JSON pointer of a field given at at, e.g. "/requests/2/target" or
+ * "/shared/weight": valid until the next call_pointer() on c. "" for a field
+ * not given, which never appears in a message.
+ */
+const char *call_pointer(struct handler_call *c, const struct handler_at *at);
+
+/*
+ * Adds a warning (at most HANDLER_MAX_WARNINGS; later ones and repeats of a
+ * code are dropped). pointer is copied. Warnings are advice: when their
+ * storage cannot be allocated they are dropped too.
+ */
 void call_warn(struct handler_call *c, const char *code, const char *pointer,
                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -161,7 +183,8 @@ enum loss_status call_check_work(const struct handler_call *c, size_t n,
 
 /* Pointer of element `linear` of a tensor: "/input/1/2" (nested) or
  * "/input/data/5" (flat) or "/input" (base64). */
-void call_element_pointer(const struct handler_tensor *t, size_t linear,
+void call_element_pointer(struct handler_call *c,
+                          const struct handler_tensor *t, size_t linear,
                           char *buf, size_t cap);
 
 /*
@@ -176,7 +199,9 @@ void call_upstream(const struct handler_call *c, double count, double *storage,
 /* --- call lifecycle (call.c) -------------------------------------------- */
 
 /*
- * Parses body (an object) for loss and runs the family's prepare. prefix is
+ * Parses body (an object) for loss and runs the family's prepare. c must be
+ * zeroed memory (a job's calls are allocated cleared); free what it holds
+ * afterwards with call_release(), whatever this returned. prefix is
  * the pointer of body ("" outside batches, "/requests/3" in one); shared
  * (may be NULL) supplies the fields body lacks, with pointers under
  * "/shared". In a batch item, "loss" and "id" are allowed too.
@@ -187,9 +212,56 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
              const char *prefix, const struct proto_value *shared,
              struct loss_error *err);
 
+/*
+ * Frees what a call holds (its warnings); the call may be prepared again.
+ * Safe on a call that call_prepare() failed on, and on a zeroed one.
+ */
+void call_release(struct handler_call *c);
+
 /* Runs a prepared call and appends its response document to out. */
 enum loss_status call_run(struct handler_call *c, const struct loss_exec *ex,
                           int status_member, struct proto_buf *out,
                           struct loss_error *err);
+
+/* --- jobs (job.c): what request.c prepares and runs --------------------- */
+
+struct handler_job;
+
+/*
+ * Validates a decoded body for loss (NULL: the batch route) and takes
+ * ownership of doc (freed with the job, or here on failure). On success
+ * *ret_job is new (free with job_free()). Value errors the decoder
+ * recovered from fail one loss as if the decoder had stopped there; in a
+ * batch they are the results of their items (docs/api.md, "Batch").
+ */
+enum loss_status job_prepare(const struct handler_loss *loss,
+                             struct proto_doc *doc,
+                             const struct handler_limits *lim,
+                             struct handler_job **ret_job,
+                             struct loss_error *err);
+
+/*
+ * The job's estimated cost in abstract work units (about one unit per
+ * multiply-add or transcendental call), from shapes alone.
+ */
+double job_cost(const struct handler_job *job);
+
+/* Bytes the job holds at most while running: its document, scratch and
+   outputs. */
+size_t job_bytes(const struct handler_job *job);
+
+/* The loss name of the job (HANDLER_BATCH for batches); static. */
+const char *job_loss(const struct handler_job *job);
+
+/*
+ * Computes the job and appends the 200 response body to out. Failures are
+ * rare: LOSS_ENOMEM, or (one loss) a kernel's refusal; a batch item's
+ * failure is its result inside the 200 body. ex may be NULL (serial).
+ */
+enum loss_status job_run(struct handler_job *job, const struct loss_exec *ex,
+                         struct proto_buf *out, struct loss_error *err);
+
+/* Frees the job, its calls and its document. NULL is fine. */
+void job_free(struct handler_job *job);
 
 #endif

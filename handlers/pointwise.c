@@ -21,7 +21,8 @@ static bool is_bce(enum loss_pointwise_kind k)
 }
 
 /* Every element of t in [0, 1] (NaN fails), or a 422 at the first one. */
-static enum loss_status check_unit(const struct handler_tensor *t,
+static enum loss_status check_unit(struct handler_call *c,
+                                   const struct handler_tensor *t,
                                    const char *what, struct loss_error *err)
 {
     const double *x = t->pt.t.data;
@@ -32,7 +33,7 @@ static enum loss_status check_unit(const struct handler_tensor *t,
             continue;
         char ptr[LOSS_POINTER_MAX];
 
-        call_element_pointer(t, i, ptr, sizeof(ptr));
+        call_element_pointer(c, t, i, ptr, sizeof(ptr));
         return loss_fail(err, LOSS_EVALUE, ptr,
                          "all elements of %s should be between 0 and 1 "
                          "(element %zu is %.17g)",
@@ -54,7 +55,7 @@ static enum loss_status expand_to_input(struct handler_call *c, int which,
         return LOSS_OK;
     tensor_shape_format(w->pt.t.shape, w->pt.t.ndim, ws, sizeof(ws));
     tensor_shape_format(x->shape, x->ndim, xs, sizeof(xs));
-    return loss_fail(err, LOSS_ESHAPE, w->pointer,
+    return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &w->at),
                      "%s of shape %s cannot be broadcast to the input's "
                      "shape %s",
                      c->loss->desc.tensors[which].name, ws, xs);
@@ -75,12 +76,12 @@ static enum loss_status pw_prepare(struct handler_call *c,
         call_torch_size(&tg->pt.t, ts, sizeof(ts));
         call_torch_size(&in->pt.t, is, sizeof(is));
         if (kind == LOSS_PW_BCE)
-            return loss_fail(err, LOSS_ESHAPE, tg->pointer,
+            return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &tg->at),
                              "Using a target size (%s) that is different to "
                              "the input size (%s) is deprecated. Please "
                              "ensure they have the same size.",
                              ts, is);
-        return loss_fail(err, LOSS_ESHAPE, tg->pointer,
+        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &tg->at),
                          "Target size (%s) must be the same as input size "
                          "(%s)",
                          ts, is);
@@ -92,11 +93,11 @@ static enum loss_status pw_prepare(struct handler_call *c,
         size_t ia, ib;
 
         if (bad == (size_t)-1)
-            return loss_fail(err, LOSS_ETOOLARGE, tg->pointer,
+            return loss_fail(err, LOSS_ETOOLARGE, call_pointer(c, &tg->at),
                              "the broadcast of input and target overflows");
         ia = bad + in->pt.t.ndim - nd;
         ib = bad + tg->pt.t.ndim - nd;
-        return loss_fail(err, LOSS_ESHAPE, tg->pointer,
+        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &tg->at),
                          "The size of tensor a (%zu) must match the size of "
                          "tensor b (%zu) at non-singleton dimension %zu",
                          in->pt.t.shape[ia], tg->pt.t.shape[ib], bad);
@@ -110,15 +111,15 @@ static enum loss_status pw_prepare(struct handler_call *c,
     if (!tensor_same_shape(&in->pt.t, &tg->pt.t) && kind != LOSS_PW_KL_DIV) {
         call_torch_size(&tg->pt.t, ts, sizeof(ts));
         call_torch_size(&in->pt.t, is, sizeof(is));
-        call_warn(c, "broadcast-target", tg->pointer,
+        call_warn(c, "broadcast-target", call_pointer(c, &tg->at),
                   "Using a target size (%s) that is different to the input "
                   "size (%s). This will likely lead to incorrect results due "
                   "to broadcasting. Please ensure they have the same size.",
                   ts, is);
     }
     if (kind == LOSS_PW_BCE) {
-        if ((st = check_unit(in, "input", err)) != LOSS_OK ||
-            (st = check_unit(tg, "target", err)) != LOSS_OK)
+        if ((st = check_unit(c, in, "input", err)) != LOSS_OK ||
+            (st = check_unit(c, tg, "target", err)) != LOSS_OK)
             return st;
     }
     memset(a, 0, sizeof(*a));
@@ -156,7 +157,7 @@ static enum loss_status pw_prepare(struct handler_call *c,
                       "only by the batch size, and aligns with the KL "
                       "divergence's definition");
         if (c->reduction == LOSS_REDUCTION_BATCHMEAN && in->pt.t.ndim < 2)
-            call_warn(c, "batchmean-1d", in->pointer,
+            call_warn(c, "batchmean-1d", call_pointer(c, &in->at),
                       "batchmean on a %zu-d input divides by %s, not by a "
                       "batch size",
                       in->pt.t.ndim, in->pt.t.ndim ? "its length" : "1");

@@ -1,25 +1,25 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
-#include "decode.h"
-#include "document.h"
 #include "handler.h"
 
 static void eval_usage(FILE *f)
 {
-    fprintf(
-        f, "usage: lossd eval LOSS [FILE|-]\n"
-           "       lossd eval batch [FILE|-]\n"
-           "\n"
-           "Reads one JSON request body (API.md) from FILE or standard input,\n"
-           "evaluates it with the same handlers as `lossd serve` and prints\n"
-           "the response document. Exit 0 on success, 1 with the problem\n"
-           "document when the request is refused, 2 on usage errors.\n");
+    fprintf(f,
+            "usage: lossd eval LOSS [FILE|-]\n"
+            "       lossd eval batch [FILE|-]\n"
+            "\n"
+            "Reads one JSON request body (docs/api.md) from FILE or standard "
+            "input,\n"
+            "evaluates it with the same handlers as `lossd serve` and prints\n"
+            "the response document. Exit 0 on success, 1 with the problem\n"
+            "document when the request is refused, 2 on usage errors.\n");
 }
 
 /* Writes the whole buffer to stdout with a final newline. */
@@ -35,63 +35,39 @@ static int emit(const struct proto_buf *b)
 }
 
 /*
- * Streams f through the decoder in 64 KiB chunks (as the server does with
- * the socket), enforcing the body limit, then prepares and runs the job.
- * Returns the HTTP status the server would send and leaves the body in out.
+ * Streams f through a request in 64 KiB chunks (as the server feeds it
+ * from the socket), then runs it. Returns the HTTP status the server would
+ * send and leaves the response or problem document in out; 0 with errno in
+ * *ret_io_error when f cannot be read, and -ENOMEM when out of memory.
  */
 static int eval_stream(const struct handler_loss *loss, FILE *f,
                        const struct handler_limits *lim, struct proto_buf *out,
                        int *ret_io_error)
 {
-    struct proto_limits plim;
-    struct proto_decoder *dec;
-    struct proto_doc *doc = NULL;
-    struct handler_job *job = NULL;
-    struct loss_error err;
     static char chunk[65536];
-    size_t total = 0, n;
-    enum loss_status st = LOSS_OK;
+    struct handler_pipeline *p = handler_pipeline_new(lim, SIZE_MAX);
+    struct handler_request *r = p ? handler_request_new(p, loss) : NULL;
+    size_t n;
+    int status = 0;
 
-    loss_error_init(&err);
-    handler_decoder_limits(lim, &plim);
-    dec = proto_decoder_new(&plim);
-    if (dec == NULL) {
-        st = loss_fail(&err, LOSS_ENOMEM, NULL, "out of memory");
+    if (r == NULL) {
+        status = -ENOMEM;
         goto out;
     }
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        total += n;
-        if (total > lim->max_body_bytes) {
-            st = loss_fail(&err, LOSS_ETOOLARGE, NULL,
-                           "request body exceeds max_body_bytes (%zu bytes)",
-                           lim->max_body_bytes);
-            goto out;
-        }
-        st = proto_decoder_feed(dec, chunk, n, &err);
-        if (st != LOSS_OK)
-            goto out;
-    }
+    /* after a failure the request ignores the rest: stop reading */
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (handler_request_feed(r, chunk, n) != LOSS_OK)
+            break;
     if (ferror(f)) {
         *ret_io_error = errno ? errno : EIO;
         goto out;
     }
-    st = proto_decoder_finish(dec, &doc, &err);
-    if (st != LOSS_OK)
-        goto out;
-    st = handler_prepare(loss, doc, lim, &job, &err);
-    doc = NULL; /* owned by the job, or freed on failure */
-    if (st != LOSS_OK)
-        goto out;
-    st = handler_job_run(job, NULL, out, &err);
+    handler_request_finish(r);
+    status = handler_request_run(r, NULL, NULL, out); /* or its problem */
 out:
-    handler_job_free(job);
-    proto_decoder_free(dec);
-    if (st != LOSS_OK) {
-        proto_buf_reset(out);
-        proto_problem_write(out, &err, NULL, NULL);
-        return proto_status_http(st);
-    }
-    return 200;
+    handler_request_free(r);
+    handler_pipeline_free(p);
+    return status;
 }
 
 int cli_eval_main(int argc, char **argv)
@@ -134,6 +110,11 @@ int cli_eval_main(int argc, char **argv)
     status = eval_stream(loss, f, &lim, &out, &io_error);
     if (f != stdin)
         fclose(f);
+    if (status == -ENOMEM) {
+        fprintf(stderr, "lossd eval: out of memory\n");
+        proto_buf_release(&out);
+        return 2;
+    }
     if (io_error) {
         fprintf(stderr, "lossd eval: reading %s: %s\n", path,
                 strerror(io_error));

@@ -26,11 +26,6 @@ static const int codes[] = {200, 204, 400, 404, 405, 408,
                             413, 415, 422, 500, 503};
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 
-static const char *const route_names[METRICS_ROUTE_COUNT] = {
-    "/v1/{loss}", "/v1/batch", "/v1/losses", "/openapi.json",
-    "/healthz",   "/readyz",   "/metrics",   "other",
-};
-
 /*
  * A histogram: per-bucket (not cumulative) counts, the last one for values
  * above every bound; the sum in nanounits so it stays an integer atomic.
@@ -40,11 +35,17 @@ struct hist {
     _Atomic unsigned long long sum_nano;
 };
 
+/* Requests of one route label, by status code (the last: any other). */
+struct route_stats {
+    _Atomic unsigned long long requests[NCODES + 1];
+    struct hist duration;
+};
+
 struct metrics {
-    size_t nlosses;
+    size_t nroutes, nlosses;
+    const char *const *route_names;
     const char *const *names;
-    _Atomic unsigned long long requests[METRICS_ROUTE_COUNT][NCODES + 1];
-    struct hist duration[METRICS_ROUTE_COUNT];
+    struct route_stats *routes; /* nroutes + 1 */
     struct hist size;
     struct hist queue_wait;
     _Atomic long long inflight;
@@ -52,18 +53,22 @@ struct metrics {
     double start_time;
 };
 
-struct metrics *metrics_new(size_t nlosses, const char *const *names)
+struct metrics *metrics_new(const char *const *routes, size_t nroutes,
+                            const char *const *losses, size_t nlosses)
 {
     struct metrics *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     m->compute = calloc(nlosses + 1, sizeof *m->compute);
-    if (!m->compute) {
-        free(m);
+    m->routes = calloc(nroutes + 1, sizeof *m->routes);
+    if (!m->compute || !m->routes) {
+        metrics_free(m);
         return NULL;
     }
+    m->nroutes = nroutes;
+    m->route_names = routes;
     m->nlosses = nlosses;
-    m->names = names;
+    m->names = losses;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     m->start_time = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -75,6 +80,7 @@ void metrics_free(struct metrics *m)
     if (!m)
         return;
     free(m->compute);
+    free(m->routes);
     free(m);
 }
 
@@ -91,15 +97,18 @@ static void hist_observe(struct hist *h, const double *bounds, size_t n,
                               memory_order_relaxed);
 }
 
-void metrics_request(struct metrics *m, enum metrics_route route, int code,
-                     double seconds, size_t bytes_in)
+void metrics_request(struct metrics *m, size_t route, int code, double seconds,
+                     size_t bytes_in)
 {
     size_t c = NCODES;
     for (size_t i = 0; i < NCODES; i++)
         if (codes[i] == code)
             c = i;
-    atomic_fetch_add_explicit(&m->requests[route][c], 1, memory_order_relaxed);
-    hist_observe(&m->duration[route], time_bounds, NTIME, seconds);
+    if (route > m->nroutes)
+        route = m->nroutes;
+    struct route_stats *rs = &m->routes[route];
+    atomic_fetch_add_explicit(&rs->requests[c], 1, memory_order_relaxed);
+    hist_observe(&rs->duration, time_bounds, NTIME, seconds);
     hist_observe(&m->size, size_bounds, NSIZE, (double)bytes_in);
 }
 
@@ -205,6 +214,11 @@ static void process_write(const struct metrics *m, struct proto_buf *b)
     proto_buf_printf(b, "process_start_time_seconds %.3f\n", m->start_time);
 }
 
+static const char *route_name(const struct metrics *m, size_t r)
+{
+    return r < m->nroutes ? m->route_names[r] : "other";
+}
+
 void metrics_write(struct metrics *m, struct proto_buf *b,
                    const struct metrics_state *st, const char *version,
                    const char *openblas_core)
@@ -212,29 +226,29 @@ void metrics_write(struct metrics *m, struct proto_buf *b,
     char labels[160];
     head(b, "lossd_requests_total", "counter",
          "HTTP requests answered, by route and status code.");
-    for (size_t r = 0; r < METRICS_ROUTE_COUNT; r++)
+    for (size_t r = 0; r <= m->nroutes; r++)
         for (size_t c = 0; c <= NCODES; c++) {
-            unsigned long long v =
-                atomic_load_explicit(&m->requests[r][c], memory_order_relaxed);
+            unsigned long long v = atomic_load_explicit(
+                &m->routes[r].requests[c], memory_order_relaxed);
             if (v == 0)
                 continue;
             if (c < NCODES)
                 proto_buf_printf(b,
                                  "lossd_requests_total{route=\"%s\","
                                  "code=\"%d\"} %llu\n",
-                                 route_names[r], codes[c], v);
+                                 route_name(m, r), codes[c], v);
             else
                 proto_buf_printf(b,
                                  "lossd_requests_total{route=\"%s\","
                                  "code=\"other\"} %llu\n",
-                                 route_names[r], v);
+                                 route_name(m, r), v);
         }
     head(b, "lossd_request_duration_seconds", "histogram",
          "Time from the request's headers to its completion.");
-    for (size_t r = 0; r < METRICS_ROUTE_COUNT; r++) {
-        snprintf(labels, sizeof labels, "route=\"%s\",", route_names[r]);
-        hist_write(b, "lossd_request_duration_seconds", labels, &m->duration[r],
-                   time_bounds, NTIME);
+    for (size_t r = 0; r <= m->nroutes; r++) {
+        snprintf(labels, sizeof labels, "route=\"%s\",", route_name(m, r));
+        hist_write(b, "lossd_request_duration_seconds", labels,
+                   &m->routes[r].duration, time_bounds, NTIME);
     }
     head(b, "lossd_request_size_bytes", "histogram",
          "Request body bytes as received (before decompression).");

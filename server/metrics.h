@@ -2,8 +2,8 @@
  * metrics.h - the Prometheus metrics of lossd (text format 0.0.4).
  *
  * Every counter is a relaxed atomic, so recording from any thread takes no
- * lock. Label values come from fixed sets only (routes, status codes, the
- * losses of the registry), so a client cannot grow the output.
+ * lock. Label values come from fixed sets only (the route table, status
+ * codes, the losses of the registry), so a client cannot grow the output.
  */
 #ifndef LOSSD_SERVER_METRICS_H
 #define LOSSD_SERVER_METRICS_H
@@ -12,32 +12,23 @@
 
 #include "buf.h"
 
-/* The route label: the fixed set of API.md, "other" for any unknown path. */
-enum metrics_route {
-    METRICS_ROUTE_LOSS,
-    METRICS_ROUTE_BATCH,
-    METRICS_ROUTE_LOSSES,
-    METRICS_ROUTE_OPENAPI,
-    METRICS_ROUTE_HEALTHZ,
-    METRICS_ROUTE_READYZ,
-    METRICS_ROUTE_METRICS,
-    METRICS_ROUTE_OTHER,
-    METRICS_ROUTE_COUNT
-};
-
 struct metrics;
 
 /*
- * A new metrics registry for nlosses losses (loss label indices 0..nlosses-1,
- * named by names[i], borrowed and static) plus "batch" (index nlosses).
- * NULL when out of memory.
+ * A new metrics registry for nroutes route labels (indices 0..nroutes-1,
+ * named by routes[i]) plus "other" (index nroutes, requests that matched no
+ * route), and for nlosses losses (indices 0..nlosses-1, named by losses[i])
+ * plus "batch" (index nlosses). Names are borrowed and must be static. NULL
+ * when out of memory.
  */
-struct metrics *metrics_new(size_t nlosses, const char *const *names);
+struct metrics *metrics_new(const char *const *routes, size_t nroutes,
+                            const char *const *losses, size_t nlosses);
 void metrics_free(struct metrics *m);
 
-/* One finished request: its route, HTTP code, duration and body bytes. */
-void metrics_request(struct metrics *m, enum metrics_route route, int code,
-                     double seconds, size_t bytes_in);
+/* One finished request: its route index (nroutes: none), HTTP code,
+   duration and body bytes. */
+void metrics_request(struct metrics *m, size_t route, int code, double seconds,
+                     size_t bytes_in);
 /* In-flight gauge: +1 when a request starts, -1 when it completes. */
 void metrics_inflight_add(struct metrics *m, int delta);
 /* A job's wait in the pool's queue. */

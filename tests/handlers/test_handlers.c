@@ -1,8 +1,8 @@
 /*
  * test_handlers.c - what the golden cases do not pin down: the exact status,
  * problem type and pointer of refused requests, batches (shared fields, ids,
- * per-item status, absolute pointers), limits, grad rules, output formats,
- * and the two-step job interface the server uses.
+ * per-item status, absolute pointers), limits, grad rules and output
+ * formats. The request pipeline's own contract is test_request.c's.
  */
 #include <check.h>
 #include <jansson.h>
@@ -679,38 +679,6 @@ START_TEST(test_limits)
 }
 END_TEST
 
-START_TEST(test_job_interface)
-{
-    const char *body = "{\"query\": [[1, 0], [0, 1]], \"positive_key\": [[1, "
-                       "0], [0, 1]], \"grad\": true}";
-    struct handler_limits lim;
-    struct proto_limits plim;
-    struct proto_doc *doc = NULL;
-    struct handler_job *job = NULL;
-    struct loss_error err;
-    struct proto_buf out;
-    const struct handler_loss *loss = handler_find("info_nce", 8);
-
-    ck_assert_ptr_nonnull(loss);
-    ck_assert_ptr_null(handler_find("info", 4));
-    ck_assert_uint_eq(handler_count(), 12);
-    handler_limits_default(&lim);
-    handler_decoder_limits(&lim, &plim);
-    loss_error_init(&err);
-    ck_assert_int_eq(proto_decode(body, strlen(body), &plim, &doc, &err),
-                     LOSS_OK);
-    ck_assert_int_eq(handler_prepare(loss, doc, &lim, &job, &err), LOSS_OK);
-    ck_assert(handler_job_cost(job) > 0);
-    ck_assert(handler_job_bytes(job) > 0);
-    ck_assert_str_eq(handler_job_loss(job), "info_nce");
-    proto_buf_init(&out);
-    ck_assert_int_eq(handler_job_run(job, NULL, &out, &err), LOSS_OK);
-    ck_assert_ptr_nonnull(strstr(out.data, "\"positive_key\""));
-    proto_buf_release(&out);
-    handler_job_free(job);
-}
-END_TEST
-
 /* Appends "name": {"shape": [n, d], "data": [...normal * scale...]}. */
 static void put_matrix(struct proto_buf *b, const char *name, size_t n,
                        size_t d, double scale, struct test_rng *rng)
@@ -774,26 +742,6 @@ START_TEST(test_bit_identical_executors)
 }
 END_TEST
 
-/* Every tensor and option pointer fits HANDLER_POINTER_MAX with the
-   longest prefix a batch item can have. */
-START_TEST(test_pointers_fit)
-{
-    const size_t prefix = strlen("/requests/18446744073709551615/");
-
-    for (size_t i = 0; i < handler_count(); i++) {
-        const struct proto_loss_desc *d = handler_describe(handler_at(i));
-
-        for (size_t k = 0; k < d->ntensors; k++)
-            ck_assert_uint_lt(prefix + strlen(d->tensors[k].name),
-                              HANDLER_POINTER_MAX);
-        for (size_t k = 0; k < d->noptions; k++)
-            ck_assert_uint_lt(prefix + strlen(d->options[k].name),
-                              HANDLER_POINTER_MAX);
-    }
-    ck_assert_uint_lt(prefix + strlen("grad_output"), HANDLER_POINTER_MAX);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("handlers");
@@ -802,7 +750,6 @@ int main(void)
     loss_blas_init();
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_refusals);
-    tcase_add_test(tc, test_pointers_fit);
     tcase_add_test(tc, test_problem_has_instance);
     tcase_add_test(tc, test_syntax_error_offset);
     tcase_add_test(tc, test_success_document);
@@ -815,7 +762,6 @@ int main(void)
     tcase_add_test(tc, test_single_value_errors);
     tcase_add_test(tc, test_batch_shared_pointer_and_limit);
     tcase_add_test(tc, test_limits);
-    tcase_add_test(tc, test_job_interface);
     tcase_add_test(tc, test_bit_identical_executors);
     suite_add_tcase(s, tc);
     return test_run(s);

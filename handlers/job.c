@@ -1,19 +1,18 @@
 /*
- * handler.c - jobs: a validated request (one loss, or a batch of them) that
- * owns its decoded document, ready to run anywhere.
+ * job.c - jobs: a validated request (one loss, or a batch of them) that owns
+ * its decoded document, ready to run anywhere. request.c drives them.
  *
- * Value errors. handler_decoder_limits() sets recover_values: the decoder
+ * Value errors. The pipeline's decoder limits set recover_values: the decoder
  * reads on past a ragged tensor, a null in a tensor, a bad tensor object or
  * a duplicate key, leaving an invalid value and listing the error
- * (proto_doc_error()). handler_prepare() then decides: for one loss, the
+ * (proto_doc_error()). job_prepare() then decides: for one loss, the
  * first error fails the request, as if the decoder had stopped there (a
  * later syntax error or limit still wins: the decoder reports those). In a
  * batch, an error under "/requests/<i>" is item i's result, with the item's
  * id when the id itself is valid, and the other items run; an error
  * anywhere else ("/shared", the envelope) or a broken envelope fails the
- * whole request (API.md "Batch").
+ * whole request (docs/api.md, "Batch").
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,81 +32,22 @@ struct handler_job {
     struct handler_call calls[]; /* 1, or one per batch item */
 };
 
-void handler_limits_default(struct handler_limits *lim)
-{
-    lim->max_body_bytes = 64u << 20; /* Triton's default */
-    lim->max_elements = 16u << 20;   /* 128 MiB of float64 */
-    lim->max_rank = TENSOR_MAX_RANK;
-    lim->max_depth = 64;
-    lim->max_work = 64u << 20; /* e.g. nt_xent up to N = 4096 */
-    lim->max_batch_items = 256;
-}
-
-void handler_decoder_limits(const struct handler_limits *lim,
-                            struct proto_limits *ret)
-{
-    ret->max_elements = lim->max_elements;
-    ret->max_rank =
-        lim->max_rank < TENSOR_MAX_RANK ? lim->max_rank : TENSOR_MAX_RANK;
-    ret->max_depth = lim->max_depth;
-    /* value errors belong to batch items (API.md "Batch"): the decoder
-       reads on past them; one error per item plus one for the envelope */
-    ret->recover_values = true;
-    ret->max_value_errors = lim->max_batch_items < SIZE_MAX - 1
-                                ? lim->max_batch_items + 1
-                                : SIZE_MAX;
-}
-
-void handler_limits_describe(const struct handler_limits *lim,
-                             struct proto_limits_desc *ret)
-{
-    ret->max_body_bytes = lim->max_body_bytes;
-    ret->max_elements = lim->max_elements;
-    ret->max_rank = lim->max_rank;
-    ret->max_depth = lim->max_depth;
-    ret->max_work = lim->max_work;
-    ret->max_batch_items = lim->max_batch_items;
-}
-
 /*
- * Blocks of one-call jobs kept for the next request: a job is ~9 KiB, past
- * glibc's per-thread cache, and each such malloc also consolidated the fast
- * bins (together ~4% of the CPU of a small request). At most SPARE_JOBS,
- * shared by all threads (jobs are freed on workers and made on HTTP
- * threads); the list stays reachable, so nothing here is ever a leak.
- */
-#define SPARE_JOBS 8
-static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct handler_job *spare_jobs[SPARE_JOBS];
-static size_t nspare;
-
-/*
- * One allocation for the job and its calls. The calls are not cleared:
- * call_prepare() clears the call it prepares (a second clearing was ~1.5%
- * of a small request), a batch all of its. Only a batch (loss NULL) has
- * item_errors.
+ * One allocation for the job and its calls, all cleared (call_prepare()
+ * takes zeroed calls). Only a batch (loss NULL) has item_errors.
  */
 static struct handler_job *job_new(struct proto_doc *doc,
                                    const struct handler_loss *loss,
                                    const struct handler_limits *lim, size_t n)
 {
-    struct handler_job *job = NULL;
+    struct handler_job *job;
     size_t room = n ? n : 1;
 
     if (room > (SIZE_MAX - sizeof(*job)) / sizeof(job->calls[0]))
         return NULL;
-    if (room == 1) {
-        pthread_mutex_lock(&spare_mu);
-        if (nspare > 0)
-            job = spare_jobs[--nspare];
-        pthread_mutex_unlock(&spare_mu);
-    }
-    if (job == NULL)
-        job = malloc(sizeof(*job) + room * sizeof(job->calls[0]));
+    job = calloc(1, sizeof(*job) + room * sizeof(job->calls[0]));
     if (job == NULL)
         return NULL;
-    memset(job, 0, sizeof(*job));
-    job->room = room;
     if (loss == NULL) {
         job->item_errors = calloc(room, sizeof(*job->item_errors));
         if (job->item_errors == NULL) {
@@ -123,20 +63,14 @@ static struct handler_job *job_new(struct proto_doc *doc,
     return job;
 }
 
-void handler_job_free(struct handler_job *job)
+void job_free(struct handler_job *job)
 {
     if (job == NULL)
         return;
+    for (size_t i = 0; i < job->room; i++)
+        call_release(&job->calls[i]);
     proto_doc_free(job->doc);
     free(job->item_errors);
-    if (job->room == 1) {
-        pthread_mutex_lock(&spare_mu);
-        if (nspare < SPARE_JOBS) {
-            spare_jobs[nspare++] = job;
-            job = NULL;
-        }
-        pthread_mutex_unlock(&spare_mu);
-    }
     free(job);
 }
 
@@ -207,7 +141,7 @@ static const struct proto_value *item_id(const struct proto_value *item)
 }
 
 /*
- * Checks the shape of the batch envelope (API.md "Batch"): an object of
+ * Checks the shape of the batch envelope (docs/api.md, "Batch"): an object of
  * "requests" (a non-empty array within max_batch_items) and "shared" (an
  * object). Sets *ret_requests, *ret_shared (NULL when absent) and *ret_n.
  */
@@ -334,7 +268,6 @@ static enum loss_status batch_prepare(struct handler_job **ret_job,
     job = job_new(doc, NULL, lim, n);
     if (job == NULL)
         return loss_fail(err, LOSS_ENOMEM, NULL, "out of memory");
-    memset(job->calls, 0, n * sizeof(*job->calls));
     for (size_t i = 0; i < n; i++)
         loss_error_init(&job->item_errors[i]);
     for (size_t k = 0; k < nerrors; k++) {
@@ -378,11 +311,11 @@ static enum loss_status batch_prepare(struct handler_job **ret_job,
     return LOSS_OK;
 }
 
-enum loss_status handler_prepare(const struct handler_loss *loss,
-                                 struct proto_doc *doc,
-                                 const struct handler_limits *lim,
-                                 struct handler_job **ret_job,
-                                 struct loss_error *err)
+enum loss_status job_prepare(const struct handler_loss *loss,
+                             struct proto_doc *doc,
+                             const struct handler_limits *lim,
+                             struct handler_job **ret_job,
+                             struct loss_error *err)
 {
     struct handler_job *job = NULL;
     enum loss_status st;
@@ -415,7 +348,7 @@ enum loss_status handler_prepare(const struct handler_loss *loss,
     st = call_prepare(&job->calls[0], loss, &job->lim, proto_doc_root(doc), "",
                       NULL, err);
     if (st != LOSS_OK) {
-        handler_job_free(job);
+        job_free(job);
         return st;
     }
     job->cost = job->calls[0].cost;
@@ -424,17 +357,17 @@ enum loss_status handler_prepare(const struct handler_loss *loss,
     return LOSS_OK;
 }
 
-double handler_job_cost(const struct handler_job *job)
+double job_cost(const struct handler_job *job)
 {
     return job->cost;
 }
 
-size_t handler_job_bytes(const struct handler_job *job)
+size_t job_bytes(const struct handler_job *job)
 {
     return job->bytes;
 }
 
-const char *handler_job_loss(const struct handler_job *job)
+const char *job_loss(const struct handler_job *job)
 {
     return job->loss ? job->loss->desc.name : HANDLER_BATCH;
 }
@@ -461,9 +394,8 @@ static enum loss_status batch_run(struct handler_job *job,
     return LOSS_OK;
 }
 
-enum loss_status handler_job_run(struct handler_job *job,
-                                 const struct loss_exec *ex,
-                                 struct proto_buf *out, struct loss_error *err)
+enum loss_status job_run(struct handler_job *job, const struct loss_exec *ex,
+                         struct proto_buf *out, struct loss_error *err)
 {
     enum loss_status st;
 
@@ -475,50 +407,4 @@ enum loss_status handler_job_run(struct handler_job *job,
         st = loss_fail(err, LOSS_ENOMEM, NULL,
                        "out of memory writing the response");
     return st;
-}
-
-int handler_eval(const char *loss_name, const char *body, size_t len,
-                 const struct handler_limits *lim, const struct loss_exec *ex,
-                 const char *instance, struct proto_buf *out)
-{
-    const struct handler_loss *loss = NULL;
-    struct handler_job *job = NULL;
-    struct proto_doc *doc = NULL;
-    struct proto_limits plim;
-    struct loss_error err;
-    enum loss_status st;
-
-    loss_error_init(&err);
-    if (strcmp(loss_name, HANDLER_BATCH) != 0) {
-        loss = handler_find(loss_name, strlen(loss_name));
-        if (loss == NULL) {
-            st = loss_fail(&err, LOSS_ENOTFOUND, NULL,
-                           "unknown loss \"%.64s\" (GET /v1/losses lists "
-                           "them)",
-                           loss_name);
-            goto out;
-        }
-    }
-    if (len > lim->max_body_bytes) {
-        st = loss_fail(&err, LOSS_ETOOLARGE, NULL,
-                       "request body exceeds max_body_bytes (%zu bytes)",
-                       lim->max_body_bytes);
-        goto out;
-    }
-    handler_decoder_limits(lim, &plim);
-    st = proto_decode(body, len, &plim, &doc, &err);
-    if (st != LOSS_OK)
-        goto out;
-    st = handler_prepare(loss, doc, lim, &job, &err);
-    if (st != LOSS_OK)
-        goto out;
-    st = handler_job_run(job, ex, out, &err);
-out:
-    handler_job_free(job);
-    if (st != LOSS_OK) {
-        proto_buf_reset(out);
-        proto_problem_write(out, &err, instance, NULL);
-        return proto_status_http(st);
-    }
-    return 200;
 }

@@ -1,0 +1,316 @@
+/*
+ * request.c - the request pipeline (handler.h): the one place that takes a
+ * body from its bytes through decoding, preparation and the run to a
+ * response or a problem document, and that accounts for the memory a
+ * request holds on the way.
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct handler_pipeline {
+    struct handler_limits lim;
+    struct proto_limits dlim; /* the decoder's, from lim */
+    size_t max_inflight;
+    _Atomic size_t inflight; /* held by all requests */
+};
+
+struct handler_request {
+    struct handler_pipeline *p;
+    const struct handler_loss *loss; /* NULL: batch */
+    struct proto_decoder *dec;       /* while the body streams */
+    struct handler_job *job;         /* from a successful finish() */
+    size_t fed;                      /* body bytes */
+    size_t held;                     /* bytes counted in p->inflight */
+    bool finished;
+    struct loss_error err; /* status LOSS_OK until the first failure */
+};
+
+void handler_limits_default(struct handler_limits *lim)
+{
+    lim->max_body_bytes = 64u << 20; /* Triton's default */
+    lim->max_elements = 16u << 20;   /* 128 MiB of float64 */
+    lim->max_rank = TENSOR_MAX_RANK;
+    lim->max_depth = 64;
+    lim->max_work = 64u << 20; /* e.g. nt_xent up to N = 4096 */
+    lim->max_batch_items = 256;
+}
+
+static void decoder_limits(const struct handler_limits *lim,
+                           struct proto_limits *ret)
+{
+    ret->max_elements = lim->max_elements;
+    ret->max_rank =
+        lim->max_rank < TENSOR_MAX_RANK ? lim->max_rank : TENSOR_MAX_RANK;
+    ret->max_depth = lim->max_depth;
+    /* value errors belong to batch items (docs/api.md, "Batch"): the decoder
+       reads on past them; one error per item plus one for the envelope */
+    ret->recover_values = true;
+    ret->max_value_errors = lim->max_batch_items < SIZE_MAX - 1
+                                ? lim->max_batch_items + 1
+                                : SIZE_MAX;
+}
+
+void handler_limits_describe(const struct handler_limits *lim,
+                             struct proto_limits_desc *ret)
+{
+    ret->max_body_bytes = lim->max_body_bytes;
+    ret->max_elements = lim->max_elements;
+    ret->max_rank = lim->max_rank;
+    ret->max_depth = lim->max_depth;
+    ret->max_work = lim->max_work;
+    ret->max_batch_items = lim->max_batch_items;
+}
+
+struct handler_pipeline *handler_pipeline_new(const struct handler_limits *lim,
+                                              size_t max_inflight_bytes)
+{
+    struct handler_pipeline *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->lim = *lim;
+    decoder_limits(lim, &p->dlim);
+    p->max_inflight = max_inflight_bytes;
+    return p;
+}
+
+void handler_pipeline_free(struct handler_pipeline *p)
+{
+    free(p);
+}
+
+const struct handler_limits *
+handler_pipeline_limits(const struct handler_pipeline *p)
+{
+    return &p->lim;
+}
+
+size_t handler_pipeline_inflight(const struct handler_pipeline *p)
+{
+    return atomic_load_explicit(&p->inflight, memory_order_relaxed);
+}
+
+/*
+ * Sets the bytes r holds to total; false (nothing changed) when that would
+ * take the pipeline past its budget.
+ */
+static bool hold(struct handler_request *r, size_t total)
+{
+    struct handler_pipeline *p = r->p;
+    size_t delta, before;
+
+    if (total <= r->held) {
+        atomic_fetch_sub(&p->inflight, r->held - total);
+        r->held = total;
+        return true;
+    }
+    delta = total - r->held;
+    before = atomic_fetch_add(&p->inflight, delta);
+    if (before + delta < before || before + delta > p->max_inflight) {
+        atomic_fetch_sub(&p->inflight, delta);
+        return false;
+    }
+    r->held = total;
+    return true;
+}
+
+/* Drops everything the request holds but its error. */
+static void drop(struct handler_request *r)
+{
+    proto_decoder_free(r->dec);
+    r->dec = NULL;
+    job_free(r->job);
+    r->job = NULL;
+    hold(r, 0);
+}
+
+/* The request's first failure: recorded (err as the lower layer wrote
+   it), its memory dropped. Returns the status. */
+static enum loss_status failed(struct handler_request *r,
+                               const struct loss_error *err)
+{
+    if (r->err.status == LOSS_OK)
+        r->err = *err;
+    drop(r);
+    return r->err.status;
+}
+
+static enum loss_status over_budget(struct handler_request *r)
+{
+    struct loss_error err;
+
+    loss_fail(&err, LOSS_EUNAVAIL, NULL,
+              "the server holds max-inflight-bytes (%zu) of requests; "
+              "retry later",
+              r->p->max_inflight);
+    return failed(r, &err);
+}
+
+struct handler_request *handler_request_new(struct handler_pipeline *p,
+                                            const struct handler_loss *loss)
+{
+    struct handler_request *r = malloc(sizeof(*r));
+
+    if (r == NULL)
+        return NULL;
+    r->p = p;
+    r->loss = loss;
+    r->job = NULL;
+    r->fed = 0;
+    r->held = 0;
+    r->finished = false;
+    loss_error_init(&r->err);
+    r->dec = proto_decoder_new(&p->dlim);
+    if (r->dec == NULL) {
+        free(r);
+        return NULL;
+    }
+    if (!hold(r, proto_decoder_bytes(r->dec))) {
+        over_budget(r);
+        return r; /* its answer is the 503 */
+    }
+    return r;
+}
+
+enum loss_status handler_request_feed(struct handler_request *r,
+                                      const char *data, size_t n)
+{
+    struct loss_error err;
+
+    if (r->err.status != LOSS_OK)
+        return r->err.status;
+    r->fed += n;
+    if (r->fed > r->p->lim.max_body_bytes || r->fed < n) {
+        loss_fail(&err, LOSS_ETOOLARGE, NULL,
+                  "request body exceeds max_body_bytes (%zu bytes)",
+                  r->p->lim.max_body_bytes);
+        return failed(r, &err);
+    }
+    loss_error_init(&err);
+    if (proto_decoder_feed(r->dec, data, n, &err) != LOSS_OK)
+        return failed(r, &err);
+    if (!hold(r, proto_decoder_bytes(r->dec)))
+        return over_budget(r);
+    return LOSS_OK;
+}
+
+enum loss_status handler_request_finish(struct handler_request *r)
+{
+    struct proto_doc *doc = NULL;
+    struct loss_error err;
+    size_t doc_bytes;
+
+    if (r->err.status != LOSS_OK)
+        return r->err.status;
+    r->finished = true;
+    loss_error_init(&err);
+    doc_bytes = proto_decoder_bytes(r->dec);
+    if (proto_decoder_finish(r->dec, &doc, &err) != LOSS_OK)
+        return failed(r, &err);
+    proto_decoder_free(r->dec);
+    r->dec = NULL;
+    /* the document stays held (doc_bytes) while it is validated */
+    if (job_prepare(r->loss, doc, &r->p->lim, &r->job, &err) != LOSS_OK)
+        return failed(r, &err);
+    if (!hold(r, doc_bytes + job_bytes(r->job)))
+        return over_budget(r);
+    return LOSS_OK;
+}
+
+double handler_request_cost(const struct handler_request *r)
+{
+    return r->job ? job_cost(r->job) : 0.0;
+}
+
+size_t handler_request_bytes(const struct handler_request *r)
+{
+    return r->held;
+}
+
+const char *handler_request_loss(const struct handler_request *r)
+{
+    return r->loss ? r->loss->desc.name : HANDLER_BATCH;
+}
+
+int handler_request_run(struct handler_request *r, const struct loss_exec *ex,
+                        const char *instance, struct proto_buf *out)
+{
+    struct loss_error err;
+
+    if (r->job == NULL) /* not finished, or failed */
+        return handler_request_problem(r, instance, out);
+    loss_error_init(&err);
+    if (job_run(r->job, ex, out, &err) != LOSS_OK) {
+        proto_buf_reset(out); /* drop whatever the failed run wrote */
+        failed(r, &err);
+        return handler_request_problem(r, instance, out);
+    }
+    drop(r);
+    return 200;
+}
+
+int handler_request_problem(const struct handler_request *r,
+                            const char *instance, struct proto_buf *out)
+{
+    struct loss_error err;
+    const struct loss_error *e = &r->err;
+
+    if (e->status == LOSS_OK) {
+        /* a caller's mistake: run() before finish() */
+        loss_fail(&err, LOSS_EINTERNAL, NULL,
+                  "the request was run before its body was finished");
+        e = &err;
+    }
+    proto_problem_write(out, e, instance, NULL);
+    return proto_status_http(e->status);
+}
+
+void handler_request_free(struct handler_request *r)
+{
+    if (r == NULL)
+        return;
+    drop(r);
+    free(r);
+}
+
+int handler_eval(const char *loss_name, const char *body, size_t len,
+                 const struct handler_limits *lim, const struct loss_exec *ex,
+                 const char *instance, struct proto_buf *out)
+{
+    const struct handler_loss *loss = NULL;
+    struct handler_pipeline *p = NULL;
+    struct handler_request *r = NULL;
+    struct loss_error err;
+    int status;
+
+    if (strcmp(loss_name, HANDLER_BATCH) != 0) {
+        loss = handler_find(loss_name, strlen(loss_name));
+        if (loss == NULL) {
+            loss_fail(&err, LOSS_ENOTFOUND, NULL,
+                      "unknown loss \"%.64s\" (GET /v1/losses lists them)",
+                      loss_name);
+            goto fail;
+        }
+    }
+    p = handler_pipeline_new(lim, SIZE_MAX);
+    r = p ? handler_request_new(p, loss) : NULL;
+    if (r == NULL) {
+        loss_fail(&err, LOSS_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    handler_request_feed(r, body, len);
+    handler_request_finish(r);
+    status = handler_request_run(r, ex, instance, out);
+    handler_request_free(r);
+    handler_pipeline_free(p);
+    return status;
+fail:
+    handler_pipeline_free(p);
+    proto_problem_write(out, &err, instance, NULL);
+    return proto_status_http(err.status);
+}

@@ -1,0 +1,39 @@
+/*
+ * http.h - the libmicrohttpd side of `lossd serve`: the callbacks that take
+ * a request from its headers through its body to the response, with its
+ * state, and hand POST bodies to the handlers' pipeline (inline, or on the
+ * worker pool with the connection suspended).
+ *
+ * The life of a POST:
+ *   first call    headers only: route, method, media type, Content-Length.
+ *                 A failure here is answered at once when the client sent
+ *                 Expect: 100-continue (it never sends the body); otherwise
+ *                 it is remembered and the body discarded as it arrives.
+ *   upload calls  bytes inflated if gzip/deflate and fed to the request's
+ *                 pipeline; limits checked on every chunk.
+ *   final call    the pipeline's finish, then either the run inline or a
+ *                 pool slot, suspend and submit. The pool resumes the
+ *                 connection and libmicrohttpd calls again: the response is
+ *                 queued on the connection's own thread.
+ */
+#ifndef LOSSD_SERVER_HTTP_H
+#define LOSSD_SERVER_HTTP_H
+
+#include <microhttpd.h>
+#include <stdarg.h>
+
+/* The access handler (MHD_AccessHandlerCallback); cls is the server. */
+enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
+                                    const char *url, const char *method,
+                                    const char *version,
+                                    const char *upload_data,
+                                    size_t *upload_data_size, void **con_cls);
+
+/* MHD_OPTION_NOTIFY_COMPLETED: logs, counts and frees the request. */
+void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                           enum MHD_RequestTerminationCode toe);
+
+/* MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's messages as warn lines. */
+void server_http_logger(void *cls, const char *fmt, va_list ap);
+
+#endif

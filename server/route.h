@@ -1,0 +1,54 @@
+/*
+ * route.h - the one table of lossd's HTTP routes: for each, its path, the
+ * methods it allows, what handles it and its label in the metrics. The
+ * loss routes are one entry ("/v1/{loss}"), resolved through the handlers'
+ * registry.
+ */
+#ifndef LOSSD_SERVER_ROUTE_H
+#define LOSSD_SERVER_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "handler.h"
+
+/* What answers a route. */
+enum server_kind {
+    SERVER_KIND_LOSS,    /* POST: one loss through the pipeline */
+    SERVER_KIND_BATCH,   /* POST: the batch through the pipeline */
+    SERVER_KIND_CATALOG, /* GET: the catalog, built at start */
+    SERVER_KIND_OPENAPI, /* GET: the OpenAPI document, built at start */
+    SERVER_KIND_LIVE,    /* GET: liveness */
+    SERVER_KIND_READY,   /* GET: readiness (503 while draining) */
+    SERVER_KIND_METRICS, /* GET: Prometheus text */
+};
+
+struct server_route {
+    const char *path;  /* the path, or its template for the losses */
+    const char *label; /* the metrics' route label */
+    const char *allow; /* the Allow header: its methods and OPTIONS */
+    enum server_kind kind;
+    bool post; /* takes a body (POST); else GET and HEAD */
+};
+
+/* The routes, in a fixed order; their indices are the metrics' labels. */
+size_t server_route_count(void);
+const struct server_route *server_route_at(size_t i);
+size_t server_route_index(const struct server_route *rt);
+
+/* The metrics label of requests that match no route. */
+#define SERVER_ROUTE_OTHER_LABEL "other"
+
+/*
+ * The route of a request target url (a NUL-terminated path, no query), or
+ * NULL for none. For the loss route *ret_loss is the loss, named after
+ * "/v1/" or, for compatibility, right after "/" (so "/mse" is "/v1/mse");
+ * never under "/v2", the Open Inference Protocol's.
+ */
+const struct server_route *
+server_route_find(const char *url, const struct handler_loss **ret_loss);
+
+/* Whether method (not OPTIONS) is allowed on rt. */
+bool server_route_allows(const struct server_route *rt, const char *method);
+
+#endif
