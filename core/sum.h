@@ -6,9 +6,22 @@
  * therefore goes through loss_sum(), whose order of additions depends only on
  * n: pairwise summation over fixed blocks of LOSS_SUM_BLOCK elements (each
  * block summed left to right with four interleaved accumulators), the block
- * sums then combined pairwise. Its error grows as O(log n), like PyTorch's
- * cascade sum, and it never calls BLAS (ddot/dasum may change their order
- * with the CPU kernel or thread count).
+ * sums then combined pairwise. It never calls BLAS (ddot/dasum may change
+ * their order with the CPU kernel or thread count).
+ *
+ * The tree: for n > LOSS_SUM_BLOCK, loss_sum(x, n) is exactly
+ * loss_sum(x, h) + loss_sum(x + h, n - h) with h = ceil(floor(n / B) / 2) * B,
+ * B = LOSS_SUM_BLOCK. So a caller may sum the two halves (or any subtrees)
+ * on different threads and add them back up the same tree for the same bits,
+ * and a strided or tiled sum can rebuild the same order (softmax.c does).
+ *
+ * Error: an element passes through at most h = 36 + ceil(log2(ceil(n / B)))
+ * roundings (34 in its accumulator, 2 joining the accumulators, one per level
+ * of the tree), so unless a partial sum overflows,
+ *   |loss_sum(x, n) - sum x_i| <= gamma(h) * sum |x_i|,
+ *   gamma(h) = h u / (1 - h u), u = 2^-53:
+ * O(log n), like PyTorch's cascade sum (a left-to-right loop has h = n - 1).
+ * An overflowed partial sum never comes back finite.
  */
 #ifndef LOSSD_CORE_SUM_H
 #define LOSSD_CORE_SUM_H
