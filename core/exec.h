@@ -23,8 +23,9 @@ typedef void (*loss_block_fn)(void *arg, size_t block, size_t slot);
 
 struct loss_exec {
     /*
-     * Runs fn(arg, b) exactly once for every b in [0, nblocks), in any order
-     * and on any threads, and returns when all calls have returned.
+     * Runs fn(arg, b, slot) exactly once for every b in [0, nblocks), in any
+     * order and on any threads, with slot in [0, slots) and no slot used by
+     * two calls at once; returns when all calls have returned.
      */
     void (*parallel_for)(void *ctx, size_t nblocks, loss_block_fn fn,
                          void *arg);
