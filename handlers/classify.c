@@ -1,7 +1,7 @@
 /*
  * classify.c - the handlers of cross_entropy and nll.
  *
- * Dispatch and messages follow PyTorch 1.13 (LOSS_SPEC.md sections 6-7):
+ * Dispatch and messages follow PyTorch 1.13 (docs/semantics.md):
  * cross_entropy reads the target as probabilities when it has the input's
  * shape, as class indices otherwise (JSON carries no dtype, so the shape
  * decides). Class indices must be integral values in [0, C) or equal to

@@ -1,5 +1,5 @@
 /*
- * info_nce.c - the handler of info_nce (API.md "info_nce").
+ * info_nce.c - the handler of info_nce (docs/api.md, "info_nce").
  *
  * The per-sample count is known from shapes (N, or 2N for nt_xent), so the
  * forward pass also computes the gradients in one go (core/info_nce.h):

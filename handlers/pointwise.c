@@ -2,7 +2,7 @@
  * pointwise.c - the handlers of the element-wise losses: mse, l1,
  * smooth_l1, huber, binary_cross_entropy(_with_logits), kl_div.
  *
- * Shape rules and messages follow PyTorch 1.13 (LOSS_SPEC.md): mse, l1,
+ * Shape rules and messages follow PyTorch 1.13 (docs/semantics.md): mse, l1,
  * smooth_l1, huber and kl_div broadcast input with target (the first four
  * warn); BCE needs equal shapes; BCE weights expand to the input's shape.
  */

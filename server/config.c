@@ -115,8 +115,7 @@ static const struct opt opts[] = {
      "through it: a header block over about this size less 500 bytes is "
      "answered 431. libmicrohttpd 0.9.75 clears the whole pool for every "
      "request on a keep-alive connection, so more memory costs throughput "
-     "(8192, Tomcat's header limit, served ~5% more small requests per "
-     "second than 16384). From 4096 to 1048576."},
+     "(8192 is Tomcat's default header limit). From 4096 to 1048576."},
     {"cors-origins", "LOSSD_CORS_ORIGINS", OPT_ORIGINS, OFF(cors_origins), NULL,
      "Comma-separated origins (scheme://host[:port], matched exactly) "
      "allowed to call lossd from a browser, or * for any; none by default, "
@@ -238,7 +237,7 @@ static int fail(char *reason, size_t cap, const char *src, const char *what,
                 const char *val)
 {
     snprintf(reason, cap, "%s: %s (got '%s')", src, what, val);
-    return -1;
+    return -EINVAL;
 }
 
 /* Parses an unsigned decimal, with an optional binary suffix if sizes. */
@@ -464,13 +463,14 @@ static const struct opt *find_opt(const char *name, size_t len)
 }
 
 int server_config_load(struct server_config *c, int argc, char **argv,
-                       FILE *out, char *ret_reason, size_t cap)
+                       FILE *out, bool *ret_help, char *ret_reason, size_t cap)
 {
+    *ret_help = false;
     server_config_default(c);
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);
         if (v && apply(c, &opts[i], v, opts[i].env, ret_reason, cap) < 0)
-            return -1;
+            return -EINVAL;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -478,11 +478,12 @@ int server_config_load(struct server_config *c, int argc, char **argv,
             struct server_config d;
             server_config_default(&d);
             help(out, &d);
-            return 1;
+            *ret_help = true;
+            return 0;
         }
         if (strncmp(a, "--", 2) != 0) {
             snprintf(ret_reason, cap, "unexpected argument '%s'", a);
-            return -1;
+            return -EINVAL;
         }
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
@@ -490,30 +491,30 @@ int server_config_load(struct server_config *c, int argc, char **argv,
         const struct opt *o = find_opt(name, len);
         if (!o) {
             snprintf(ret_reason, cap, "unknown option '%s' (see --help)", a);
-            return -1;
+            return -EINVAL;
         }
         const char *val = eq ? eq + 1 : NULL;
         if (!val) {
             if (i + 1 >= argc) {
                 snprintf(ret_reason, cap, "--%s needs a value", o->name);
-                return -1;
+                return -EINVAL;
             }
             val = argv[++i];
         }
         char src[64];
         snprintf(src, sizeof src, "--%s", o->name);
         if (apply(c, o, val, src, ret_reason, cap) < 0)
-            return -1;
+            return -EINVAL;
     }
     if (c->connection_memory < 4096 || c->connection_memory > (1u << 20)) {
         snprintf(ret_reason, cap,
                  "--connection-memory: from 4096 to 1048576 bytes");
-        return -1;
+        return -EINVAL;
     }
     if (c->threads < 2) {
         snprintf(ret_reason, cap,
                  "--threads: at least 2 (one epoll thread stalls)");
-        return -1;
+        return -EINVAL;
     }
     return 0;
 }

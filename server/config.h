@@ -56,12 +56,13 @@ void server_config_default(struct server_config *c);
 
 /*
  * Fills c from defaults, then the environment (LOSSD_PORT, ...), then
- * argv[1..argc) (argv[0] is the subcommand). Returns 0 on success, 1 when
- * --help was asked (help written to out), -1 with a one-line reason in
- * ret_reason (of size cap) for bad configuration.
+ * argv[1..argc) (argv[0] is the subcommand). 0 on success, with *ret_help
+ * set when --help was asked (the help is written to out and c is not to be
+ * used); -EINVAL with a one-line reason in ret_reason (of size cap) for bad
+ * configuration.
  */
 int server_config_load(struct server_config *c, int argc, char **argv,
-                       FILE *out, char *ret_reason, size_t cap);
+                       FILE *out, bool *ret_help, char *ret_reason, size_t cap);
 
 /* Whether origin (len bytes) is allowed by c->cors_origins. */
 bool server_config_origin_allowed(const struct server_config *c,

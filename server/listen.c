@@ -137,10 +137,10 @@ int listener_start(struct listener *l, struct MHD_Daemon *d,
     l->log = log;
     l->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->wake < 0)
-        return errno;
+        return -errno;
     int rc = pthread_create(&l->thread, NULL, accept_main, l);
     if (rc != 0)
-        return rc;
+        return -rc;
     l->started = true;
     return 0;
 }

@@ -33,8 +33,8 @@ unsigned listener_port(const struct listener *l);
 
 /*
  * Starts the thread that accepts connections and adds them to d. Call it
- * with SIGTERM and SIGINT blocked (the thread inherits the mask). 0, or an
- * errno value.
+ * with SIGTERM and SIGINT blocked (the thread inherits the mask). 0, or a
+ * negative errno value.
  */
 int listener_start(struct listener *l, struct MHD_Daemon *d,
                    struct server_log *log);

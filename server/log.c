@@ -216,8 +216,9 @@ static void line_digits(struct line *ln, unsigned long long v, int width)
 
 /*
  * "2026-11-29T12:56:44.307Z". Written digit by digit, and the part up to the
- * seconds only when the second changes (per thread): strftime and snprintf
- * here cost ~2.5% of a small request's CPU, gmtime_r ~0.5% (perf).
+ * seconds only when the second changes (per thread): strftime, snprintf and
+ * gmtime_r per line were a measurable part of a small request's CPU
+ * (bench/README.md, "Where a small request's CPU goes").
  */
 static void line_time(struct line *ln)
 {

@@ -190,7 +190,7 @@ static int resolve(const char *host, unsigned port,
     char ps[16];
     snprintf(ps, sizeof ps, "%u", port);
     if (getaddrinfo(host, ps, &hints, &res) != 0 || !res)
-        return -1;
+        return -EADDRNOTAVAIL;
     memcpy(ret, res->ai_addr, res->ai_addrlen);
     *ret_len = res->ai_addrlen;
     getnameinfo(res->ai_addr, res->ai_addrlen, numeric, (socklen_t)cap, NULL, 0,
@@ -208,7 +208,8 @@ static void raise_fd_limit(void)
     }
 }
 
-/* After the first signal: API.md "Draining". Returns the exit code. */
+/* After the first signal: docs/operations.md, "Start and stop". Returns the
+   exit code. */
 static int drain(struct server *s, const sigset_t *set)
 {
     atomic_store(&s->phase, SERVER_DRAINING);
@@ -259,13 +260,14 @@ int server_serve_main(int argc, char **argv)
         fprintf(stderr, "lossd serve: out of memory\n");
         return 1;
     }
-    int rc =
-        server_config_load(&s->cfg, argc, argv, stdout, reason, sizeof reason);
-    if (rc != 0) {
+    bool help = false;
+    int rc = server_config_load(&s->cfg, argc, argv, stdout, &help, reason,
+                                sizeof reason);
+    if (rc < 0 || help) {
         if (rc < 0)
             fprintf(stderr, "lossd serve: %s\n", reason);
         free(s);
-        return rc > 0 ? 0 : 2;
+        return rc < 0 ? 2 : 0;
     }
     struct sockaddr_storage addr;
     socklen_t addr_len = 0;
@@ -321,9 +323,9 @@ int server_serve_main(int argc, char **argv)
     /*
      * Connection memory (--connection-memory, 8 KiB): libmicrohttpd 0.9.75
      * clears the whole pool (twice) for every request on a keep-alive
-     * connection: at 128 KiB that was ~23% of the CPU of a small request,
-     * at 32 KiB ~8% (perf, bench/http_bench.sh). Bodies stream to the
-     * decoder in whatever chunks arrive, so uploads hardly notice
+     * connection, so its size is paid on every small request
+     * (bench/README.md, "Where a small request's CPU goes"). Bodies stream
+     * to the pipeline in whatever chunks arrive, so uploads hardly notice
      * (docs/operations.md); the pool bounds the request line and headers
      * (431 beyond).
      */
@@ -344,7 +346,7 @@ int server_serve_main(int argc, char **argv)
         server_log_event(s->log, SERVER_LOG_ERROR, "start",
                          "cannot start the HTTP daemon on %s port %u%s%s",
                          s->cfg.host, s->cfg.port, lrc ? ": " : "",
-                         lrc ? strerror(lrc) : "");
+                         lrc ? strerror(-lrc) : "");
         listener_close(s->listener);
         s->listener = NULL;
         if (s->daemon)

@@ -17,7 +17,7 @@ one case per line. A case:
 
     {"name":    unique, descriptive,
      "loss":    the loss name (the route /v1/{loss}); "batch" for /v1/batch,
-     "request": the exact request body of ../shared/spec/API.md (an object),
+     "request": the exact request body of docs/api.md (an object),
         or "body": the raw body as a string, for bodies that cannot be JSON
         objects (malformed JSON, duplicate keys, bare NaN),
      "expect":  what the response must say:
@@ -27,10 +27,10 @@ one case per line. A case:
          "sum": number, "count": number,     (absent for softmax/log_softmax)
          "grad": {"input": nested tensor, ...}   (absent: no grad requested)
          "warnings": ["broadcast-target", ...]}  (the set of warning codes;
-                      absent when API.md leaves it open, then not checked)
+                      absent when docs/api.md leaves it open, then not checked)
         or for refused requests
         {"status": 422, "type": "/problems/shape-mismatch",
-         "pointer": "/target"}  (pointer only where API.md makes it certain)
+         "pointer": "/target"}  (pointer only where docs/api.md makes it certain)
         or for batches {"status": 200, "results": [per-item expect objects,
          each with "status" and "id" if the item had one]}}
 
@@ -43,12 +43,12 @@ flat and base64 responses. Nested arrays cannot spell the shape of an empty
 tensor beyond its first 0, so the runner compares only the element count of
 empty tensors.
 
-Semantics: PyTorch 1.13 functional losses in float64 (LOSS_SPEC.md) with the
-departures of API.md: value = sum / count for mean and batchmean (checked
+Semantics: PyTorch 1.13 functional losses in float64 (docs/semantics.md) with the
+departures of docs/api.md: value = sum / count for mean and batchmean (checked
 here against torch's own mean, which validates every count rule); when every
 class target is ignored (or their weights sum to 0) value "NaN" for mean, sum
 0, count 0, gradients 0; implicit softmax dim 1 when ndim >= 2 else 0;
-default grad_output ones; info_nce per API.md's definitions; BCE targets
+default grad_output ones; info_nce per docs/api.md's definitions; BCE targets
 outside [0,1] and negative label_smoothing refused.
 """
 
@@ -162,7 +162,7 @@ def encode(t, how, ints=False):
 
 
 # ----------------------------------------------------------------------------
-# the losses, as API.md defines them over PyTorch
+# the losses, as docs/api.md defines them over PyTorch
 
 DIFF = {
     "mse": ["input", "target"],
@@ -319,7 +319,7 @@ def forward(loss, t, o, red):
 
 
 def warn_codes(loss, t, o, red, cnt):
-    """The warning codes API.md implies, or None where it leaves them open."""
+    """The warning codes docs/api.md implies, or None where it leaves them open."""
     x, y = t.get("input"), t.get("target")
     if loss in ("mse", "l1", "smooth_l1", "huber"):
         return ["broadcast-target"] if list(x.shape) != list(y.shape) else []
@@ -398,13 +398,13 @@ def expected(loss, t, o, grad, grad_output):
     if tot is not None:
         tot = float(tot)
         if loss in INT_TARGET and not ce_prob(loss, t) and cnt == 0:
-            # API.md: value NaN (mean), sum 0, count 0, gradients 0
+            # docs/api.md: value NaN (mean), sum 0, count 0, gradients 0
             if red == "mean":
                 value = torch.tensor(NAN)
             tot = 0.0
             # torch agrees when every target is ignored; when the weights
             # of the non-ignored targets sum to 0 its mean gradient is
-            # 0/0 = NaN, and API.md's zeros win
+            # 0/0 = NaN, and docs/api.md's zeros win
             for n in grads:
                 grads[n] = torch.zeros_like(grads[n])
         if red in ("mean", "batchmean"):

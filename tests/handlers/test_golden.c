@@ -214,7 +214,7 @@ out:
 }
 
 /*
- * Decodes any tensor encoding of API.md (a number, nested arrays,
+ * Decodes any tensor encoding of docs/api.md (a number, nested arrays,
  * {"shape","data"}, {"shape","dtype","base64"}) into *t (release with
  * gt_release()). False if j is none of them.
  */

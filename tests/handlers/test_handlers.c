@@ -393,7 +393,7 @@ static json_int_t result_int(json_t *doc, size_t i, const char *key)
 }
 
 /*
- * Value errors inside items (API.md "Batch"): the decoder reads on, each
+ * Value errors inside items (docs/api.md, "Batch"): the decoder reads on, each
  * item with one gets that problem (status, type, absolute pointer, id), and
  * the other items are computed.
  */

@@ -15,7 +15,7 @@
  * Batches: every mangled request also goes into a batch, as the second
  * item after the intact request, and the batch body itself is truncated
  * and has bytes replaced. Besides the contract above, a batch answers each
- * item as that request alone would be answered (API.md "Batch": errors
+ * item as that request alone would be answered (docs/api.md, "Batch": errors
  * belong to their item): 200 with the intact item's status unchanged and
  * the mangled item's status, type and pointer (under "/requests/1") those
  * of the request alone - unless the request alone hit a decoder limit

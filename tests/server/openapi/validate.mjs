@@ -12,7 +12,7 @@
 // (exact, then "4XX", then "default") and the media type (parameters
 // ignored); then its body is validated against that media type's schema and
 // its headers against the documented headers. Rules for what the document
-// cannot say, each from API.md:
+// cannot say, each from docs/api.md:
 //  - a path the document does not have answers 404 with the NotFound
 //    response, whatever the method;
 //  - a documented path with another method answers 405 as its operations
