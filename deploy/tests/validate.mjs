@@ -29,7 +29,7 @@ import * as k8s from '@kubernetes/client-node/dist/gen/models/all.js';
 // memory of a warmed-up lossd (20 MiB), 1000 open connections of 32 KiB
 // each (31 MiB) and a margin.
 const BASE_BYTES = 64 * 2 ** 20;
-// lossd's defaults (server/config.c, handlers/handler.c) for what the
+// lossd's defaults (server/config.c, handlers/request.c) for what the
 // ConfigMap may leave out.
 const LOSSD_DEFAULTS = {
     LOSSD_MAX_WORK: 64 * 2 ** 20,

@@ -26,7 +26,7 @@
 #include "harness.h"
 
 #define MSE_BODY "{\"input\": [1, 2], \"target\": [1, 4]}"
-/* serve.c's bound on discarded bytes past max-body-bytes */
+/* http.c's bound on discarded bytes past max-body-bytes */
 #define DISCARD_MAX ((size_t)4 << 20)
 
 static const char *const json_ct[] = {"Content-Type: application/json", NULL};
