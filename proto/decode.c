@@ -57,10 +57,7 @@
  */
 #include "decode.h"
 
-#include <errno.h>
-#include <float.h>
 #include <locale.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -69,6 +66,7 @@
 #include <string.h>
 
 #include "doc.h"
+#include "number.h"
 
 /* --- the decoder --------------------------------------------------------- */
 
@@ -419,170 +417,25 @@ static bool tok_append(struct proto_decoder *d, const unsigned char *s,
 /* --- numbers ---------------------------------------------------------------
  */
 
-static const double pow10_exact[23] = {
-    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
-
-#if defined(__x86_64__) && LDBL_MANT_DIG == 64
-#define HAVE_EXTENDED_PATH 1
-static const long double pow10_ext[28] = {
-    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
-};
-
 /*
- * The second fast path, for up to 19 significant digits (most shortest
- * round-trip prints of doubles have 16 or 17). w < 10^19 < 2^64 and 10^|e|
- * for |e| <= 27 (5^27 < 2^64) are exact in x87 extended precision, so
- * r = w * 10^e (or w / 10^-e) is rounded once, to 64 bits: |r - v| <= 1/2
- * ulp64 of the true value v. Rounding r to double then gives the correctly
- * rounded double of v unless v and r may sit on different sides of (or on)
- * a halfway point between doubles, which needs r's 11 bits below the
- * double's 53 to be within one of 0x400: those cases go to strtod. The
- * results lie in [1e-27, 1e46], far from subnormals and overflow.
+ * proto_number_read() on a token of the body: s is either tok (a token cut
+ * by a chunk boundary, NUL-terminated there) or inside the chunk. A long
+ * token that needs strtod is copied into tok to be terminated; when that
+ * copy fails, the result stays PROTO_NUMBER_UNTERMINATED (out of memory).
  */
-static bool extended_path(uint64_t w, long exp10, double *ret)
+static enum proto_number_result
+number_read(struct proto_decoder *d, const char *s, size_t n, double *ret)
 {
-    long double r = (long double)w;
-    uint64_t mant;
-    unsigned low;
+    enum proto_number_result r =
+        proto_number_read(s, n, s == d->tok, d->c_locale, ret);
 
-    if (exp10 < -27 || exp10 > 27)
-        return false;
-    r = exp10 < 0 ? r / pow10_ext[-exp10] : r * pow10_ext[exp10];
-    memcpy(&mant, &r, sizeof(mant)); /* the 64-bit significand */
-    low = (unsigned)(mant & 0x7FF);
-    if (low >= 0x3FF && low <= 0x401)
-        return false;
-    *ret = (double)r;
-    return true;
+    if (r != PROTO_NUMBER_UNTERMINATED)
+        return r;
+    d->tlen = 0;
+    if (!tok_append(d, (const unsigned char *)s, n))
+        return r;
+    return proto_number_read(d->tok, n, true, d->c_locale, ret);
 }
-#endif
-
-enum num_result { NUM_OK, NUM_SYNTAX, NUM_RANGE, NUM_NOMEM };
-
-/*
- * Reads the number token s[0..n) (not NUL-terminated) exactly as strtod()
- * in the C locale reads it, after checking the JSON grammar
- * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? on the whole token.
- *
- * Fast path (Clinger): when the significant digits form an integer w <= 2^53
- * and the decimal exponent e is in [-22, 22], both w and 10^|e| are exact
- * doubles, so w * 10^e (or w / 10^-e) is one correctly rounded operation:
- * the same double as strtod's correctly rounded result. Then, on x86-64,
- * extended_path() for up to 19 digits and |e| <= 27. Everything else goes
- * to strtod_l (a private C locale, whatever setlocale() the process did).
- * The tests compare every path with strtod bit for bit.
- */
-static enum num_result number_read(struct proto_decoder *d, const char *s,
-                                   size_t n, double *ret)
-{
-    const char *p = s, *e = s + n;
-    bool neg = false, exact = true;
-    uint64_t w = 0;
-    int nd = 0;
-    long exp10 = 0, ev = 0;
-    char small[64];
-    const char *z;
-    char *endp;
-    double x;
-
-    if (p < e && *p == '-') {
-        neg = true;
-        p++;
-    }
-    if (p == e)
-        return NUM_SYNTAX;
-    if (*p == '0') {
-        p++;
-    } else if (IS_DIGIT(*p)) {
-        for (; p < e && IS_DIGIT(*p); p++) {
-            if (nd < 19) {
-                w = w * 10 + (uint64_t)(*p - '0');
-                nd++;
-            } else {
-                exact = false;
-            }
-        }
-    } else {
-        return NUM_SYNTAX;
-    }
-    if (p < e && *p == '.') {
-        p++;
-        if (p == e || !IS_DIGIT(*p))
-            return NUM_SYNTAX;
-        for (; p < e && IS_DIGIT(*p); p++) {
-            if (nd < 19) {
-                w = w * 10 + (uint64_t)(*p - '0');
-                exp10--;
-                if (w != 0)
-                    nd++;
-            } else {
-                exact = false;
-            }
-        }
-    }
-    if (p < e && (*p == 'e' || *p == 'E')) {
-        bool eneg = false;
-
-        p++;
-        if (p < e && (*p == '+' || *p == '-'))
-            eneg = *p++ == '-';
-        if (p == e || !IS_DIGIT(*p))
-            return NUM_SYNTAX;
-        for (; p < e && IS_DIGIT(*p); p++) {
-            if (ev < 100000)
-                ev = ev * 10 + (*p - '0');
-            else
-                exact = false;
-        }
-        exp10 += eneg ? -ev : ev;
-    }
-    if (p != e)
-        return NUM_SYNTAX;
-    if (exact) {
-        if (w == 0) {
-            *ret = neg ? -0.0 : 0.0;
-            return NUM_OK;
-        }
-        if (w <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
-            x = (double)w;
-            x = exp10 < 0 ? x / pow10_exact[-exp10] : x * pow10_exact[exp10];
-            *ret = neg ? -x : x;
-            return NUM_OK;
-        }
-#ifdef HAVE_EXTENDED_PATH
-        if (extended_path(w, exp10, &x)) {
-            *ret = neg ? -x : x;
-            return NUM_OK;
-        }
-#endif
-    }
-    /* strtod needs a NUL-terminated copy; a long token goes through tok */
-    if (s == d->tok) {
-        z = d->tok;
-    } else if (n < sizeof(small)) {
-        memcpy(small, s, n);
-        small[n] = '\0';
-        z = small;
-    } else {
-        d->tlen = 0;
-        if (!tok_append(d, (const unsigned char *)s, n))
-            return NUM_NOMEM;
-        z = d->tok;
-    }
-    errno = 0;
-    x = strtod_l(z, &endp, d->c_locale);
-    if (endp != z + n)
-        return NUM_SYNTAX; /* cannot happen on a checked token */
-    if (errno == ERANGE && (x == HUGE_VAL || x == -HUGE_VAL))
-        return NUM_RANGE;
-    *ret = x;
-    return NUM_OK;
-}
-
 /* --- values into containers -------------------------------------------- */
 
 /* Hands a complete value to its container (or makes it the root). */
@@ -1083,15 +936,15 @@ static enum loss_status number_done(struct proto_decoder *d, const char *s,
     double x = 0;
 
     switch (number_read(d, s, n, &x)) {
-    case NUM_OK:
+    case PROTO_NUMBER_OK:
         return put_number(d, x);
-    case NUM_RANGE:
+    case PROTO_NUMBER_RANGE:
         return syntax_at(d, d->tok_start,
                          "number out of range: %.*s%s is beyond float64",
                          (int)(n > 40 ? 40 : n), s, n > 40 ? "..." : "");
-    case NUM_NOMEM:
+    case PROTO_NUMBER_UNTERMINATED:
         return oom(d);
-    case NUM_SYNTAX:
+    case PROTO_NUMBER_SYNTAX:
         break;
     }
     if (n == 1 && s[0] == '-' && term == 'I')
@@ -1853,7 +1706,7 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
             t->len == t->cap)
             break;
         switch (number_read(d, (const char *)p, (size_t)(q - p), &x)) {
-        case NUM_OK:
+        case PROTO_NUMBER_OK:
             break;
         default:
             /* let the general path report it */
@@ -2173,7 +2026,7 @@ struct proto_decoder *proto_decoder_new(const struct proto_limits *lim)
     if (d->lim.max_value_errors == 0)
         d->lim.max_value_errors = 1;
     d->doc = proto_doc_new();
-    d->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    d->c_locale = proto_number_locale_new();
     if (d->doc == NULL || d->c_locale == (locale_t)0) {
         proto_decoder_free(d);
         return NULL;
@@ -2303,8 +2156,7 @@ void proto_decoder_free(struct proto_decoder *d)
     free(d->skipk);
     free(d->str);
     free(d->tok);
-    if (d->c_locale != (locale_t)0)
-        freelocale(d->c_locale);
+    proto_number_locale_free(d->c_locale);
     free(d);
 }
 

@@ -3,10 +3,10 @@
  *
  * Large response tensors (gradients, 'none' reductions, softmax outputs)
  * are written number by number into a proto_buf, never as a jansson tree.
- * Numbers are printed so they read back (strtod) to the same float64: the
- * shortest of %.15g, %.16g, %.17g that round-trips. Non-finite values are the
- * strings "NaN", "Infinity", "-Infinity"; -0 prints as -0.0 to keep its sign
- * and integral values keep a ".0" so clients read floats.
+ * Numbers are printed as proto_format_double() (number.h) prints them: the
+ * shortest text that reads back to the same float64, the strings "NaN",
+ * "Infinity", "-Infinity" for non-finite values, -0.0 for -0, and a ".0" on
+ * integral values so clients read floats.
  */
 #ifndef LOSSD_PROTO_ENCODE_H
 #define LOSSD_PROTO_ENCODE_H
@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "number.h"
 
 enum proto_format {
     PROTO_FORMAT_NESTED, /* [[1.0, 2.0], [3.0, 4.0]]; a 0-d tensor as 1.0 */
@@ -21,12 +22,7 @@ enum proto_format {
     PROTO_FORMAT_BASE64, /* {"shape", "dtype": "float64", "base64"} LE */
 };
 
-/* Longest text proto_format_double() writes, with the NUL. */
-#define PROTO_DOUBLE_MAX 32
-
-/* Writes v as a JSON value into out; returns its length. */
-size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX]);
-
+/* Writes v as proto_format_double() (number.h) prints it. */
 void proto_write_double(struct proto_buf *b, double v);
 
 /* Writes a shape as a JSON array of integers: [2, 3]. */

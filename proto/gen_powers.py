@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes proto/powers_table.h, the cached powers of ten for the Grisu3
-number formatter in proto/encode.c.
+number formatter in proto/number.c.
 
 Run from the repository root:  python3 proto/gen_powers.py > proto/powers_table.h
 

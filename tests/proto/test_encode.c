@@ -1,30 +1,20 @@
 /*
- * test_encode.c - proto/encode.c and proto/buf.c: number formatting, the
- * tensor formats, string escaping, the jansson writer, buffer growth and its
- * failure flag. Every output is read back (strtod, jansson, a base64 decoder
- * of the test's own) rather than only compared with text.
+ * test_encode.c - proto/encode.c and proto/buf.c: the tensor formats,
+ * string escaping, the jansson writer, buffer growth and its failure flag
+ * (numbers as such are test_number.c's). Every output is read back (strtod,
+ * jansson, a base64 decoder of the test's own) rather than only compared with
+ * text.
  */
 #include <check.h>
-#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "encode.h"
 #include "testutil.h"
-
-static unsigned long long test_seed(void)
-{
-    const char *env = getenv("LOSSD_TEST_SEED");
-
-    if (env != NULL && env[0] != '\0')
-        return strtoull(env, NULL, 0);
-    return (unsigned long long)time(NULL);
-}
 
 static uint64_t bits_of(double v)
 {
@@ -32,31 +22,6 @@ static uint64_t bits_of(double v)
 
     memcpy(&u, &v, sizeof(u));
     return u;
-}
-
-static double double_of(uint64_t u)
-{
-    double v;
-
-    memcpy(&v, &u, sizeof(v));
-    return v;
-}
-
-static uint64_t random_bits(struct test_rng *r)
-{
-    uint64_t hi = (uint64_t)(test_rng_uniform(r) * 4294967296.0);
-    uint64_t lo = (uint64_t)(test_rng_uniform(r) * 4294967296.0);
-
-    return hi << 32 | lo;
-}
-
-static const char *fmt(double v)
-{
-    static char out[PROTO_DOUBLE_MAX];
-    size_t n = proto_format_double(v, out);
-
-    ck_assert_uint_eq(n, strlen(out));
-    return out;
 }
 
 /* The writer's text, NUL-terminated; the buffer must not have failed. */
@@ -77,302 +42,6 @@ static json_t *parse(struct proto_buf *b)
     ck_assert_msg(v != NULL, "invalid JSON (%s): %s", jerr.text, b->data);
     return v;
 }
-
-/* --- numbers ------------------------------------------------------------ */
-
-START_TEST(test_format_short_forms)
-{
-    ck_assert_str_eq(fmt(0.1), "0.1");
-    ck_assert_str_eq(fmt(1.0), "1.0");
-    ck_assert_str_eq(fmt(0.0), "0.0");
-    ck_assert_str_eq(fmt(-0.0), "-0.0");
-    ck_assert_str_eq(fmt(-2.5), "-2.5");
-    ck_assert_str_eq(fmt(100.0), "100.0");
-    ck_assert_str_eq(fmt(1e300), "1e+300");
-    ck_assert_str_eq(fmt(1e-300), "1e-300");
-    ck_assert_str_eq(fmt(1e15), "1e+15");
-    ck_assert_str_eq(fmt(123456789012345.0), "123456789012345.0");
-    ck_assert_str_eq(fmt(9007199254740992.0), "9007199254740992.0");
-    ck_assert_str_eq(fmt(0.1 + 0.2), "0.30000000000000004");
-    ck_assert_str_eq(fmt(1.0 / 3.0), "0.3333333333333333");
-    ck_assert_str_eq(fmt(NAN), "\"NaN\"");
-    ck_assert_str_eq(fmt(-NAN), "\"NaN\"");
-    ck_assert_str_eq(fmt(INFINITY), "\"Infinity\"");
-    ck_assert_str_eq(fmt(-INFINITY), "\"-Infinity\"");
-}
-END_TEST
-
-/* Bit-for-bit read-back of the extremes, denormals included. */
-START_TEST(test_format_extremes)
-{
-    const double cases[] = {
-        DBL_MAX,
-        -DBL_MAX,
-        DBL_MIN,
-        -DBL_MIN,
-        DBL_TRUE_MIN,
-        -DBL_TRUE_MIN,
-        DBL_EPSILON,
-        1.0 + DBL_EPSILON,
-        2.2250738585072009e-308,
-        4.9406564584124654e-322,
-        0x1.fffffffffffffp-1,
-        0x1.0000000000001p+0,
-        1e23,
-        5e-324,
-        1.7976931348623157e308,
-    };
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const char *s = fmt(cases[i]);
-
-        ck_assert_msg(bits_of(strtod(s, NULL)) == bits_of(cases[i]),
-                      "%a printed as %s", cases[i], s);
-        ck_assert_uint_lt(strlen(s), PROTO_DOUBLE_MAX);
-    }
-    ck_assert_str_eq(fmt(5e-324), "4.94065645841247e-324");
-}
-END_TEST
-
-/*
- * Random bit patterns over all finite doubles (every exponent, denormals,
- * both zeros) and random values of ordinary size. Each must read back bit
- * for bit, be a valid JSON number, and be the first of %.15g/%.16g/%.17g
- * that round-trips (so no longer than needed).
- */
-START_TEST(test_format_random_round_trip)
-{
-    unsigned long long seed = test_seed();
-    struct test_rng rng;
-    size_t checked = 0;
-
-    fprintf(stderr,
-            "# test_format_random_round_trip seed %llu "
-            "(replay with LOSSD_TEST_SEED)\n",
-            seed);
-    test_rng_seed(&rng, seed);
-    for (size_t i = 0; i < 200000; i++) {
-        double v =
-            i % 2 == 0
-                ? double_of(random_bits(&rng))
-                : test_rng_normal(&rng) *
-                      pow(10.0, floor(test_rng_uniform(&rng) * 40.0) - 20.0);
-        char expect[PROTO_DOUBLE_MAX];
-        const char *s;
-
-        if (!isfinite(v))
-            continue;
-        s = fmt(v);
-        ck_assert_msg(bits_of(strtod(s, NULL)) == bits_of(v),
-                      "seed %llu: %a printed as %s", seed, v, s);
-        for (int p = 15; p <= 17; p++) {
-            snprintf(expect, sizeof(expect), "%.*g", p, v);
-            if (bits_of(strtod(expect, NULL)) == bits_of(v))
-                break;
-        }
-        ck_assert_msg(strncmp(s, expect, strlen(expect)) == 0,
-                      "seed %llu: %a printed as %s, not %s", seed, v, s,
-                      expect);
-        if (i % 100 == 0) {
-            json_error_t jerr;
-            json_t *j = json_loads(s, JSON_DECODE_ANY, &jerr);
-
-            ck_assert_msg(j != NULL && json_is_real(j), "%s: %s", s, jerr.text);
-            ck_assert(bits_of(json_real_value(j)) == bits_of(v));
-            json_decref(j);
-        }
-        checked++;
-    }
-    ck_assert_uint_gt(checked, 190000);
-}
-END_TEST
-
-/*
- * The formatter as it was before Grisu3: the shortest of %.15g, %.16g, %.17g
- * that strtod() reads back, ".0" for integral values. proto_format_double()
- * must print exactly these bytes for every double; this copy, independent of
- * proto/encode.c, is what it is held to.
- */
-static size_t reference_format(double v, char out[PROTO_DOUBLE_MAX])
-{
-    static const int precisions[] = {15, 16, 17};
-    size_t n = 0;
-
-    if (isnan(v)) {
-        memcpy(out, "\"NaN\"", 6);
-        return 5;
-    }
-    if (isinf(v)) {
-        const char *s = v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
-
-        n = strlen(s);
-        memcpy(out, s, n + 1);
-        return n;
-    }
-    for (size_t i = 0; i < sizeof(precisions) / sizeof(precisions[0]); i++) {
-        int len = snprintf(out, PROTO_DOUBLE_MAX, "%.*g", precisions[i], v);
-        double r;
-
-        n = (size_t)len;
-        if (precisions[i] == 17)
-            break;
-        r = strtod(out, NULL);
-        if (memcmp(&r, &v, sizeof(v)) == 0)
-            break;
-    }
-    if (strpbrk(out, ".e") == NULL) {
-        out[n++] = '.';
-        out[n++] = '0';
-        out[n] = '\0';
-    }
-    return n;
-}
-
-/* x must print as the reference prints it. */
-static void check_one(double x, unsigned long long seed)
-{
-    char got[PROTO_DOUBLE_MAX], want[PROTO_DOUBLE_MAX];
-    size_t n = proto_format_double(x, got);
-    size_t m = reference_format(x, want);
-
-    if (n != m || strcmp(got, want) != 0)
-        ck_abort_msg("seed %llu: %a (%016llx) printed as %s, not %s", seed, x,
-                     (unsigned long long)bits_of(x), got, want);
-}
-
-/* Both signs of v. */
-static void check_same(double v, unsigned long long seed)
-{
-    check_one(v, seed);
-    check_one(-v, seed);
-}
-
-/* v and the `count` doubles on either side of it. */
-static void check_neighbourhood(double v, int count)
-{
-    double lo = v, hi = v;
-
-    check_same(v, 0);
-    for (int i = 0; i < count; i++) {
-        lo = nextafter(lo, 0.0);
-        hi = nextafter(hi, INFINITY);
-        check_same(lo, 0);
-        if (isfinite(hi))
-            check_same(hi, 0);
-    }
-}
-
-/*
- * The places where a shortest-digits printer and %.15g/%.16g/%.17g could
- * part: every power of two and ten with its neighbours (the asymmetric
- * interval, a boundary that is itself a short decimal, as for 1e23), the
- * extremes and subnormals, where fixed and exponent notation switch (1e15,
- * 1e16, 1e17, 1e-4, 1e-5), and the integers around 2^53.
- */
-START_TEST(test_format_matches_reference_edges)
-{
-    static const double around[] = {DBL_MIN,
-                                    DBL_MAX,
-                                    DBL_TRUE_MIN,
-                                    DBL_EPSILON,
-                                    1.0,
-                                    1e15,
-                                    1e16,
-                                    1e17,
-                                    0.0001,
-                                    0.00001,
-                                    9007199254740992.0,
-                                    1e23,
-                                    5e-324,
-                                    0.1,
-                                    0.3,
-                                    1e22,
-                                    123456789012345.0,
-                                    999999999999999.0,
-                                    9999999999999998.0,
-                                    2.2250738585072009e-308,
-                                    1.7976931348623157e308};
-    char buf[32];
-
-    for (int i = -1074; i <= 1023; i++)
-        check_neighbourhood(ldexp(1.0, i), 3);
-    for (int i = -324; i <= 308; i++) {
-        snprintf(buf, sizeof(buf), "1e%d", i);
-        check_neighbourhood(strtod(buf, NULL), 3);
-        snprintf(buf, sizeof(buf), "5e%d", i);
-        check_neighbourhood(strtod(buf, NULL), 1);
-    }
-    for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++)
-        check_neighbourhood(around[i], 2000);
-    for (uint64_t u = 0; u < 3000; u++) {
-        check_same(double_of(u), 0); /* the smallest subnormals */
-        check_same(double_of(0x0010000000000000u - u), 0);
-        check_same(double_of(0x7fefffffffffffffu - u), 0);
-    }
-    check_same(0.0, 0);
-    check_same(NAN, 0);
-    check_same(INFINITY, 0);
-}
-END_TEST
-
-/*
- * A decimal of 1 to 17 random digits and a random exponent, read by strtod:
- * the values clients send, whose shortest form is usually short.
- */
-static double random_nice(struct test_rng *r)
-{
-    char s[48];
-    size_t n = 1 + (size_t)(test_rng_uniform(r) * 17.0), o = 0;
-    int exp = test_rng_uniform(r) < 0.8
-                  ? (int)(test_rng_uniform(r) * 50.0) - 25
-                  : (int)(test_rng_uniform(r) * 660.0) - 330;
-
-    for (size_t i = 0; i < n; i++)
-        s[o++] = (char)('0' + (int)(test_rng_uniform(r) * 10.0));
-    snprintf(s + o, sizeof(s) - o, "e%d", exp);
-    return strtod(s, NULL);
-}
-
-/*
- * proto_format_double() against the reference on random doubles: a third
- * uniform bit patterns over all finite doubles, a third short decimals, a
- * third normals times a power of ten. LOSSD_FORMAT_IDENTITY_N sets the count
- * (2M by default, a few seconds; the 50M+ run is done by hand).
- */
-START_TEST(test_format_matches_reference_random)
-{
-    unsigned long long seed = test_seed();
-    const char *env = getenv("LOSSD_FORMAT_IDENTITY_N");
-    size_t count = env != NULL && env[0] != '\0'
-                       ? (size_t)strtoull(env, NULL, 0)
-                       : 2000000;
-    struct test_rng rng;
-
-    fprintf(stderr,
-            "# test_format_matches_reference_random seed %llu, %zu values "
-            "(replay with LOSSD_TEST_SEED)\n",
-            seed, count);
-    test_rng_seed(&rng, seed);
-    for (size_t i = 0; i < count; i++) {
-        double v;
-
-        switch (i % 3) {
-        case 0:
-            v = double_of(random_bits(&rng));
-            break;
-        case 1:
-            v = random_nice(&rng);
-            break;
-        default:
-            v = test_rng_normal(&rng) *
-                pow(10.0, floor(test_rng_uniform(&rng) * 40.0) - 20.0);
-            break;
-        }
-        if (isfinite(v))
-            check_one(test_rng_uniform(&rng) < 0.5 ? v : -v, seed);
-    }
-}
-END_TEST
 
 /* --- tensors ------------------------------------------------------------ */
 
@@ -843,16 +512,10 @@ END_TEST
 static Suite *encode_suite(void)
 {
     Suite *s = suite_create("proto_encode");
-    TCase *num = tcase_create("numbers");
     TCase *ten = tcase_create("tensors");
     TCase *str = tcase_create("strings");
     TCase *buf = tcase_create("buf");
 
-    tcase_add_test(num, test_format_short_forms);
-    tcase_add_test(num, test_format_extremes);
-    tcase_add_test(num, test_format_random_round_trip);
-    tcase_add_test(num, test_format_matches_reference_edges);
-    tcase_add_test(num, test_format_matches_reference_random);
     tcase_add_test(ten, test_tensor_nested);
     tcase_add_test(ten, test_tensor_nested_rank8);
     tcase_add_test(ten, test_tensor_flat);
@@ -868,7 +531,6 @@ static Suite *encode_suite(void)
     tcase_add_test(buf, test_buf_printf_boundaries);
     tcase_add_test(buf, test_buf_max_fails_once);
     tcase_add_test(buf, test_buf_overflowing_reserve);
-    suite_add_tcase(s, num);
     suite_add_tcase(s, ten);
     suite_add_tcase(s, str);
     suite_add_tcase(s, buf);

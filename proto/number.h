@@ -1,0 +1,82 @@
+/*
+ * number.h - JSON numbers and float64, both ways.
+ *
+ * Reading: a JSON number token becomes exactly the double strtod() in the C
+ * locale reads from it (correctly rounded; -0 keeps its sign; a 20-digit
+ * integer is a number too), whatever locale the process runs in. Most
+ * tokens take an exact fast path; the rest go to strtod_l() with a private
+ * C locale.
+ *
+ * Writing: a double becomes the JSON text that reads back (strtod) to the
+ * same float64: the shortest of %.15g, %.16g, %.17g that round-trips, found
+ * with Grisu3 and, where Grisu3 cannot decide, with those very printf()
+ * calls. Non-finite values are the strings "NaN", "Infinity", "-Infinity";
+ * -0 prints as -0.0 and integral values keep a ".0", so clients read
+ * floats.
+ *
+ * Everything here is a pure function of its arguments: no allocation, no
+ * state, safe from any thread.
+ */
+#ifndef LOSSD_PROTO_NUMBER_H
+#define LOSSD_PROTO_NUMBER_H
+
+#include <locale.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* --- reading ------------------------------------------------------------ */
+
+enum proto_number_result {
+    PROTO_NUMBER_OK,
+    PROTO_NUMBER_SYNTAX, /* not a JSON number */
+    PROTO_NUMBER_RANGE,  /* a JSON number beyond float64's range */
+    /* the token needs strtod_l() and a NUL-terminated copy of it, which
+       only the caller can make: read it again from one (terminated) */
+    PROTO_NUMBER_UNTERMINATED,
+};
+
+/*
+ * A private C locale for proto_number_read(): new (the caller frees it with
+ * proto_number_locale_free()), or (locale_t)0 when out of memory. A reader
+ * keeps one for its life: making one costs more than many numbers.
+ */
+locale_t proto_number_locale_new(void);
+
+/* Frees a locale from proto_number_locale_new(). (locale_t)0 is fine. */
+void proto_number_locale_free(locale_t c_locale);
+
+/*
+ * Reads the number token s[0..n) into *ret (written only on
+ * PROTO_NUMBER_OK), after checking the JSON grammar
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? on the whole token. s is
+ * borrowed and need not be NUL-terminated; terminated says that s[n] is
+ * '\0'. c_locale is from proto_number_locale_new().
+ *
+ * A number beyond float64's range is PROTO_NUMBER_RANGE (underflow is not
+ * an error: it reads as strtod() reads it, 0 or a subnormal). An
+ * unterminated token longer than PROTO_NUMBER_COPY_MAX bytes that no fast
+ * path settles is PROTO_NUMBER_UNTERMINATED; shorter ones are copied here.
+ */
+enum proto_number_result proto_number_read(const char *s, size_t n,
+                                           bool terminated, locale_t c_locale,
+                                           double *ret);
+
+/* The longest unterminated token proto_number_read() copies itself, in
+   bytes. */
+#define PROTO_NUMBER_COPY_MAX 63
+
+/* --- writing ------------------------------------------------------------ */
+
+/* Longest text proto_format_double() writes, with the NUL. */
+#define PROTO_DOUBLE_MAX 32
+
+/*
+ * Writes v as a JSON value into out, NUL-terminated; returns its length
+ * (without the NUL). Never fails. The doubles Grisu3 cannot settle (0.5%
+ * to 2% of them), the subnormals and some powers of two are printed with
+ * snprintf() and checked with strtod(), which follow LC_NUMERIC: the process
+ * must leave it "C" (lossd never calls setlocale()).
+ */
+size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX]);
+
+#endif

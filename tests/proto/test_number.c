@@ -1,0 +1,652 @@
+/*
+ * test_number.c - proto/number.c: reading JSON number tokens and printing
+ * doubles. Every token read is compared bit for bit with strtod(), from a
+ * terminated and from an unterminated buffer (followed by a digit, so a
+ * reader that looked past the token would read a different number). Every
+ * double printed must read back bit for bit and be exactly what the
+ * printf() reference below prints.
+ */
+#include <check.h>
+#include <errno.h>
+#include <float.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "number.h"
+#include "testutil.h"
+
+static unsigned long long test_seed(void)
+{
+    const char *env = getenv("LOSSD_TEST_SEED");
+
+    if (env != NULL && env[0] != '\0')
+        return strtoull(env, NULL, 0);
+    return (unsigned long long)time(NULL);
+}
+
+static uint64_t bits_of(double v)
+{
+    uint64_t u;
+
+    memcpy(&u, &v, sizeof(u));
+    return u;
+}
+
+static double double_of(uint64_t u)
+{
+    double v;
+
+    memcpy(&v, &u, sizeof(v));
+    return v;
+}
+
+static uint64_t random_bits(struct test_rng *r)
+{
+    uint64_t hi = (uint64_t)(test_rng_uniform(r) * 4294967296.0);
+    uint64_t lo = (uint64_t)(test_rng_uniform(r) * 4294967296.0);
+
+    return hi << 32 | lo;
+}
+
+static const char *fmt(double v)
+{
+    static char out[PROTO_DOUBLE_MAX];
+    size_t n = proto_format_double(v, out);
+
+    ck_assert_uint_eq(n, strlen(out));
+    return out;
+}
+
+/* --- reading ------------------------------------------------------------ */
+
+/*
+ * Reads token s (NUL-terminated) both ways: in place (terminated) and
+ * copied into a buffer where a '7' follows it (unterminated). Long tokens
+ * the reader will not copy come back PROTO_NUMBER_UNTERMINATED from the
+ * second and are then read from a terminated copy, as a caller does. Both
+ * must agree; the result of the first is returned.
+ */
+static enum proto_number_result read_token(const char *s, locale_t loc,
+                                           double *ret)
+{
+    size_t n = strlen(s);
+    char *buf = malloc(n + 2);
+    double a = -1.5, b = -2.5;
+    enum proto_number_result ra, rb;
+
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, s, n);
+    buf[n] = '7';
+    buf[n + 1] = '\0';
+    ra = proto_number_read(s, n, true, loc, &a);
+    rb = proto_number_read(buf, n, false, loc, &b);
+    if (rb == PROTO_NUMBER_UNTERMINATED) {
+        ck_assert_msg(n > PROTO_NUMBER_COPY_MAX, "%s: unterminated", s);
+        ck_assert_msg(b == -2.5, "%s: *ret written", s);
+        buf[n] = '\0';
+        rb = proto_number_read(buf, n, true, loc, &b);
+    }
+    ck_assert_msg(ra == rb, "%s: %d terminated, %d not", s, (int)ra, (int)rb);
+    if (ra == PROTO_NUMBER_OK)
+        ck_assert_msg(bits_of(a) == bits_of(b), "%s: %a terminated, %a not", s,
+                      a, b);
+    else
+        ck_assert_msg(a == -1.5 && b == -2.5, "%s: *ret written on failure", s);
+    free(buf);
+    *ret = a;
+    return ra;
+}
+
+/* s must read as strtod() reads it, bit for bit; false if it does not. */
+static bool same_as_strtod(const char *s, locale_t loc)
+{
+    double got = 0, want;
+    enum proto_number_result r = read_token(s, loc, &got);
+    char *end;
+
+    errno = 0;
+    want = strtod(s, &end);
+    ck_assert_ptr_eq(end, s + strlen(s));
+    if (errno == ERANGE && (want == HUGE_VAL || want == -HUGE_VAL))
+        return r == PROTO_NUMBER_RANGE;
+    return r == PROTO_NUMBER_OK && bits_of(got) == bits_of(want);
+}
+
+/*
+ * The grammar, on the whole token: -?(0|[1-9][0-9]*)(\.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?. strtod() accepts all of the refused ones, or a
+ * prefix of them.
+ */
+START_TEST(test_read_grammar)
+{
+    static const char *const good[] = {
+        "0",     "-0",        "1",       "-1",     "10",        "0.5",
+        "-0.0",  "1e5",       "1E5",     "1e+5",   "1e-5",      "1.25e-2",
+        "0e0",   "-0e-0",     "0.0e00",  "123456", "9.75E+010", "1e0001",
+        "0.001", "100.00100", "-12.5e3", "5e-1",   "0E-999",
+    };
+    static const char *const bad[] = {
+        "",          "-",    "+1",    "01",    "-01",  "00",    "1.",
+        ".5",        "-.5",  "1e",    "1e+",   "1e-",  "1E",    "--1",
+        "1.2.3",     "0x10", "0X1p3", "1e5.5", "1ee5", "1e+-2", "Infinity",
+        "-Infinity", "inf",  "NaN",   "nan",   " 1",   "1 ",    "1,",
+        "1_000",     "+0",   "-e1",   "e1",    "1.e5", "1.5e",  "\xd9\xa3",
+    };
+    locale_t loc = proto_number_locale_new();
+    double x;
+
+    ck_assert(loc != (locale_t)0);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(same_as_strtod(good[i], loc), "%s", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(read_token(bad[i], loc, &x) == PROTO_NUMBER_SYNTAX,
+                      "\"%s\" accepted", bad[i]);
+    proto_number_locale_free(loc);
+    proto_number_locale_free((locale_t)0);
+}
+END_TEST
+
+/*
+ * Tokens for each way through the reader: the exact double path (up to
+ * 2^53 and 10^+-22), the extended one (19 digits, 10^+-27, with results
+ * close to a halfway point that must go on to strtod), strtod itself
+ * (more digits, larger exponents, subnormals, halfway cases), signed
+ * zeros and the limits of the range.
+ */
+START_TEST(test_read_hard_cases)
+{
+    static const char *const cases[] = {
+        "9007199254740992",
+        "9007199254740993",
+        "9007199254740991",
+        "18014398509481985",
+        "1e22",
+        "1e23",
+        "1e-22",
+        "1e-23",
+        "123456789e22",
+        "9007199254740992e22",
+        "9007199254740993e-22",
+        "1234567890123456789",
+        "1234567890123456789e27",
+        "1234567890123456789e-27",
+        "1234567890123456789e28",
+        "9999999999999999999",
+        "12345678901234567890",
+        "0.1",
+        "0.30000000000000004",
+        "2.2250738585072011e-308",
+        "2.2250738585072012e-308",
+        "2.2250738585072014e-308",
+        "4.9406564584124654e-324",
+        "2.4703282292062327e-324",
+        "2.4703282292062328e-324",
+        "1e-400",
+        "-1e-400",
+        "1.7976931348623157e308",
+        "1.7976931348623158e308",
+        "1.7976931348623159e308",
+        "-1.7976931348623159e308",
+        "1e309",
+        "-1e309",
+        "1e999999999999999999999",
+        "1e-999999999999999999999",
+        "-0e-999999999999999999999",
+        "4503599627370496.5",
+        "4503599627370497.5",
+        "8.98846567431158e307",
+        "7.038531e-26",
+        "123456789012345678901234567890",
+        "100000000000000000000000000000000000000e-38",
+        "0.0000000000000000000000000000000000000001e40",
+        "0.000000000000000000000000000000000000000001",
+    };
+    locale_t loc = proto_number_locale_new();
+
+    ck_assert(loc != (locale_t)0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_msg(same_as_strtod(cases[i], loc), "%s", cases[i]);
+    proto_number_locale_free(loc);
+}
+END_TEST
+
+/*
+ * Beyond PROTO_NUMBER_COPY_MAX bytes an unterminated token that needs
+ * strtod is the caller's to terminate; one a fast path settles (zero, a
+ * long exponent of few digits) is read in place whatever its length.
+ */
+START_TEST(test_read_long_tokens)
+{
+    locale_t loc = proto_number_locale_new();
+    char tok[300], zeros[200];
+    double x = 42;
+
+    ck_assert(loc != (locale_t)0);
+    memset(zeros, '0', sizeof(zeros) - 1);
+    zeros[sizeof(zeros) - 1] = '\0';
+
+    /* 64 significant digits: strtod, and too long to copy */
+    snprintf(
+        tok, sizeof(tok), "1%.63s",
+        "1234567890123456789012345678901234567890123456789012345678901234");
+    ck_assert_uint_eq(strlen(tok), PROTO_NUMBER_COPY_MAX + 1);
+    ck_assert_int_eq(proto_number_read(tok, strlen(tok), false, loc, &x),
+                     PROTO_NUMBER_UNTERMINATED);
+    ck_assert(x == 42);
+    ck_assert(same_as_strtod(tok, loc));
+    /* one byte shorter is copied */
+    tok[PROTO_NUMBER_COPY_MAX] = '\0';
+    ck_assert_int_eq(proto_number_read(tok, strlen(tok), false, loc, &x),
+                     PROTO_NUMBER_OK);
+    ck_assert(same_as_strtod(tok, loc));
+
+    /* long, but settled without strtod */
+    snprintf(tok, sizeof(tok), "-0.%s", zeros);
+    ck_assert_int_eq(proto_number_read(tok, strlen(tok), false, loc, &x),
+                     PROTO_NUMBER_OK);
+    ck_assert(x == 0 && signbit(x));
+    snprintf(tok, sizeof(tok), "25e%s1", zeros);
+    ck_assert_int_eq(proto_number_read(tok, strlen(tok), false, loc, &x),
+                     PROTO_NUMBER_OK);
+    ck_assert(x == 250);
+
+    /* long, and needing strtod: many zeros before a digit */
+    snprintf(tok, sizeof(tok), "0.%s1", zeros);
+    ck_assert(same_as_strtod(tok, loc));
+    snprintf(tok, sizeof(tok), "1%se-199", zeros);
+    ck_assert(same_as_strtod(tok, loc));
+    /* a syntax error is found before any copy is asked for */
+    snprintf(tok, sizeof(tok), "1%s.", zeros);
+    ck_assert_int_eq(proto_number_read(tok, strlen(tok), false, loc, &x),
+                     PROTO_NUMBER_SYNTAX);
+    proto_number_locale_free(loc);
+}
+END_TEST
+
+/* A random JSON number token: up to 30 integer digits, up to 22 decimals,
+   an exponent of up to 3 digits. */
+static void random_token(struct test_rng *r, char *out, size_t cap)
+{
+    size_t o = 0;
+
+    if (test_rng_uniform(r) < 0.3)
+        out[o++] = '-';
+    if (test_rng_uniform(r) < 0.15) {
+        out[o++] = '0';
+    } else {
+        size_t nd = 1 + (size_t)(test_rng_uniform(r) *
+                                 (test_rng_uniform(r) < 0.8 ? 19 : 30));
+
+        out[o++] = (char)('1' + (int)(test_rng_uniform(r) * 9));
+        for (size_t i = 1; i < nd; i++)
+            out[o++] = (char)('0' + (int)(test_rng_uniform(r) * 10));
+    }
+    if (test_rng_uniform(r) < 0.6) {
+        size_t nd = 1 + (size_t)(test_rng_uniform(r) * 22);
+
+        out[o++] = '.';
+        for (size_t i = 0; i < nd; i++)
+            out[o++] = (char)('0' + (int)(test_rng_uniform(r) * 10));
+    }
+    if (test_rng_uniform(r) < 0.6) {
+        int ev = test_rng_uniform(r) < 0.7
+                     ? (int)(test_rng_uniform(r) * 60) - 30
+                     : (int)(test_rng_uniform(r) * 700) - 350;
+
+        o += (size_t)snprintf(out + o, cap - o, "%s%d",
+                              test_rng_uniform(r) < 0.5 ? "e" : "E", ev);
+    }
+    out[o] = '\0';
+}
+
+START_TEST(test_read_random_tokens)
+{
+    unsigned long long seed = test_seed();
+    locale_t loc = proto_number_locale_new();
+    struct test_rng rng;
+    int failed = 0;
+
+    ck_assert(loc != (locale_t)0);
+    fprintf(stderr,
+            "# test_read_random_tokens seed %llu "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed);
+    test_rng_seed(&rng, seed);
+    for (int i = 0; i < 100000; i++) {
+        char tok[96];
+
+        random_token(&rng, tok, sizeof(tok));
+        if (!same_as_strtod(tok, loc) && failed++ < 10)
+            fprintf(stderr, "seed %llu: %s differs from strtod\n", seed, tok);
+    }
+    proto_number_locale_free(loc);
+    ck_assert_msg(failed == 0, "seed %llu: %d tokens differ from strtod", seed,
+                  failed);
+}
+END_TEST
+
+/* --- writing ------------------------------------------------------------ */
+
+START_TEST(test_format_short_forms)
+{
+    ck_assert_str_eq(fmt(0.1), "0.1");
+    ck_assert_str_eq(fmt(1.0), "1.0");
+    ck_assert_str_eq(fmt(0.0), "0.0");
+    ck_assert_str_eq(fmt(-0.0), "-0.0");
+    ck_assert_str_eq(fmt(-2.5), "-2.5");
+    ck_assert_str_eq(fmt(100.0), "100.0");
+    ck_assert_str_eq(fmt(1e300), "1e+300");
+    ck_assert_str_eq(fmt(1e-300), "1e-300");
+    ck_assert_str_eq(fmt(1e15), "1e+15");
+    ck_assert_str_eq(fmt(123456789012345.0), "123456789012345.0");
+    ck_assert_str_eq(fmt(9007199254740992.0), "9007199254740992.0");
+    ck_assert_str_eq(fmt(0.1 + 0.2), "0.30000000000000004");
+    ck_assert_str_eq(fmt(1.0 / 3.0), "0.3333333333333333");
+    ck_assert_str_eq(fmt(NAN), "\"NaN\"");
+    ck_assert_str_eq(fmt(-NAN), "\"NaN\"");
+    ck_assert_str_eq(fmt(INFINITY), "\"Infinity\"");
+    ck_assert_str_eq(fmt(-INFINITY), "\"-Infinity\"");
+}
+END_TEST
+
+/* Bit-for-bit read-back of the extremes, denormals included. */
+START_TEST(test_format_extremes)
+{
+    const double cases[] = {
+        DBL_MAX,
+        -DBL_MAX,
+        DBL_MIN,
+        -DBL_MIN,
+        DBL_TRUE_MIN,
+        -DBL_TRUE_MIN,
+        DBL_EPSILON,
+        1.0 + DBL_EPSILON,
+        2.2250738585072009e-308,
+        4.9406564584124654e-322,
+        0x1.fffffffffffffp-1,
+        0x1.0000000000001p+0,
+        1e23,
+        5e-324,
+        1.7976931348623157e308,
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *s = fmt(cases[i]);
+
+        ck_assert_msg(bits_of(strtod(s, NULL)) == bits_of(cases[i]),
+                      "%a printed as %s", cases[i], s);
+        ck_assert_uint_lt(strlen(s), PROTO_DOUBLE_MAX);
+    }
+    ck_assert_str_eq(fmt(5e-324), "4.94065645841247e-324");
+}
+END_TEST
+
+/*
+ * Random bit patterns over all finite doubles (every exponent, denormals,
+ * both zeros) and random values of ordinary size. Each must read back bit
+ * for bit, be a valid JSON number, and be the first of %.15g/%.16g/%.17g
+ * that round-trips (so no longer than needed).
+ */
+START_TEST(test_format_random_round_trip)
+{
+    unsigned long long seed = test_seed();
+    struct test_rng rng;
+    size_t checked = 0;
+
+    fprintf(stderr,
+            "# test_format_random_round_trip seed %llu "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed);
+    test_rng_seed(&rng, seed);
+    for (size_t i = 0; i < 200000; i++) {
+        double v =
+            i % 2 == 0
+                ? double_of(random_bits(&rng))
+                : test_rng_normal(&rng) *
+                      pow(10.0, floor(test_rng_uniform(&rng) * 40.0) - 20.0);
+        char expect[PROTO_DOUBLE_MAX];
+        const char *s;
+
+        if (!isfinite(v))
+            continue;
+        s = fmt(v);
+        ck_assert_msg(bits_of(strtod(s, NULL)) == bits_of(v),
+                      "seed %llu: %a printed as %s", seed, v, s);
+        for (int p = 15; p <= 17; p++) {
+            snprintf(expect, sizeof(expect), "%.*g", p, v);
+            if (bits_of(strtod(expect, NULL)) == bits_of(v))
+                break;
+        }
+        ck_assert_msg(strncmp(s, expect, strlen(expect)) == 0,
+                      "seed %llu: %a printed as %s, not %s", seed, v, s,
+                      expect);
+        if (i % 100 == 0) {
+            json_error_t jerr;
+            json_t *j = json_loads(s, JSON_DECODE_ANY, &jerr);
+
+            ck_assert_msg(j != NULL && json_is_real(j), "%s: %s", s, jerr.text);
+            ck_assert(bits_of(json_real_value(j)) == bits_of(v));
+            json_decref(j);
+        }
+        checked++;
+    }
+    ck_assert_uint_gt(checked, 190000);
+}
+END_TEST
+
+/*
+ * The formatter as it was before Grisu3: the shortest of %.15g, %.16g, %.17g
+ * that strtod() reads back, ".0" for integral values. proto_format_double()
+ * must print exactly these bytes for every double; this copy, independent of
+ * proto/number.c, is what it is held to.
+ */
+static size_t reference_format(double v, char out[PROTO_DOUBLE_MAX])
+{
+    static const int precisions[] = {15, 16, 17};
+    size_t n = 0;
+
+    if (isnan(v)) {
+        memcpy(out, "\"NaN\"", 6);
+        return 5;
+    }
+    if (isinf(v)) {
+        const char *s = v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+
+        n = strlen(s);
+        memcpy(out, s, n + 1);
+        return n;
+    }
+    for (size_t i = 0; i < sizeof(precisions) / sizeof(precisions[0]); i++) {
+        int len = snprintf(out, PROTO_DOUBLE_MAX, "%.*g", precisions[i], v);
+        double r;
+
+        n = (size_t)len;
+        if (precisions[i] == 17)
+            break;
+        r = strtod(out, NULL);
+        if (memcmp(&r, &v, sizeof(v)) == 0)
+            break;
+    }
+    if (strpbrk(out, ".e") == NULL) {
+        out[n++] = '.';
+        out[n++] = '0';
+        out[n] = '\0';
+    }
+    return n;
+}
+
+/* x must print as the reference prints it. */
+static void check_one(double x, unsigned long long seed)
+{
+    char got[PROTO_DOUBLE_MAX], want[PROTO_DOUBLE_MAX];
+    size_t n = proto_format_double(x, got);
+    size_t m = reference_format(x, want);
+
+    if (n != m || strcmp(got, want) != 0)
+        ck_abort_msg("seed %llu: %a (%016llx) printed as %s, not %s", seed, x,
+                     (unsigned long long)bits_of(x), got, want);
+}
+
+/* Both signs of v. */
+static void check_same(double v, unsigned long long seed)
+{
+    check_one(v, seed);
+    check_one(-v, seed);
+}
+
+/* v and the `count` doubles on either side of it. */
+static void check_neighbourhood(double v, int count)
+{
+    double lo = v, hi = v;
+
+    check_same(v, 0);
+    for (int i = 0; i < count; i++) {
+        lo = nextafter(lo, 0.0);
+        hi = nextafter(hi, INFINITY);
+        check_same(lo, 0);
+        if (isfinite(hi))
+            check_same(hi, 0);
+    }
+}
+
+/*
+ * The places where a shortest-digits printer and %.15g/%.16g/%.17g could
+ * part: every power of two and ten with its neighbours (the asymmetric
+ * interval, a boundary that is itself a short decimal, as for 1e23), the
+ * extremes and subnormals, where fixed and exponent notation switch (1e15,
+ * 1e16, 1e17, 1e-4, 1e-5), and the integers around 2^53.
+ */
+START_TEST(test_format_matches_reference_edges)
+{
+    static const double around[] = {DBL_MIN,
+                                    DBL_MAX,
+                                    DBL_TRUE_MIN,
+                                    DBL_EPSILON,
+                                    1.0,
+                                    1e15,
+                                    1e16,
+                                    1e17,
+                                    0.0001,
+                                    0.00001,
+                                    9007199254740992.0,
+                                    1e23,
+                                    5e-324,
+                                    0.1,
+                                    0.3,
+                                    1e22,
+                                    123456789012345.0,
+                                    999999999999999.0,
+                                    9999999999999998.0,
+                                    2.2250738585072009e-308,
+                                    1.7976931348623157e308};
+    char buf[32];
+
+    for (int i = -1074; i <= 1023; i++)
+        check_neighbourhood(ldexp(1.0, i), 3);
+    for (int i = -324; i <= 308; i++) {
+        snprintf(buf, sizeof(buf), "1e%d", i);
+        check_neighbourhood(strtod(buf, NULL), 3);
+        snprintf(buf, sizeof(buf), "5e%d", i);
+        check_neighbourhood(strtod(buf, NULL), 1);
+    }
+    for (size_t i = 0; i < sizeof(around) / sizeof(around[0]); i++)
+        check_neighbourhood(around[i], 2000);
+    for (uint64_t u = 0; u < 3000; u++) {
+        check_same(double_of(u), 0); /* the smallest subnormals */
+        check_same(double_of(0x0010000000000000u - u), 0);
+        check_same(double_of(0x7fefffffffffffffu - u), 0);
+    }
+    check_same(0.0, 0);
+    check_same(NAN, 0);
+    check_same(INFINITY, 0);
+}
+END_TEST
+
+/*
+ * A decimal of 1 to 17 random digits and a random exponent, read by strtod:
+ * the values clients send, whose shortest form is usually short.
+ */
+static double random_nice(struct test_rng *r)
+{
+    char s[48];
+    size_t n = 1 + (size_t)(test_rng_uniform(r) * 17.0), o = 0;
+    int exp = test_rng_uniform(r) < 0.8
+                  ? (int)(test_rng_uniform(r) * 50.0) - 25
+                  : (int)(test_rng_uniform(r) * 660.0) - 330;
+
+    for (size_t i = 0; i < n; i++)
+        s[o++] = (char)('0' + (int)(test_rng_uniform(r) * 10.0));
+    snprintf(s + o, sizeof(s) - o, "e%d", exp);
+    return strtod(s, NULL);
+}
+
+/*
+ * proto_format_double() against the reference on random doubles: a third
+ * uniform bit patterns over all finite doubles, a third short decimals, a
+ * third normals times a power of ten. LOSSD_FORMAT_IDENTITY_N sets the count
+ * (2M by default, a few seconds; the 50M+ run is done by hand).
+ */
+START_TEST(test_format_matches_reference_random)
+{
+    unsigned long long seed = test_seed();
+    const char *env = getenv("LOSSD_FORMAT_IDENTITY_N");
+    size_t count = env != NULL && env[0] != '\0'
+                       ? (size_t)strtoull(env, NULL, 0)
+                       : 2000000;
+    struct test_rng rng;
+
+    fprintf(stderr,
+            "# test_format_matches_reference_random seed %llu, %zu values "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed, count);
+    test_rng_seed(&rng, seed);
+    for (size_t i = 0; i < count; i++) {
+        double v;
+
+        switch (i % 3) {
+        case 0:
+            v = double_of(random_bits(&rng));
+            break;
+        case 1:
+            v = random_nice(&rng);
+            break;
+        default:
+            v = test_rng_normal(&rng) *
+                pow(10.0, floor(test_rng_uniform(&rng) * 40.0) - 20.0);
+            break;
+        }
+        if (isfinite(v))
+            check_one(test_rng_uniform(&rng) < 0.5 ? v : -v, seed);
+    }
+}
+END_TEST
+
+static Suite *number_suite(void)
+{
+    Suite *s = suite_create("proto_number");
+    TCase *rd = tcase_create("reading");
+    TCase *wr = tcase_create("writing");
+
+    tcase_add_test(rd, test_read_grammar);
+    tcase_add_test(rd, test_read_hard_cases);
+    tcase_add_test(rd, test_read_long_tokens);
+    tcase_add_test(rd, test_read_random_tokens);
+    tcase_add_test(wr, test_format_short_forms);
+    tcase_add_test(wr, test_format_extremes);
+    tcase_add_test(wr, test_format_random_round_trip);
+    tcase_add_test(wr, test_format_matches_reference_edges);
+    tcase_add_test(wr, test_format_matches_reference_random);
+    suite_add_tcase(s, rd);
+    suite_add_tcase(s, wr);
+    return s;
+}
+
+int main(void)
+{
+    return test_run(number_suite());
+}
