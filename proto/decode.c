@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "doc.h"
 #include "number.h"
 
@@ -1225,56 +1226,6 @@ static bool key_is(const struct proto_member *m, const char *k)
     return m->key_len == n && memcmp(m->key, k, n) == 0;
 }
 
-static const signed char b64_value[256] = {
-    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,
-    ['G'] = 7,  ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12,
-    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
-    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
-    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
-    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
-    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
-    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
-    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
-    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
-    ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
-}; /* value + 1; 0 is not base64 */
-
-/*
- * Decodes padded standard base64 s[0..n) into out, which has room for
- * exactly want bytes. False if s is not base64 or not want bytes long.
- */
-static bool b64_decode(const char *s, size_t n, unsigned char *out, size_t want)
-{
-    size_t pad = 0, o = 0;
-
-    if (n % 4 != 0)
-        return false;
-    if (n > 0 && s[n - 1] == '=')
-        pad = n > 1 && s[n - 2] == '=' ? 2 : 1;
-    if (n / 4 * 3 - pad != want)
-        return false;
-    for (size_t i = 0; i < n; i += 4) {
-        unsigned v[4];
-        size_t k = i + 4 == n ? 4 - pad : 4;
-
-        for (size_t j = 0; j < 4; j++) {
-            int b = j < k ? b64_value[(unsigned char)s[i + j]] : 1;
-
-            if (b == 0)
-                return false;
-            v[j] = (unsigned)(b - 1);
-        }
-        unsigned q = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
-
-        out[o++] = (unsigned char)(q >> 16);
-        if (k > 2)
-            out[o++] = (unsigned char)(q >> 8);
-        if (k > 3)
-            out[o++] = (unsigned char)q;
-    }
-    return true;
-}
-
 static uint64_t le_bytes(const unsigned char *b, size_t n)
 {
     uint64_t u = 0;
@@ -1437,7 +1388,8 @@ static enum loss_status tensor_object(struct proto_decoder *d,
         buf = malloc(room ? room : sizeof(double));
         if (buf == NULL)
             return oom(d);
-        if (!b64_decode(b64->u.string.ptr, b64->u.string.len, buf, bytes)) {
+        if (!proto_base64_decode(b64->u.string.ptr, b64->u.string.len, buf,
+                                 bytes)) {
             char s[128];
 
             free(buf);

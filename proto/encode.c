@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "number.h"
 #include "tensor.h"
 
@@ -81,63 +82,40 @@ static size_t write_nested(struct proto_buf *b, const size_t *shape,
     return done;
 }
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void b64_quad(const unsigned char in[3], size_t n, char out[4])
-{
-    unsigned v = (unsigned)in[0] << 16 | (unsigned)in[1] << 8 | in[2];
-
-    out[0] = b64_alphabet[(v >> 18) & 63];
-    out[1] = b64_alphabet[(v >> 12) & 63];
-    out[2] = n > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
-    out[3] = n > 2 ? b64_alphabet[v & 63] : '=';
-}
-
 /*
  * The little-endian bytes of data[0..n) in standard base64 with padding,
- * whatever the host's byte order. Bytes are staged three at a time and the
- * text goes out in chunks, so nothing of the tensor's size is allocated
- * beyond the buffer itself (reserved once).
+ * whatever the host's byte order. Bytes are staged a chunk of whole doubles
+ * and whole base64 groups at a time, so nothing of the tensor's size is
+ * allocated beyond the buffer itself (reserved once) and only the last
+ * chunk is padded.
  */
 static void write_base64(struct proto_buf *b, const double *data, size_t n)
 {
-    char chunk[4096];
-    size_t used = 0, bytes, text;
-    unsigned char tri[3];
-    size_t ntri = 0;
+    enum { CHUNK = 3 * 128 }; /* doubles: 3 * 8 * 128 bytes, 8 * 128 groups */
+    unsigned char raw[CHUNK * 8];
+    char text[CHUNK * 8 / 3 * 4];
+    size_t bytes, len;
 
     if (__builtin_mul_overflow(n, sizeof(double), &bytes) ||
-        __builtin_mul_overflow(bytes / 3 + 1, (size_t)4, &text)) {
+        __builtin_mul_overflow(bytes / 3 + 1, (size_t)4, &len)) {
         b->failed = true;
         return;
     }
-    if (!proto_buf_reserve(b, text))
+    if (!proto_buf_reserve(b, len))
         return;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t bits;
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
 
-        memcpy(&bits, &data[i], sizeof(bits));
-        for (unsigned k = 0; k < 8; k++) {
-            tri[ntri++] = (unsigned char)(bits >> (8 * k));
-            if (ntri < 3)
-                continue;
-            b64_quad(tri, 3, chunk + used);
-            used += 4;
-            ntri = 0;
-            if (used == sizeof(chunk)) {
-                proto_buf_append(b, chunk, used);
-                used = 0;
-            }
+        for (size_t j = 0; j < k; j++) {
+            uint64_t bits;
+
+            memcpy(&bits, &data[i + j], sizeof(bits));
+            for (unsigned m = 0; m < 8; m++)
+                raw[8 * j + m] = (unsigned char)(bits >> (8 * m));
         }
+        proto_buf_append(b, text, proto_base64_encode(raw, 8 * k, text));
+        i += k;
     }
-    if (ntri > 0) {
-        for (size_t k = ntri; k < 3; k++)
-            tri[k] = 0;
-        b64_quad(tri, ntri, chunk + used);
-        used += 4;
-    }
-    proto_buf_append(b, chunk, used);
 }
 
 static void write_tensor(struct proto_buf *b, const size_t *shape, size_t ndim,
