@@ -1,11 +1,12 @@
 /*
- * info_nce.h - InfoNCE in the variants of API.md: pairs, symmetric (CLIP),
- * nt_xent (SimCLR, optionally without the self mask), and explicit negatives
- * (unpaired (M, D) or paired (N, M, D)), with or without L2 normalization
- * (x / max(|x|, 1e-12)), forward and backward through the normalization.
+ * info_nce.h - InfoNCE in the variants of docs/api.md: pairs, symmetric
+ * (CLIP), nt_xent (SimCLR, optionally without the self mask), and explicit
+ * negatives (unpaired (M, D) or paired (N, M, D)), with or without L2
+ * normalization (x / max(|x|, 1e-12)), forward and backward through the
+ * normalization. Their semantics: docs/semantics.md section 7.
  *
  * Similarity matrices are products computed with cblas_dgemm in fixed blocks
- * of rows (or columns), a multiple of LOSS_BLOCK_ROWS (64 to 256) chosen
+ * of rows (or columns), a multiple of LOSS_BLOCK_ROWS (64 to 512) chosen
  * from the shapes alone, so memory stays O(block x N) per slot, never
  * O(N^2); the inner dimension of a product is never split, and every
  * cross-block combination happens in block order, so results do not depend

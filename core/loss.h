@@ -3,8 +3,9 @@
  *
  * A kernel's forward pass writes the per-sample losses (the tensor PyTorch
  * returns for reduction 'none'); the handler then derives sum (loss_sum() of
- * those values), count (the divisor of PyTorch's mean, see API.md) and value.
- * Kernels therefore know nothing of reductions.
+ * those values), count (the divisor of PyTorch's mean) and value, as
+ * docs/semantics.md section 2 describes. Kernels therefore know nothing of
+ * reductions.
  *
  * A backward pass takes the upstream gradient of each per-sample loss as
  * g[i * gstride]: for 'none' that is grad_output (gstride 1); for 'sum' a

@@ -3,10 +3,11 @@
  * binary_cross_entropy, binary_cross_entropy_with_logits, kl_div.
  *
  * Semantics are PyTorch 1.13's torch.nn.functional, float64, forward and
- * backward, including its quirks (LOSS_SPEC.md sections 1-4 and 8-10): sign(0)
- * = 0 for l1; the smooth_l1 beta = 0 gradient at d = 0; BCE's -100 log clamp
- * and its gradient with EPS = 1e-12f at p in {0, 1}; the 1.13 stable form of
- * BCE-with-logits; kl_div's xlogy and its NaN gradient at y = 0.
+ * backward, including its quirks (docs/semantics.md sections 3 and 4):
+ * sign(0) = 0 for l1; the smooth_l1 beta = 0 gradient at d = 0; BCE's -100
+ * log clamp and its gradient with EPS = 1e-12f at p in {0, 1}; the 1.13
+ * stable form of BCE-with-logits; kl_div's xlogy and its NaN gradient at
+ * y = 0.
  *
  * Input (operand a) and target (operand b) broadcast to the loss shape bc
  * (the handler checked that BCE's shapes are equal). weight and pos_weight

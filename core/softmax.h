@@ -9,7 +9,8 @@
  *
  * softmax: m = max, s = sum exp(x - m); log_softmax = x - m - log(s),
  * softmax = exp(x - m) * (1 / s): stable at logits of magnitude 1000, with
- * PyTorch's edge values (+inf in a row -> NaN row; all -inf -> NaN).
+ * PyTorch's edge values (+inf in a row -> NaN row; all -inf -> NaN); see
+ * docs/semantics.md section 5.
  */
 #ifndef LOSSD_CORE_SOFTMAX_H
 #define LOSSD_CORE_SOFTMAX_H
@@ -40,7 +41,7 @@ void loss_softmax_backward(const struct loss_softmax_shape *s, bool log,
                            const struct loss_exec *ex);
 
 /*
- * nll and cross_entropy (LOSS_SPEC.md sections 6-7).
+ * nll and cross_entropy (docs/semantics.md section 6).
  *
  * Class-index targets hold outer*inner integral values in [0, C) or equal to
  * ignore_index (validated by the handler). Probability targets have the

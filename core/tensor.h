@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The largest rank any tensor may have (the rank limit of API.md). */
+/* The largest rank any tensor may have (max_rank of docs/api.md, Limits). */
 #define TENSOR_MAX_RANK 8
 
 struct tensor {

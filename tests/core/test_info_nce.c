@@ -28,7 +28,7 @@ enum neg_mode { NEG_NONE, NEG_UNPAIRED, NEG_PAIRED };
  * file, run with /usr/bin/python3 (torch 1.13.1, CPU, float64); every number
  * is Python's repr(), so it reads back to the same double. The generator
  * writes the variants with F.normalize, matmul and F.cross_entropy the way
- * API.md states them; 'none' cases backpropagate W[:count], 'mean' cases
+ * docs/api.md states them; 'none' cases backpropagate W[:count], 'mean' cases
  * call loss.mean().backward(). Q_ZERO is Q with row 1 set to zero, Q_EPS
  * with row 1 set to (1e-12, 0, 0, 0), whose norm is exactly eps.
  */

@@ -1647,7 +1647,7 @@ START_TEST(test_worked_example)
 }
 END_TEST
 
-/* The edge values of LOSS_SPEC.md section 5, in both layouts. */
+/* The edge values of docs/semantics.md section 5, in both layouts. */
 START_TEST(test_softmax_edges)
 {
     /* rows: [1000, 0, -1000], +inf, all -inf, one -inf */
