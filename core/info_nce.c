@@ -1,5 +1,6 @@
 /*
- * info_nce.c - InfoNCE forward and backward (info_nce.h, LOSS_SPEC.md 11).
+ * info_nce.c - InfoNCE forward and backward (info_nce.h; semantics in
+ * docs/semantics.md section 7).
  *
  * Layout of the work buffer (doubles, see nce_layout()):
  *   z      2n x d   prepared query rows then positive rows (normalized
@@ -65,12 +66,11 @@
 #define NCE_B ((size_t)LOSS_BLOCK_ROWS)
 
 /*
- * Similarity blocks: up to NCE_BLOCK_MAX rows, at most NCE_SLOT_MAX doubles.
- * OpenBLAS packs the whole of the large operand on every call, so a call
- * with 64 rows spends about a sixth of its time packing. Measured at
- * N = 4096, D = 128: pairs is ~5% faster with 512 rows than with 256,
- * nt_xent (8192 columns) no faster with 512 than with 256, so a block stays
- * within 16 MiB.
+ * Similarity blocks: up to NCE_BLOCK_MAX rows, at most NCE_SLOT_MAX doubles
+ * (16 MiB). OpenBLAS packs the whole of the large operand on every call, so
+ * a block of few rows spends much of its time packing; blocks grow to
+ * NCE_BLOCK_MAX rows while that still pays for pairs, and NCE_SLOT_MAX caps
+ * the wide nt_xent blocks, for which more rows no longer pay.
  */
 #define NCE_BLOCK_MAX ((size_t)512)
 #define NCE_SLOT_MAX  ((size_t)1 << 21)

@@ -88,9 +88,9 @@ void loss_pointer_append_index(char *buf, size_t cap, size_t index);
 
 /*
  * Copies the string src into buf (of size cap > 0), truncated to cap - 1
- * bytes, and returns the length copied. snprintf(buf, cap, "%s", src)
- * without the format parsing, which cost ~1 us per call on the path of a
- * small request.
+ * bytes, and returns the length copied: snprintf(buf, cap, "%s", src)
+ * without the format parsing, whose cost showed on the path of a small
+ * request.
  */
 size_t loss_str_copy(char *buf, size_t cap, const char *src);
 
