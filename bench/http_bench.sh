@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
 # http_bench.sh - lossd's HTTP throughput against nginx (the HTTP ceiling of
 # this machine) and against the FastAPI + PyTorch service a user would write
-# instead, with wrk, alternating servers in every round.
+# instead, with wrk, alternating servers in every round; optionally several
+# lossd variants (builds, allocators) side by side in the same rounds.
 #
 # Usage (from the repository root; the script builds nothing):
 #   meson setup build-bench -Dbuildtype=release -Dtests=disabled
 #   ninja -C build-bench
 #   bench/http_bench.sh build-bench/server/lossd [peer.py]
+#   bench/http_bench.sh NAME=LOSSD[:PRELOAD] [NAME=LOSSD[:PRELOAD] ...]
 #
-# peer.py defaults to $HTTP_BENCH_PEER, else ../shared/bench/peer_torch_service.py
-# (next to the repository); when it is absent the peer is skipped with a
-# message. Environment (defaults in brackets):
+# The first form runs one lossd, named "lossd". The second runs every
+# variant given, in its order, each as a server of its own in the rotation
+# exactly as the single lossd is: NAME ([A-Za-z0-9._-], not "nginx" or
+# "peer", each once), LOSSD its binary, PRELOAD (optional, everything after
+# the first ':' following LOSSD) the LD_PRELOAD it runs with, e.g.
+#   bench/http_bench.sh base=old/lossd \
+#       base-mimalloc=old/lossd:/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 \
+#       new=build-bench/server/lossd
+# The first variant is the baseline: nginx answers with its bytes, the
+# others are compared with it, HTTP_BENCH_PERF records it. Giving the same
+# binary twice under two names measures the run's noise (an A/A pair).
+# Every server adds DURATION seconds to each round.
+#
+# peer.py defaults to $HTTP_BENCH_PEER (the only way to give it with
+# variants), else ../shared/bench/peer_torch_service.py (next to the
+# repository); when it is absent the peer is skipped with a message, and
+# HTTP_BENCH_PEER=none (or peer.py "none") skips it on purpose.
+# Environment (defaults in brackets):
 #   ROUNDS [5]      rounds; every round runs each server once, the first
 #                   server rotating from round to round
 #   CONNS [64]      wrk connections, the same for every server
@@ -20,8 +37,9 @@
 #   SERVER_CPUS, CLIENT_CPUS   taskset CPU lists; by default the first CPU
 #                   this script may run on for the servers and the second
 #                   for wrk; with a single CPU nothing is pinned
-#   HTTP_BENCH_PERF=DIR   after the rounds, `perf record -g` lossd during one
-#                   more wrk run and write DIR/perf.data and DIR/report.txt
+#   HTTP_BENCH_PERF=DIR   after the rounds, `perf record -g` lossd (the first
+#                   variant) during one more wrk run and write DIR/perf.data
+#                   and DIR/report.txt
 #   KEEP_TMP=1      keep the temporary directory (logs, nginx prefix)
 #
 # The request (bench/http_bench.lua): POST /v1/mse, Content-Type
@@ -32,16 +50,18 @@
 #   lossd   `lossd serve --host 127.0.0.1 --port 0` with its defaults for that
 #           CPU set (2 HTTP threads, 1 worker on one core), logging every
 #           request as by default (JSON on stderr, here a file; lossd writes
-#           it in 16 KiB blocks and every 100 ms).
+#           it in 16 KiB blocks and every 100 ms); the same for each variant,
+#           with its LD_PRELOAD if it has one (checked to be mapped).
 #   nginx   bench/nginx.conf: one worker, keep-alive, one JSON access-log line
 #           per request written the same way, POST /v1/mse answered with
-#           lossd's own answer to this request, byte for byte.
+#           lossd's own answer to this request (the first variant's), byte
+#           for byte.
 #   peer    uvicorn with the 2 worker processes its docstring asks for (both,
 #           and the uvicorn parent, pinned to the same SERVER_CPUS as the
 #           others) and --log-level warning, i.e. without an access log: that
 #           only flatters the peer.
-# Every answer is checked once before timing: lossd 200 with the right
-# value, nginx the same bytes, the peer 200 with the same value.
+# Every answer is checked once before timing: lossd (each variant) 200 with
+# the right value, nginx the same bytes, the peer 200 with the same value.
 #
 # Why 64 connections, 10 s, 1 wrk thread: on 2 cores the server gets one
 # core and wrk the other; one wrk thread per core is wrk's own advice, and
@@ -62,11 +82,14 @@
 # cache sharing still moves it), then the ratios lossd/nginx and
 # lossd/peer of the medians, and the median of the per-round ratios
 # (servers alternate within a round, so a slow period hits both sides of a
-# per-round ratio). Targets (issue 3): lossd >= 0.85x nginx and >= 40x the
-# peer, and nginx/peer: no server beats nginx here, so nginx/peer bounds
-# what lossd/peer can reach. Other processes on the machine show up as
-# spread between rounds and as server CPU well below 1.0: the load average
-# is printed per round.
+# per-round ratio), with their range over the rounds. Targets (issue 3):
+# lossd >= 0.85x nginx and >= 40x the peer, and nginx/peer: no server beats
+# nginx here, so nginx/peer bounds what lossd/peer can reach. With variants,
+# every variant gets its /nginx and /peer rows, and every variant after the
+# first a row against the first (NAME/BASE: no target; the verdict column
+# counts the rounds where NAME answered more requests/s than BASE). Other
+# processes on the machine show up as spread between rounds and as server
+# CPU well below 1.0: the load average is printed per round.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,12 +97,39 @@ root=$(cd "$here/.." && pwd)
 "$root/scripts/deps.sh" bench
 
 usage() {
-    sed -n '7,9p' "$0" | sed 's/^# \{0,3\}//' >&2
+    sed -n '/^# Usage/,/^#$/p' "$0" | sed '$d; s/^# \{0,3\}//' >&2
     exit 2
 }
-[ $# -ge 1 ] && [ $# -le 2 ] || usage
-lossd=$1
-peer=${2:-${HTTP_BENCH_PEER:-$root/../shared/bench/peer_torch_service.py}}
+[ $# -ge 1 ] || usage
+# The lossd servers: vnames[k] runs vbins[k] with LD_PRELOAD vpreloads[k].
+vnames=()
+vbins=()
+vpreloads=()
+if [[ $1 =~ ^[A-Za-z0-9._-]+= ]]; then
+    for a in "$@"; do
+        [[ $a =~ ^([A-Za-z0-9._-]+)=([^:]+)(:(.*))?$ ]] || {
+            echo "http_bench.sh: '$a' is not NAME=LOSSD[:PRELOAD] (see the usage)" >&2
+            exit 2
+        }
+        v=${BASH_REMATCH[1]}
+        case " nginx peer ${vnames[*]} " in
+        *" $v "*)
+            echo "http_bench.sh: variant name '$v' is taken (nginx, peer, or given twice)" >&2
+            exit 2
+            ;;
+        esac
+        vnames+=("$v")
+        vbins+=("${BASH_REMATCH[2]}")
+        vpreloads+=("${BASH_REMATCH[4]}")
+    done
+    peer=${HTTP_BENCH_PEER:-$root/../shared/bench/peer_torch_service.py}
+else
+    [ $# -le 2 ] || usage
+    vnames=(lossd)
+    vbins=("$1")
+    vpreloads=("")
+    peer=${2:-${HTTP_BENCH_PEER:-$root/../shared/bench/peer_torch_service.py}}
+fi
 rounds=${ROUNDS:-5}
 conns=${CONNS:-64}
 duration=${DURATION:-10}
@@ -90,11 +140,14 @@ lua=$here/http_bench.lua
 body='{"input":[[0.5,-1.25,2.0,3.5],[1.0,0.0,-2.5,4.25]],"target":[[1.0,-1.0,2.5,3.0],[0.75,0.5,-2.0,4.0]]}'
 export HTTP_BENCH_BODY=$body
 
-if [ ! -x "$lossd" ]; then
-    echo "http_bench.sh: $lossd is not an executable (see the usage)" >&2
-    exit 2
-fi
-lossd=$(cd "$(dirname "$lossd")" && pwd)/$(basename "$lossd")
+for k in "${!vbins[@]}"; do
+    b=${vbins[$k]}
+    if [ ! -x "$b" ] || [ -d "$b" ]; then
+        echo "http_bench.sh: $b is not an executable (see the usage)" >&2
+        exit 2
+    fi
+    vbins[k]=$(cd "$(dirname "$b")" && pwd)/$(basename "$b")
+done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/http_bench.XXXXXX")
 groups=() # process-group ids of everything started (each runs under setsid)
@@ -244,32 +297,56 @@ names=()
 ports=()
 pgids=()
 
-# lossd. --drain-seconds 0 only makes the final stop quick.
-setsid "${srv_pin[@]}" "$lossd" serve --host 127.0.0.1 --port 0 --drain-seconds 0 \
-    >"$tmp/lossd.out" 2>"$tmp/lossd.log" &
-lossd_pid=$!
-groups+=("$lossd_pid")
-for _ in $(seq 100); do
-    [ -s "$tmp/lossd.out" ] && break
-    kill -0 "$lossd_pid" 2>/dev/null || break
-    sleep 0.1
+# Each lossd variant. --drain-seconds 0 only makes the final stop quick.
+for k in "${!vnames[@]}"; do
+    v=${vnames[$k]}
+    pre=()
+    [ -n "${vpreloads[$k]}" ] && pre=(env "LD_PRELOAD=${vpreloads[$k]}")
+    setsid "${srv_pin[@]}" "${pre[@]}" "${vbins[$k]}" serve --host 127.0.0.1 --port 0 --drain-seconds 0 \
+        >"$tmp/$v.out" 2>"$tmp/$v.log" &
+    pid=$!
+    groups+=("$pid")
+    for _ in $(seq 100); do
+        [ -s "$tmp/$v.out" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    port=$("$py" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$tmp/$v.out") || {
+        echo "http_bench.sh: $v did not start:" >&2
+        cat "$tmp/$v.log" >&2
+        exit 1
+    }
+    note=""
+    if [ -n "${vpreloads[$k]}" ]; then
+        # ld.so ignores a preload it cannot load, with only a message.
+        IFS=': ' read -r -a libs <<<"${vpreloads[$k]}"
+        for l in "${libs[@]}"; do
+            [ -n "$l" ] || continue
+            case $l in
+            */*) want=$(readlink -f "$l") ;;
+            *) want=/$l ;;
+            esac
+            grep -qF "$want" "/proc/$pid/maps" || {
+                echo "http_bench.sh: $v: $l is not mapped in lossd (LD_PRELOAD=${vpreloads[$k]}):" >&2
+                cat "$tmp/$v.log" >&2
+                exit 1
+            }
+        done
+        note=" with LD_PRELOAD=${vpreloads[$k]}"
+    fi
+    echo "$v ${vbins[$k]}$note, port $port: $(grep -m1 '"listening"' "$tmp/$v.log" | sed 's/.*"msg":"\([^"]*\)".*/\1/')"
+    check "$v" "$port" value
+    names+=("$v")
+    ports+=("$port")
+    pgids+=("$pid")
 done
-lossd_port=$("$py" -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["port"])' "$tmp/lossd.out") || {
-    echo "http_bench.sh: lossd did not start:" >&2
-    cat "$tmp/lossd.log" >&2
-    exit 1
-}
-echo "lossd $lossd, port $lossd_port: $(grep -m1 '"listening"' "$tmp/lossd.log" | sed 's/.*"msg":"\([^"]*\)".*/\1/')"
-check lossd "$lossd_port" value
-names+=(lossd)
-ports+=("$lossd_port")
-pgids+=("$lossd_pid")
+lossd_pid=${pgids[0]}
 
 # nginx, answering with lossd's body.
 nginx_prefix=$tmp/nginx
 mkdir -p "$nginx_prefix"
 nginx_port=$(free_port)
-"$py" - "$here/nginx.conf" "$nginx_prefix/nginx.conf" "$nginx_prefix" "$nginx_port" "$tmp/lossd.body" <<'PY'
+"$py" - "$here/nginx.conf" "$nginx_prefix/nginx.conf" "$nginx_prefix" "$nginx_port" "$tmp/${vnames[0]}.body" <<'PY'
 import sys
 src, dst, prefix, port, body_file = sys.argv[1:]
 body = open(body_file, encoding="utf-8").read()
@@ -288,13 +365,15 @@ if ! wait_port "$nginx_port" 10 "$nginx_pid"; then
     exit 1
 fi
 echo "nginx, port $nginx_port, prefix $nginx_prefix"
-check nginx "$nginx_port" bytes "$tmp/lossd.body"
+check nginx "$nginx_port" bytes "$tmp/${vnames[0]}.body"
 names+=(nginx)
 ports+=("$nginx_port")
 pgids+=("$nginx_pid")
 
 # The peer, if present.
-if [ -f "$peer" ]; then
+if [ "$peer" = none ]; then
+    echo "peer: skipped (HTTP_BENCH_PEER=none)"
+elif [ -f "$peer" ]; then
     peer_port=$(free_port)
     peer_dir=$(cd "$(dirname "$peer")" && pwd)
     peer_mod=$(basename "$peer" .py)
@@ -351,7 +430,11 @@ fi
 
 echo "== rounds"
 n=${#names[@]}
-printf '%-5s %-6s %10s %9s %9s %10s %11s %8s %6s  %s\n' round server "req/s" "p50 ms" "p99 ms" "server CPU" "req/CPU-s" "wrk CPU" errors "load"
+sw=6 # width of the server column: the longest name
+for v in "${names[@]}"; do
+    [ "${#v}" -le "$sw" ] || sw=${#v}
+done
+printf "%-5s %-${sw}s %10s %9s %9s %10s %11s %8s %6s  %s\n" round server "req/s" "p50 ms" "p99 ms" "server CPU" "req/CPU-s" "wrk CPU" errors "load"
 : >"$tmp/results"
 for r in $(seq "$rounds"); do
     for k in $(seq 0 $((n - 1))); do
@@ -361,15 +444,17 @@ for r in $(seq "$rounds"); do
         load=$(cut -d' ' -f1 /proc/loadavg)
         echo "$r ${names[$i]} $reqs $secs $rps $p50 $p99 $non2xx $errs $cpu $wcpu $load" >>"$tmp/results"
         awk -v r="$r" -v s="${names[$i]}" -v q="$reqs" -v d="$secs" -v rps="$rps" -v p50="$p50" -v p99="$p99" \
-            -v e=$((non2xx + errs)) -v c="$cpu" -v w="$wcpu" -v l="$load" 'BEGIN {
-                printf "%-5s %-6s %10.0f %9.3f %9.3f %10.2f %11.0f %8.2f %6d  %s\n",
+            -v e=$((non2xx + errs)) -v c="$cpu" -v w="$wcpu" -v l="$load" \
+            -v fmt="%-5s %-${sw}s %10.0f %9.3f %9.3f %10.2f %11.0f %8.2f %6d  %s\n" 'BEGIN {
+                printf fmt,
                     r, s, rps, p50 / 1000, p99 / 1000, c / d, (c > 0 ? q / c : 0), w / d, e, l }'
     done
 done
 
 echo "== medians over $rounds rounds"
-"$py" - "$tmp/results" <<'PY'
+"$py" - "$tmp/results" "${vnames[@]}" <<'PY'
 import statistics, sys
+variants = sys.argv[2:]  # the lossd servers; the first is the baseline
 rows = [l.split() for l in open(sys.argv[1])]
 by = {}
 for r, name, reqs, secs, rps, p50, p99, non2xx, errs, cpu, wcpu, load in rows:
@@ -377,60 +462,68 @@ for r, name, reqs, secs, rps, p50, p99, non2xx, errs, cpu, wcpu, load in rows:
         p50=float(p50) / 1000, p99=float(p99) / 1000, errors=int(non2xx) + int(errs),
         cpu=float(cpu) / float(secs), wrk_cpu=float(wcpu) / float(secs), per_cpu=int(reqs) / float(cpu) if float(cpu) > 0 else 0.0)
 med = lambda name, key: statistics.median(v[key] for v in by[name].values())
-print("%-6s %10s %9s %9s %10s %11s %8s %6s" % ("server", "req/s", "p50 ms", "p99 ms", "server CPU", "req/CPU-s", "wrk CPU", "errors"))
+sw = max([6] + [len(name) for name in by])
+print("%-*s %10s %9s %9s %10s %11s %8s %6s" % (sw, "server", "req/s", "p50 ms", "p99 ms", "server CPU", "req/CPU-s", "wrk CPU", "errors"))
 for name in by:
-    print("%-6s %10.0f %9.3f %9.3f %10.2f %11.0f %8.2f %6d" % (name, med(name, "rps"), med(name, "p50"),
+    print("%-*s %10.0f %9.3f %9.3f %10.2f %11.0f %8.2f %6d" % (sw, name, med(name, "rps"), med(name, "p50"),
           med(name, "p99"), med(name, "cpu"), med(name, "per_cpu"), med(name, "wrk_cpu"),
           sum(v["errors"] for v in by[name].values())))
 targets = {"nginx": 0.85, "peer": 40.0}
+base = variants[0]
+pairs = [(v, o) for v in variants for o in ("nginx", "peer")] + [(v, base) for v in variants[1:]]
+pairs = [(a, b) for a, b in pairs if a in by and b in by]
+lw = max([12] + [len(a) + 1 + len(b) for a, b in pairs])
+def ratio_rows(a, b, target, verdict):
+    per = [by[a][r]["rps"] / by[b][r]["rps"] for r in by[a] if r in by[b]]
+    cpu_ratio = med(a, "per_cpu") / med(b, "per_cpu") if med(b, "per_cpu") else float("nan")
+    ratio = med(a, "rps") / med(b, "rps")
+    print("%-*s %13.3fx %17.3fx %9.3f-%.3fx %8s  %s" % (lw, a + "/" + b, ratio, statistics.median(per),
+          min(per), max(per), "%.2fx" % target if target else "", verdict(ratio, per)))
+    print("%-*s %13.3fx   (requests per server CPU-second)" % (lw, "", cpu_ratio))
 print()
-print("%-12s %14s %18s %18s %8s  %s" % ("ratio", "of medians", "median per round", "per round min-max", "target", "verdict"))
-for other in ("nginx", "peer"):
-    if other not in by or "lossd" not in by:
-        continue
-    ratio = med("lossd", "rps") / med(other, "rps")
-    per = [by["lossd"][r]["rps"] / by[other][r]["rps"] for r in by["lossd"] if r in by[other]]
-    cpu_ratio = med("lossd", "per_cpu") / med(other, "per_cpu") if med(other, "per_cpu") else float("nan")
-    t = targets[other]
-    print("%-12s %13.3fx %17.3fx %9.3f-%.3fx %7.2fx  %s" % ("lossd/" + other, ratio, statistics.median(per),
-          min(per), max(per), t, "meets" if ratio >= t else "BELOW target"))
-    print("%-12s %13.3fx   (requests per server CPU-second)" % ("", cpu_ratio))
+print("%-*s %14s %18s %18s %8s  %s" % (lw, "ratio", "of medians", "median per round", "per round min-max", "target", "verdict"))
+for a, b in pairs:
+    if b in targets:
+        t = targets[b]
+        ratio_rows(a, b, t, lambda ratio, per: "meets" if ratio >= t else "BELOW target")
+    else:
+        ratio_rows(a, b, None, lambda ratio, per: "faster in %d of %d rounds" % (sum(x > 1 for x in per), len(per)))
 if "nginx" in by and "peer" in by:
     # No server does better than nginx here, so this bounds lossd/peer.
-    per = [by["nginx"][r]["rps"] / by["peer"][r]["rps"] for r in by["nginx"] if r in by["peer"]]
-    print("%-12s %13.3fx %17.3fx %9.3f-%.3fx %8s  %s" % ("nginx/peer", med("nginx", "rps") / med("peer", "rps"),
-          statistics.median(per), min(per), max(per), "", "(the most lossd/peer can be here)"))
-    print("%-12s %13.3fx   (requests per server CPU-second)" % ("", med("nginx", "per_cpu") / med("peer", "per_cpu")))
+    ratio_rows("nginx", "peer", None, lambda ratio, per: "(the most lossd/peer can be here)")
 if any(v["errors"] for s in by.values() for v in s.values()):
     print("\nWARNING: some runs had non-2xx answers or socket errors (see the errors column)")
 PY
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -n "${HTTP_BENCH_PERF:-}" ]; then
-    echo "== perf: lossd during one ${duration} s wrk run"
+    echo "== perf: ${vnames[0]} during one ${duration} s wrk run"
     mkdir -p "$HTTP_BENCH_PERF"
     perf record -g -o "$HTTP_BENCH_PERF/perf.data" -p "$lossd_pid" -- sleep "$duration" \
         >"$HTTP_BENCH_PERF/record.log" 2>&1 &
     perf_pid=$!
     run_wrk 0 "$duration" "$tmp/run"
     wait "$perf_pid" || true
-    grep '^RESULT ' "$tmp/run" | awk '{ printf "lossd under perf: %.0f req/s\n", $4 }'
+    grep '^RESULT ' "$tmp/run" | awk -v v="${vnames[0]}" '{ printf "%s under perf: %.0f req/s\n", v, $4 }'
     perf report -i "$HTTP_BENCH_PERF/perf.data" --no-children --sort dso,symbol --stdio -g none \
         --percent-limit 0.5 >"$HTTP_BENCH_PERF/report.txt" 2>/dev/null || true
     grep -v '^#' "$HTTP_BENCH_PERF/report.txt" | grep -v '^$' | head -40
     echo "(full report: $HTTP_BENCH_PERF/report.txt)"
 fi
 
-# Stop the servers, then check that both logged every request.
+# Stop the servers, then check that every lossd and nginx logged every
+# request (the counts include the checks and warm-ups, the answers not).
 cleanup_logs() {
-    local g
+    local g v logs="" answered=""
     for g in "${groups[@]}"; do
         stop_group "$g"
     done
     groups=()
-    local lossd_lines nginx_lines
-    lossd_lines=$(grep -c '"event":"access"' "$tmp/lossd.log" || true)
-    nginx_lines=$(grep -c '"event":"access"' "$nginx_prefix/access.log" || true)
-    echo "access-log lines: lossd $lossd_lines ($(du -h "$tmp/lossd.log" | cut -f1)), nginx $nginx_lines ($(du -h "$nginx_prefix/access.log" | cut -f1)); requests answered: lossd $(awk '$2 == "lossd" { s += $3 } END { print s + 0 }' "$tmp/results") and nginx $(awk '$2 == "nginx" { s += $3 } END { print s + 0 }' "$tmp/results") in the timed runs"
+    answered_by() { awk -v s="$1" '$2 == s { n += $3 } END { print n + 0 }' "$tmp/results"; }
+    for v in "${vnames[@]}"; do
+        logs+="$v $(grep -c '"event":"access"' "$tmp/$v.log" || true) ($(du -h "$tmp/$v.log" | cut -f1)), "
+        answered+="$v $(answered_by "$v"), "
+    done
+    echo "access-log lines: ${logs}nginx $(grep -c '"event":"access"' "$nginx_prefix/access.log" || true) ($(du -h "$nginx_prefix/access.log" | cut -f1)); requests answered: ${answered%, } and nginx $(answered_by nginx) in the timed runs"
 }
 cleanup_logs
