@@ -1,5 +1,6 @@
 /*
- * test_decode.c - the streaming decoder (proto/decode.c, proto/value.c).
+ * test_decode.c - the streaming decoder of proto/decode.h: decode.c,
+ * decode_value.c and decode_tensor.c, tested through decode.h.
  *
  * Tables of bodies with the document or the error each must give; every
  * body is also fed split at every byte position, byte by byte and in random
@@ -1838,72 +1839,6 @@ START_TEST(test_many_keys)
 }
 END_TEST
 
-/* --- value.h helpers
- * ---------------------------------------------------------- */
-
-START_TEST(test_value_helpers)
-{
-    const char *body = "{\"n\":2,\"x\":\"NaN\",\"s\":\"abc\",\"z\":null,"
-                       "\"t\":[[1,2]],\"e\":[],\"l\":[\"a\",\"b\"],"
-                       "\"b\":true,\"o\":{}}";
-    struct proto_doc *doc = NULL;
-    struct loss_error err;
-    const struct proto_value *root;
-    struct proto_tensor pt;
-    double scalar;
-    size_t len = 99;
-
-    ck_assert_int_eq(proto_decode(body, strlen(body), &big_limits, &doc, &err),
-                     LOSS_OK);
-    root = proto_doc_root(doc);
-    ck_assert_ptr_null(proto_object_get(root, "missing"));
-    ck_assert_ptr_null(proto_object_get(proto_object_get(root, "n"), "n"));
-    ck_assert_str_eq(proto_type_name(PROTO_TENSOR), "tensor");
-    ck_assert_str_eq(proto_type_name(PROTO_OBJECT), "object");
-    ck_assert_str_eq(proto_type_name(PROTO_BOOL), "boolean");
-
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "n"), &pt,
-                                           &scalar, "/n", &err),
-                     LOSS_OK);
-    ck_assert_uint_eq(pt.t.ndim, 0);
-    ck_assert_ptr_eq(pt.t.data, &scalar);
-    ck_assert_double_eq(scalar, 2);
-    ck_assert(pt.integral);
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "x"), &pt,
-                                           &scalar, "/x", &err),
-                     LOSS_OK);
-    ck_assert(isnan(scalar) && !pt.integral);
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "t"), &pt,
-                                           &scalar, "/t", &err),
-                     LOSS_OK);
-    ck_assert_uint_eq(pt.t.ndim, 2);
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "s"), &pt,
-                                           &scalar, "/s", &err),
-                     LOSS_ETENSOR);
-    ck_assert_str_eq(err.pointer, "/s");
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "z"), &pt,
-                                           &scalar, "/z", &err),
-                     LOSS_EVALUE);
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "b"), &pt,
-                                           &scalar, "/b", &err),
-                     LOSS_ETENSOR);
-    ck_assert_int_eq(proto_value_as_tensor(proto_object_get(root, "l"), &pt,
-                                           &scalar, "/l", &err),
-                     LOSS_ETENSOR);
-
-    ck_assert(proto_value_is_list(proto_object_get(root, "e"), &len));
-    ck_assert_uint_eq(len, 0);
-    ck_assert(proto_value_is_list(proto_object_get(root, "l"), &len));
-    ck_assert_uint_eq(len, 2);
-    ck_assert(!proto_value_is_list(proto_object_get(root, "t"), &len));
-    ck_assert(!proto_value_is_list(proto_object_get(root, "o"), &len));
-    ck_assert_uint_eq(proto_doc_elements(doc), 2);
-    proto_doc_free(doc);
-    proto_doc_free(NULL);
-    proto_decoder_free(NULL);
-}
-END_TEST
-
 /* --- differential test against jansson -------------------------------------
  */
 
@@ -2897,7 +2832,6 @@ int main(void)
     tcase_add_test(tables, test_error_bodies);
     tcase_add_test(tables, test_limit_bodies);
     tcase_add_test(tables, test_split_everywhere);
-    tcase_add_test(tables, test_value_helpers);
     tcase_add_test(tables, test_recover_values);
     tcase_add_test(tables, test_recover_fatal);
     tcase_add_test(tables, test_recover_matches_first_error);
