@@ -5,6 +5,9 @@
  * options with types, defaults and ranges, reductions) plus its family and
  * kind. Validation (call.c), GET /v1/losses and the OpenAPI document are all
  * generated from this table, so they cannot drift apart.
+ *
+ * Test builds append losses of their own (handler_test_losses below); the
+ * shipped lossd has none.
  */
 #include <string.h>
 
@@ -292,23 +295,59 @@ static const struct handler_loss losses[] = {
      0},
 };
 
+/*
+ * Losses that exist only in test builds, served after the ones above: a
+ * NULL-terminated table that a test executable defines (lossd-test,
+ * tests/server/blocking_loss.c). Nothing in the shipped lossd defines it, so
+ * this weak reference is NULL there.
+ *
+ * A weak reference, not a weak empty definition here: GCC folds the reads of
+ * a const definition it can see even when it is weak, and bounds loops by
+ * its size, so a test build's table would not be read past its first entry,
+ * or at all.
+ */
+extern const struct handler_loss *const handler_test_losses[]
+    __attribute__((weak));
+
+static size_t test_count(void)
+{
+    size_t n = 0;
+
+    if (handler_test_losses != NULL)
+        while (handler_test_losses[n] != NULL)
+            n++;
+    return n;
+}
+
+static bool name_is(const struct handler_loss *l, const char *name, size_t len)
+{
+    return strlen(l->desc.name) == len && memcmp(l->desc.name, name, len) == 0;
+}
+
 const struct handler_loss *handler_find(const char *name, size_t len)
 {
+    size_t ntest = test_count();
+
     for (size_t i = 0; i < COUNT(losses); i++)
-        if (strlen(losses[i].desc.name) == len &&
-            memcmp(losses[i].desc.name, name, len) == 0)
+        if (name_is(&losses[i], name, len))
             return &losses[i];
+    for (size_t i = 0; i < ntest; i++)
+        if (name_is(handler_test_losses[i], name, len))
+            return handler_test_losses[i];
     return NULL;
 }
 
 size_t handler_count(void)
 {
-    return COUNT(losses);
+    return COUNT(losses) + test_count();
 }
 
 const struct handler_loss *handler_at(size_t i)
 {
-    return i < COUNT(losses) ? &losses[i] : NULL;
+    if (i < COUNT(losses))
+        return &losses[i];
+    i -= COUNT(losses);
+    return i < test_count() ? handler_test_losses[i] : NULL;
 }
 
 const struct proto_loss_desc *handler_describe(const struct handler_loss *l)

@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,13 +29,83 @@ double harness_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int lossd_start(struct lossd_proc *p, const char *const *args)
+/*
+ * The environment of a child: this process's, without LOSSD_TEST_GATE,
+ * plus gate_var when not NULL. New array (free() it; the strings are
+ * borrowed), or NULL.
+ */
+static char **child_environ(const char *gate_var)
+{
+    static const char name[] = "LOSSD_TEST_GATE=";
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], name, sizeof name - 1) != 0)
+            env[k++] = environ[i];
+    if (gate_var)
+        env[k++] = (char *)(uintptr_t)gate_var;
+    env[k] = NULL;
+    return env;
+}
+
+/* Closes and removes p's gate, if it has one. */
+static void gate_remove(struct lossd_proc *p)
+{
+    static const char *const fifos[] = {"started", "release"};
+    char path[sizeof p->gate_dir + 16];
+    if (p->gate_started >= 0)
+        close(p->gate_started);
+    if (p->gate_release >= 0)
+        close(p->gate_release);
+    p->gate_started = p->gate_release = -1;
+    if (!p->gate_dir[0])
+        return;
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", p->gate_dir, fifos[i]);
+        unlink(path);
+    }
+    rmdir(p->gate_dir);
+    p->gate_dir[0] = '\0';
+}
+
+/*
+ * A new gate for p: a private directory with the FIFOs started and
+ * release, each opened O_RDWR (Linux: the open never waits, and a FIFO with
+ * a writer never reads as ended). 0 or -1.
+ */
+static int gate_create(struct lossd_proc *p)
+{
+    char path[sizeof p->gate_dir + 16];
+    snprintf(p->gate_dir, sizeof p->gate_dir, "%s/lossd-gate-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(p->gate_dir)) {
+        p->gate_dir[0] = '\0';
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/started", p->gate_dir);
+    if (mkfifo(path, 0600) < 0 ||
+        (p->gate_started = open(path, O_RDWR | O_CLOEXEC)) < 0)
+        goto err;
+    snprintf(path, sizeof path, "%s/release", p->gate_dir);
+    if (mkfifo(path, 0600) < 0 ||
+        (p->gate_release = open(path, O_RDWR | O_CLOEXEC)) < 0)
+        goto err;
+    return 0;
+err:
+    fprintf(stderr, "cannot create the gate %s: %s\n", path, strerror(errno));
+    gate_remove(p);
+    return -1;
+}
+
+/* Runs exe serve with args, in env; see lossd_start(). */
+static int start_exe(struct lossd_proc *p, const char *exe, char **env,
+                     const char *const *args)
 {
     static unsigned seq;
-    const char *exe = getenv("LOSSD_EXE");
-    if (!exe)
-        return -1;
-    memset(p, 0, sizeof *p);
     snprintf(
         p->stderr_path, sizeof p->stderr_path, "%s/lossd-test-%d-%u.stderr",
         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(), seq++);
@@ -53,8 +125,11 @@ int lossd_start(struct lossd_proc *p, const char *const *args)
     argv[n] = NULL;
     pid_t parent = getpid();
     pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
         return -1;
+    }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
@@ -64,7 +139,7 @@ int lossd_start(struct lossd_proc *p, const char *const *args)
             _exit(127);
         dup2(pfd[1], STDOUT_FILENO);
         dup2(efd, STDERR_FILENO);
-        execv(exe, (char *const *)(void *)argv);
+        execve(exe, (char *const *)(void *)argv, env);
         _exit(127);
     }
     close(pfd[1]);
@@ -87,13 +162,96 @@ int lossd_start(struct lossd_proc *p, const char *const *args)
     line[len] = '\0';
     const char *pp = strstr(line, "\"port\":");
     if (!pp || !strstr(line, "\"event\":\"listening\"")) {
-        fprintf(stderr, "lossd did not start; first line '%s'\n", line);
+        fprintf(stderr, "%s did not start; first line '%s'\n", exe, line);
         lossd_stop(p, SIGKILL, 5);
         return -1;
     }
     p->port = (unsigned)atoi(pp + 7);
     snprintf(p->url, sizeof p->url, "http://127.0.0.1:%u", p->port);
     return 0;
+}
+
+/* p cleared: no process, no gate. */
+static void proc_init(struct lossd_proc *p)
+{
+    memset(p, 0, sizeof *p);
+    p->gate_started = p->gate_release = -1;
+}
+
+int lossd_start(struct lossd_proc *p, const char *const *args)
+{
+    proc_init(p);
+    const char *exe = getenv("LOSSD_EXE");
+    if (!exe)
+        return -1;
+    return start_exe(p, exe, environ, args);
+}
+
+int lossd_start_test(struct lossd_proc *p, const char *const *args, bool gated)
+{
+    proc_init(p);
+    p->test_build = true;
+    const char *exe = getenv("LOSSD_TEST_EXE");
+    if (!exe) {
+        fprintf(stderr, "LOSSD_TEST_EXE is not set: it names lossd-test "
+                        "(tests/server/meson.build sets it)\n");
+        return -1;
+    }
+    char var[sizeof p->gate_dir + 32] = "";
+    if (gated) {
+        if (gate_create(p) < 0)
+            return -1;
+        snprintf(var, sizeof var, "LOSSD_TEST_GATE=%s", p->gate_dir);
+    }
+    char **env = child_environ(gated ? var : NULL);
+    int rc = env ? start_exe(p, exe, env, args) : -1;
+    free(env);
+    if (rc < 0)
+        gate_remove(p);
+    return rc;
+}
+
+void lossd_gate_wait_started(struct lossd_proc *p, size_t n)
+{
+    ck_assert_msg(p->gate_started >= 0, "lossd has no gate");
+    double deadline = harness_now() + 60;
+    char buf[64];
+    size_t got = 0;
+    while (got < n) {
+        struct pollfd pf = {.fd = p->gate_started, .events = POLLIN};
+        int ms = (int)((deadline - harness_now()) * 1000);
+        ck_assert_msg(ms > 0 && poll(&pf, 1, ms) > 0,
+                      "%zu of %zu test_block jobs started in 60 s", got, n);
+        size_t want = n - got < sizeof buf ? n - got : sizeof buf;
+        ssize_t r = read(p->gate_started, buf, want);
+        ck_assert_msg(r > 0 || errno == EINTR, "reading the gate: %s",
+                      strerror(errno));
+        if (r > 0)
+            got += (size_t)r;
+    }
+}
+
+size_t lossd_gate_started_unread(const struct lossd_proc *p)
+{
+    int n = 0;
+    ck_assert_msg(p->gate_started >= 0, "lossd has no gate");
+    ck_assert_int_eq(ioctl(p->gate_started, FIONREAD, &n), 0);
+    return (size_t)n;
+}
+
+void lossd_gate_release(struct lossd_proc *p, size_t n)
+{
+    ck_assert_msg(p->gate_release >= 0, "lossd has no gate");
+    char buf[64];
+    memset(buf, 'r', sizeof buf);
+    while (n > 0) {
+        size_t k = n < sizeof buf ? n : sizeof buf;
+        ssize_t w = write(p->gate_release, buf, k);
+        ck_assert_msg(w > 0 || errno == EINTR, "releasing: %s",
+                      strerror(errno));
+        if (w > 0)
+            n -= (size_t)w;
+    }
 }
 
 int lossd_stop(struct lossd_proc *p, int sig, double timeout)
@@ -108,12 +266,14 @@ int lossd_stop(struct lossd_proc *p, int sig, double timeout)
         pid_t r = waitpid(p->pid, &status, WNOHANG);
         if (r == p->pid) {
             p->pid = 0;
+            gate_remove(p);
             return status;
         }
         if (harness_now() > end) {
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &status, 0);
             p->pid = 0;
+            gate_remove(p);
             return -1;
         }
         usleep(10000);
@@ -145,6 +305,11 @@ static char *read_file(const char *path)
     if (s)
         s[len] = '\0';
     return s;
+}
+
+char *lossd_stderr_read(const struct lossd_proc *p)
+{
+    return read_file(p->stderr_path);
 }
 
 bool lossd_stderr_contains(const struct lossd_proc *p, const char *needle)
@@ -245,7 +410,7 @@ int http_do(const struct lossd_proc *p, const char *method, const char *path,
     ret->len = b.len;
     ret->headers = h.data ? h.data : strdup("");
     ret->hlen = h.len;
-    if (rc == CURLE_OK)
+    if (rc == CURLE_OK && !p->test_build)
         harness_log_response(method, path, ret);
     return rc == CURLE_OK ? 0 : -1;
 }

@@ -7,14 +7,16 @@
 //     one that runs every job on the worker pool (--inline-max-cost 1) with
 //     small limits; each answer must have the status traffic.json expects;
 //  3. the integration suites given with --suite run with LOSSD_RESPONSE_LOG,
-//     so the harness logs every response they receive;
+//     so the harness logs every response they receive from EXE (their tests
+//     that need a job held on the pool run lossd-test, --lossd-test, whose
+//     responses are not logged: it serves a loss the shipped lossd lacks);
 //  4. every logged response validates against the served document
 //     (validate.mjs), and every documented operation was answered 200 at
 //     least once;
 //  5. bad-responses.jsonl, responses that are wrong on purpose, must all be
 //     rejected, so a validator that accepts anything fails the test.
 //
-//   node conformance.mjs --lossd EXE [--suite EXE]...
+//   node conformance.mjs --lossd EXE [--lossd-test EXE] [--suite EXE]...
 //
 // Exit 0 pass, 1 fail. Needs `npm ci` in this directory (scripts/test.sh).
 import SwaggerParser from "@apidevtools/swagger-parser";
@@ -30,10 +32,13 @@ import { Validator, validateAll } from "./validate.mjs";
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 let lossd = process.env.LOSSD_EXE;
+let lossdTest = process.env.LOSSD_TEST_EXE;
 const suites = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--lossd")
     lossd = args[++i];
+  else if (args[i] === "--lossd-test")
+    lossdTest = args[++i];
   else if (args[i] === "--suite")
     suites.push(args[++i]);
   else {
@@ -186,7 +191,8 @@ async function main() {
     console.log(`# running ${exe} with LOSSD_RESPONSE_LOG`);
     const r = spawnSync(exe, [], {
       stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, LOSSD_RESPONSE_LOG: suiteLog, LOSSD_EXE: lossd },
+      env: { ...process.env, LOSSD_RESPONSE_LOG: suiteLog, LOSSD_EXE: lossd,
+             ...(lossdTest ? { LOSSD_TEST_EXE: lossdTest } : {}) },
       timeout: 900000 });
     if (r.status !== 0)
       fail(`${exe} exited ${r.status ?? r.signal}`);

@@ -3,7 +3,7 @@
 # Without node or the pinned packages it skips (exit 77, Meson's SKIP) with
 # the reason, except with CI=true, where a missing tool is a failure.
 #
-#   tests/server/openapi/run.sh --lossd EXE [--suite EXE]...
+#   tests/server/openapi/run.sh --lossd EXE [--lossd-test EXE] [--suite EXE]...
 set -euo pipefail
 here=$(cd "${0%/*}" && pwd)
 
