@@ -1,9 +1,11 @@
 /*
  * test_document.c - proto/problem.c, response.c, catalog.c, openapi.c.
  * Every document is parsed back with jansson and checked member by member;
- * the status table is walked for every enum value (STYLE.md 4). The catalog
- * and the OpenAPI document are built from a small made-up table of losses
- * below, not from the handlers' registry, so this layer is tested alone.
+ * the status table is walked for every enum value. The catalog and the
+ * OpenAPI document are built from a small made-up table of losses below,
+ * not from the handlers' registry, so this layer is tested alone; every
+ * document written is also validated against the schema the OpenAPI
+ * document gives it.
  */
 #include <check.h>
 #include <jansson.h>
@@ -990,17 +992,269 @@ START_TEST(test_documents_alloc_failure)
 }
 END_TEST
 
+/* --- the documents against the OpenAPI document's schemas -------------- */
+
 /*
- * LOSSD_DOCUMENT_DUMP_DIR=dir writes the test table's OpenAPI document,
- * catalog and sample responses and problems there, for the checks run with
- * Node tools outside this suite (OpenAPI validation, responses against the
- * schemas). Without it, nothing is written.
+ * A validator for the part of JSON Schema that openapi.c writes (OpenAPI
+ * 3.0): local $ref, allOf, oneOf, anyOf, type (integer: a number without a
+ * fraction, as JSON Schema reads it), enum, required, properties,
+ * additionalProperties (false or a schema), items, minItems, maxItems,
+ * minimum and maximum with 3.0's boolean exclusiveMinimum and
+ * exclusiveMaximum, and format "byte" (padded standard base64). The
+ * annotations description, example, default and title say nothing about
+ * validity; meeting any other keyword fails the test, so a rule the
+ * document gains is never skipped here.
  */
-static void dump(const char *dir, const char *name, struct proto_buf *b)
+struct check {
+    const json_t *doc; /* the OpenAPI document, for $ref */
+    int quiet;         /* inside oneOf/anyOf: a failure is not the reason */
+    char why[512];     /* the first reason a value was refused */
+};
+
+static bool refuse(struct check *c, const char *at, const char *what)
 {
+    if (c->quiet == 0 && c->why[0] == '\0')
+        snprintf(c->why, sizeof(c->why), "%.300s: %.150s", at[0] ? at : "/",
+                 what);
+    return false;
+}
+
+static bool has_type(const json_t *v, const char *type)
+{
+    if (strcmp(type, "object") == 0)
+        return json_is_object(v);
+    if (strcmp(type, "array") == 0)
+        return json_is_array(v);
+    if (strcmp(type, "string") == 0)
+        return json_is_string(v);
+    if (strcmp(type, "boolean") == 0)
+        return json_is_boolean(v);
+    if (strcmp(type, "number") == 0)
+        return json_is_number(v);
+    if (strcmp(type, "integer") == 0)
+        return json_is_integer(v) ||
+               (json_is_real(v) && isfinite(json_real_value(v)) &&
+                json_real_value(v) == floor(json_real_value(v)));
+    ck_abort_msg("a schema with type \"%s\"", type);
+    return false;
+}
+
+/* Padded standard base64 (RFC 4648 section 4), checked here on its own. */
+static bool is_base64(const char *s)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(s), pad = 0;
+
+    if (n % 4 != 0)
+        return false;
+    while (pad < 2 && pad < n && s[n - 1 - pad] == '=')
+        pad++;
+    for (size_t i = 0; i < n - pad; i++)
+        if (strchr(alphabet, s[i]) == NULL)
+            return false;
+    return true;
+}
+
+static const json_t *resolve(const struct check *c, const char *ref)
+{
+    char section[32], name[128];
+    const json_t *target;
+
+    ck_assert_msg(sscanf(ref, "#/components/%31[^/]/%127s", section, name) == 2,
+                  "bad $ref %s", ref);
+    target = json_object_get(
+        json_object_get(json_object_get(c->doc, "components"), section), name);
+    ck_assert_msg(target != NULL, "dangling $ref %s", ref);
+    return target;
+}
+
+static bool conforms(struct check *c, const json_t *schema, const json_t *v,
+                     const char *at);
+
+/* How many of the schemas in array list v conforms to. */
+static size_t matches(struct check *c, const json_t *list, const json_t *v,
+                      const char *at)
+{
+    size_t n = 0, i;
+    json_t *s;
+
+    ck_assert(json_is_array(list));
+    c->quiet++;
+    json_array_foreach(list, i, s) n += conforms(c, s, v, at);
+    c->quiet--;
+    return n;
+}
+
+static bool conforms_object(struct check *c, const json_t *schema,
+                            const json_t *v, const char *at)
+{
+    const json_t *props = json_object_get(schema, "properties");
+    const json_t *extra = json_object_get(schema, "additionalProperties");
+    const json_t *required = json_object_get(schema, "required");
+    const char *key;
+    json_t *item;
+    size_t i;
+    char sub[512];
+
+    if (!json_is_object(v))
+        return true; /* these keywords constrain objects only */
+    json_array_foreach(required, i, item)
+    {
+        if (json_object_get(v, json_string_value(item)) == NULL) {
+            snprintf(sub, sizeof(sub), "no member \"%s\"",
+                     json_string_value(item));
+            return refuse(c, at, sub);
+        }
+    }
+    json_object_foreach((json_t *)v, key, item)
+    {
+        const json_t *ps = json_object_get(props, key);
+
+        snprintf(sub, sizeof(sub), "%s/%s", at, key);
+        if (ps == NULL && json_is_false(extra))
+            return refuse(c, sub, "a member the schema does not allow");
+        if (ps == NULL && json_is_object(extra))
+            ps = extra;
+        if (ps != NULL && !conforms(c, ps, item, sub))
+            return false;
+    }
+    return true;
+}
+
+static bool conforms(struct check *c, const json_t *schema, const json_t *v,
+                     const char *at)
+{
+    bool object_done = false;
+    const char *key;
+    json_t *kw;
+
+    ck_assert(json_is_object(schema));
+    json_object_foreach((json_t *)schema, key, kw)
+    {
+        char sub[512];
+
+        if (strcmp(key, "$ref") == 0) {
+            if (!conforms(c, resolve(c, json_string_value(kw)), v, at))
+                return false;
+        } else if (strcmp(key, "allOf") == 0) {
+            size_t i;
+            json_t *one;
+
+            json_array_foreach(kw, i, one)
+            {
+                if (!conforms(c, one, v, at))
+                    return false;
+            }
+        } else if (strcmp(key, "anyOf") == 0) {
+            if (matches(c, kw, v, at) == 0)
+                return refuse(c, at, "no schema of anyOf");
+        } else if (strcmp(key, "oneOf") == 0) {
+            if (matches(c, kw, v, at) != 1)
+                return refuse(c, at, "not exactly one schema of oneOf");
+        } else if (strcmp(key, "type") == 0) {
+            if (!has_type(v, json_string_value(kw))) {
+                snprintf(sub, sizeof(sub), "not of type %s",
+                         json_string_value(kw));
+                return refuse(c, at, sub);
+            }
+        } else if (strcmp(key, "enum") == 0) {
+            size_t i, found = 0;
+            json_t *e;
+
+            json_array_foreach(kw, i, e)
+            {
+                if (json_equal(e, v))
+                    found++;
+            }
+            if (found == 0)
+                return refuse(c, at, "not one of the enum");
+        } else if (strcmp(key, "properties") == 0 ||
+                   strcmp(key, "required") == 0 ||
+                   strcmp(key, "additionalProperties") == 0) {
+            /* the three together, once */
+            if (!object_done && !conforms_object(c, schema, v, at))
+                return false;
+            object_done = true;
+        } else if (strcmp(key, "items") == 0) {
+            size_t i;
+            json_t *item;
+
+            json_array_foreach(v, i, item)
+            {
+                snprintf(sub, sizeof(sub), "%s/%zu", at, i);
+                if (!conforms(c, kw, item, sub))
+                    return false;
+            }
+        } else if (strcmp(key, "minItems") == 0) {
+            if (json_is_array(v) &&
+                json_array_size(v) < (size_t)json_integer_value(kw))
+                return refuse(c, at, "fewer items than minItems");
+        } else if (strcmp(key, "maxItems") == 0) {
+            if (json_is_array(v) &&
+                json_array_size(v) > (size_t)json_integer_value(kw))
+                return refuse(c, at, "more items than maxItems");
+        } else if (strcmp(key, "minimum") == 0) {
+            bool excl =
+                json_is_true(json_object_get(schema, "exclusiveMinimum"));
+
+            if (json_is_number(v) &&
+                (excl ? json_number_value(v) <= json_number_value(kw)
+                      : json_number_value(v) < json_number_value(kw)))
+                return refuse(c, at, "below the minimum");
+        } else if (strcmp(key, "maximum") == 0) {
+            bool excl =
+                json_is_true(json_object_get(schema, "exclusiveMaximum"));
+
+            if (json_is_number(v) &&
+                (excl ? json_number_value(v) >= json_number_value(kw)
+                      : json_number_value(v) > json_number_value(kw)))
+                return refuse(c, at, "above the maximum");
+        } else if (strcmp(key, "format") == 0) {
+            ck_assert_str_eq(json_string_value(kw), "byte");
+            if (json_is_string(v) && !is_base64(json_string_value(v)))
+                return refuse(c, at, "not padded standard base64");
+        } else if (strcmp(key, "exclusiveMinimum") != 0 &&
+                   strcmp(key, "exclusiveMaximum") != 0 &&
+                   strcmp(key, "description") != 0 &&
+                   strcmp(key, "example") != 0 && strcmp(key, "default") != 0 &&
+                   strcmp(key, "title") != 0) {
+            ck_abort_msg("a schema keyword the validator does not know: %s",
+                         key);
+        }
+    }
+    return true;
+}
+
+/* Whether v conforms to components/schemas/name of the OpenAPI document
+   doc; the reason goes to why when it does not. */
+static bool conforms_to(const json_t *doc, const char *name, const json_t *v,
+                        char *why, size_t why_size)
+{
+    struct check c = {.doc = doc};
+    const json_t *schema = json_object_get(
+        json_object_get(json_object_get(doc, "components"), "schemas"), name);
+    bool ok;
+
+    ck_assert_msg(schema != NULL, "no schema %s", name);
+    ok = conforms(&c, schema, v, "");
+    snprintf(why, why_size, "%s", c.why);
+    return ok;
+}
+
+/*
+ * With LOSSD_DOCUMENT_DUMP_DIR=dir the documents below are also written
+ * there (openapi.json, catalog.json, response-<format>.json, batch.json,
+ * problem-<status>.json), to look at or to check with other tools.
+ */
+static void dump(const char *name, struct proto_buf *b)
+{
+    const char *dir = getenv("LOSSD_DOCUMENT_DUMP_DIR");
     char path[4096];
     FILE *f;
 
+    if (dir == NULL || dir[0] == '\0')
+        return;
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     f = fopen(path, "w");
     ck_assert_msg(f != NULL, "cannot write %s", path);
@@ -1008,9 +1262,35 @@ static void dump(const char *dir, const char *name, struct proto_buf *b)
     fclose(f);
 }
 
-START_TEST(test_dump_documents)
+/* The sample documents, each with the schema it must conform to. */
+struct sample {
+    char name[64];
+    const char *schema;
+    json_t *json;
+};
+
+#define NSAMPLES (2 + 3 + 1 + (size_t)LOSS_STATUS_COUNT)
+
+/* b holds a document: keeps it as samples[*n] (and dumps it). */
+static void add_sample(struct sample *samples, size_t *n, const char *name,
+                       const char *schema, struct proto_buf *b)
 {
-    const char *dir = getenv("LOSSD_DOCUMENT_DUMP_DIR");
+    ck_assert_uint_lt(*n, NSAMPLES);
+    snprintf(samples[*n].name, sizeof(samples[*n].name), "%s", name);
+    samples[*n].schema = schema;
+    samples[*n].json = parse(b);
+    dump(name, b);
+    (*n)++;
+}
+
+/*
+ * The OpenAPI document of the test table (a null schema: it is the
+ * document), the catalog, a 'none' response with a gradient and a warning in
+ * each output format, a batch of a response and a problem, and the problem
+ * of every status. Returns how many; the OpenAPI document is samples[0].
+ */
+static size_t make_samples(struct sample *samples)
+{
     static const double v[4] = {0.5, NAN, -INFINITY, 2};
     struct proto_out_tensor grads[1];
     struct proto_warning w;
@@ -1019,15 +1299,14 @@ START_TEST(test_dump_documents)
     struct loss_error err;
     struct proto_buf b;
     char name[64];
+    size_t n = 0;
 
-    if (dir == NULL || dir[0] == '\0')
-        return;
     proto_buf_init(&b);
     proto_openapi_write(&b, loss_table(), NLOSSES, &test_limits, "1.2.3");
-    dump(dir, "openapi.json", &b);
+    add_sample(samples, &n, "openapi.json", NULL, &b);
     proto_buf_reset(&b);
     proto_catalog_write(&b, loss_table(), NLOSSES, &test_limits);
-    dump(dir, "catalog.json", &b);
+    add_sample(samples, &n, "catalog.json", "Catalog", &b);
     memset(&r, 0, sizeof(r));
     memset(&w, 0, sizeof(w));
     memset(grads, 0, sizeof(grads));
@@ -1057,7 +1336,7 @@ START_TEST(test_dump_documents)
         proto_buf_reset(&b);
         proto_response_write(&b, &r);
         snprintf(name, sizeof(name), "response-%d.json", f);
-        dump(dir, name, &b);
+        add_sample(samples, &n, name, "LossResponse", &b);
     }
     r.id = &id;
     r.status = 200;
@@ -1072,15 +1351,123 @@ START_TEST(test_dump_documents)
     loss_fail(&err, LOSS_ESHAPE, "/requests/1/target", "bad shape");
     proto_problem_write(&b, &err, NULL, &id);
     proto_buf_puts(&b, "]}");
-    dump(dir, "batch.json", &b);
+    add_sample(samples, &n, "batch.json", "BatchResponse", &b);
     for (int s = 1; s < LOSS_STATUS_COUNT; s++) {
         loss_fail(&err, (enum loss_status)s, "/x", "detail");
         proto_buf_reset(&b);
         proto_problem_write(&b, &err, "req-1", NULL);
         snprintf(name, sizeof(name), "problem-%d.json", s);
-        dump(dir, name, &b);
+        add_sample(samples, &n, name, "Problem", &b);
     }
     proto_buf_release(&b);
+    return n;
+}
+
+static void free_samples(struct sample *samples, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(samples[i].json);
+}
+
+/*
+ * Every document lossd writes conforms to the schema the OpenAPI document
+ * gives it: the same check the server's conformance test makes on live
+ * responses, here on this layer alone and without Node.
+ */
+START_TEST(test_documents_match_schemas)
+{
+    struct sample samples[NSAMPLES];
+    size_t n = make_samples(samples);
+    char why[512];
+
+    ck_assert_uint_eq(n, NSAMPLES - 1); /* LOSS_OK has no problem */
+    for (size_t i = 1; i < n; i++)
+        ck_assert_msg(conforms_to(samples[0].json, samples[i].schema,
+                                  samples[i].json, why, sizeof(why)),
+                      "%s is not a %s: %s", samples[i].name, samples[i].schema,
+                      why);
+    free_samples(samples, n);
+}
+END_TEST
+
+/* The value at path in root ("a/0/b": keys and indices); must exist. */
+static json_t *at_path(json_t *root, const char *path)
+{
+    char copy[256], *save = NULL;
+    json_t *v = root;
+
+    snprintf(copy, sizeof(copy), "%s", path);
+    for (char *t = strtok_r(copy, "/", &save); t != NULL;
+         t = strtok_r(NULL, "/", &save))
+        v = json_is_array(v) ? json_array_get(v, strtoul(t, NULL, 10))
+                             : json_object_get(v, t);
+    ck_assert_msg(v != NULL, "no %s", path);
+    return v;
+}
+
+/*
+ * The validator is not vacuous: each of these changes to a sample that
+ * conforms makes it refused, for the stated reason.
+ */
+START_TEST(test_schema_check_refuses)
+{
+    static const struct {
+        size_t sample; /* index into make_samples() */
+        const char *parent, *member;
+        const char *json; /* the new value; NULL deletes the member */
+        const char *why;  /* in the reason */
+    } cases[] = {
+        {2, "", "extra", "1", "does not allow"},
+        {2, "", "warnings", NULL, "no member \"warnings\""},
+        {2, "", "value", "true", "oneOf"},
+        {2, "", "sum", "\"nan\"", "oneOf"},
+        {2, "", "shape", "[2, -1]", "below the minimum"},
+        {2, "warnings/0", "severity", "\"high\"", "does not allow"},
+        {2, "grad", "input", "{\"shape\": [4]}", "oneOf"},
+        {3, "value", "data", "[0.5, null]", "oneOf"},
+        {4, "value", "base64", "\"AAAA!AAA\"", "oneOf"},
+        {4, "value", "dtype", "\"float16\"", "oneOf"},
+        {4, "grad/input", "shape", "[1,2,3,4,5,6,7,8,9]", "oneOf"},
+        {5, "results/0", "status", "201", "anyOf"},
+        {5, "results/1", "detail", NULL, "anyOf"},
+        {6, "", "status", "200", "below the minimum"},
+        {6, "", "status", "400.5", "not of type integer"},
+        {6, "", "type", "\"/problems/nope\"", "not one of the enum"},
+        {1, "losses/0", "path", NULL, "no member \"path\""},
+        {1, "limits", "max_rank", "-1", "below the minimum"},
+        {1, "limits", "max_ranks", "8", "does not allow"},
+    };
+    struct sample samples[NSAMPLES];
+    size_t n = make_samples(samples);
+    char why[512];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *copy = json_deep_copy(samples[cases[i].sample].json);
+        json_t *parent =
+            cases[i].parent[0] ? at_path(copy, cases[i].parent) : copy;
+
+        ck_assert_uint_lt(cases[i].sample, n);
+        ck_assert(conforms_to(samples[0].json, samples[cases[i].sample].schema,
+                              copy, why, sizeof(why)));
+        if (cases[i].json == NULL) {
+            ck_assert_int_eq(json_object_del(parent, cases[i].member), 0);
+        } else {
+            json_t *nv = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+
+            ck_assert_ptr_nonnull(nv);
+            ck_assert_int_eq(json_object_set_new(parent, cases[i].member, nv),
+                             0);
+        }
+        ck_assert_msg(!conforms_to(samples[0].json,
+                                   samples[cases[i].sample].schema, copy, why,
+                                   sizeof(why)),
+                      "case %zu accepted", i);
+        ck_assert_msg(strstr(why, cases[i].why) != NULL,
+                      "case %zu refused for \"%s\", not \"%s\"", i, why,
+                      cases[i].why);
+        json_decref(copy);
+    }
+    free_samples(samples, n);
 }
 END_TEST
 
@@ -1107,7 +1494,8 @@ static Suite *document_suite(void)
     tcase_add_test(cat, test_openapi_structure);
     tcase_add_test(cat, test_openapi_and_catalog_empty);
     tcase_add_loop_test(cat, test_documents_alloc_failure, 0, 2);
-    tcase_add_test(cat, test_dump_documents);
+    tcase_add_test(cat, test_documents_match_schemas);
+    tcase_add_test(cat, test_schema_check_refuses);
     suite_add_tcase(s, prob);
     suite_add_tcase(s, resp);
     suite_add_tcase(s, cat);
