@@ -48,6 +48,7 @@ static struct handler_job *job_new(struct proto_doc *doc,
     job = calloc(1, sizeof(*job) + room * sizeof(job->calls[0]));
     if (job == NULL)
         return NULL;
+    job->room = room;
     if (loss == NULL) {
         job->item_errors = calloc(room, sizeof(*job->item_errors));
         if (job->item_errors == NULL) {
