@@ -1,3 +1,6 @@
+/*
+ * buf.c - the growable byte buffer of buf.h, and its failure flag.
+ */
 #include "buf.h"
 
 #include <stdarg.h>

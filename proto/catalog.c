@@ -1,15 +1,17 @@
-#include "document.h"
-
-#include <jansson.h>
-#include <math.h>
-#include <stdint.h>
-
 /*
+ * catalog.c - GET /v1/losses of document.h: every loss with its tensors,
+ * options and reductions, and the limits in force.
+ *
  * The catalog is a jansson tree written with proto_write_json(), so numbers
  * print as everywhere else (0.1, not 0.10000000000000001). A failed
  * allocation anywhere makes the whole tree NULL or short: every insertion is
  * checked and the buffer is marked failed rather than sent incomplete.
  */
+#include "document.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 
 /* Inserts v (stolen, may be NULL) into o; false on any failure. */
 static bool put(json_t *o, const char *key, json_t *v)

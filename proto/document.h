@@ -83,13 +83,13 @@ void proto_response_write(struct proto_buf *b, const struct proto_response *r);
 
 /* --- catalog and OpenAPI ------------------------------------------------ */
 
-/* GET /v1/losses: {"losses": [...], "limits": {...}} (API.md "Catalog"). */
+/* GET /v1/losses: {"losses": [...], "limits": {...}} (docs/api.md). */
 void proto_catalog_write(struct proto_buf *b,
                          const struct proto_loss_desc *const *losses, size_t n,
                          const struct proto_limits_desc *limits);
 
 /*
- * GET /openapi.json: an OpenAPI 3.0.3 document of every route of API.md,
+ * GET /openapi.json: an OpenAPI 3.0.3 document of every route of docs/api.md,
  * with one request schema per loss built from its description
  * (additionalProperties false), the response and problem schemas.
  */

@@ -1,3 +1,8 @@
+/*
+ * encode.c - the streaming writers of encode.h: tensors in the three
+ * formats, shapes, JSON strings and jansson values. Numbers are
+ * number.c's, base64 is base64.c's.
+ */
 #include "encode.h"
 
 #include <jansson.h>

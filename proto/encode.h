@@ -49,8 +49,8 @@ void proto_write_string(struct proto_buf *b, const char *s, size_t len);
  * Writes a jansson value (borrowed; declared here without jansson.h so that
  * includers need not see it) as compact JSON: reals as proto_write_double(),
  * strings as proto_write_string(), objects in insertion order. For proto/
- * only (STYLE.md 8: no json_t outside proto/). A NULL v, what a failed
- * jansson build returns, marks b failed.
+ * only: no json_t crosses out of proto/. A NULL v, what a failed jansson
+ * build returns, marks b failed.
  */
 struct json_t;
 void proto_write_json(struct proto_buf *b, const struct json_t *v);

@@ -1,15 +1,7 @@
-#include "document.h"
-
-#include <ctype.h>
-#include <jansson.h>
-#include <math.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-
 /*
- * The OpenAPI 3.0.3 document of API.md, built as one jansson tree and
- * written with proto_write_json(). Everything loss-specific comes from the
+ * openapi.c - GET /openapi.json of document.h: the OpenAPI 3.0.3 document
+ * of the API (docs/api.md), built as one jansson tree and written with
+ * proto_write_json(). Everything loss-specific comes from the
  * proto_loss_desc table, so a loss added to the registry appears here with
  * its own path and request schema without touching this file.
  *
@@ -19,6 +11,14 @@
  * for leaves whose arguments are plain C values: with an "o" argument it
  * could leak the stolen references of a failed call.
  */
+#include "document.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 struct bld {
     bool ok;

@@ -1,9 +1,13 @@
+/*
+ * problem.c - problem details (RFC 9457) of document.h: the one table from a
+ * status to HTTP and the problem documents written from it.
+ */
 #include "document.h"
 
 #include <string.h>
 
 /*
- * The one map from a status to HTTP (STYLE.md 4; API.md "Errors"). Every
+ * The one map from a status to HTTP (docs/api.md, "Errors"). Every
  * enum value has a row; tests/proto/test_document.c walks them all. A type
  * keeps one title, so LOSS_ENOMEM shares "unavailable" with LOSS_EUNAVAIL:
  * to a client both mean "try again later".

@@ -1,3 +1,7 @@
+/*
+ * response.c - loss responses of document.h, and a decoded value written
+ * back as JSON (a batch item's id).
+ */
 #include "document.h"
 
 #include <string.h>

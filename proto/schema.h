@@ -52,7 +52,7 @@ enum {
     PROTO_RED_BATCHMEAN = 1u << 3,
 };
 
-/* Each reduction's bit and name, in the order of API.md (catalog.c). */
+/* Each reduction's bit and name, in the order the catalog lists them. */
 struct proto_reduction {
     unsigned bit;
     const char *name;
