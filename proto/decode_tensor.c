@@ -1,9 +1,10 @@
 /*
  * decode_tensor.c - tensor assembly for the decoder of decode.h: nested
  * arrays of numbers, the "shape" of a tensor object, and the tensor objects
- * {"shape", "data"} and {"shape", "dtype", "base64"}. decode.c's byte state
- * machine calls in here for every token inside a tensor
- * (decode_internal.h).
+ * {"shape", "data"} and {"shape", "dtype", "base64"}. decode_value.c calls
+ * in here for every token inside a tensor and for every object with a
+ * "shape" key (decode_internal.h); the rows of numbers themselves are
+ * mostly stored by decode.c's hot loop, tensor_run().
  *
  * An array whose first leaf is not known yet is "pending": only a counter,
  * no memory. The first leaf decides: a number, a non-finite string or null
@@ -23,7 +24,7 @@
  * max_elements, before any "data" or base64 buffer exists.
  *
  * A value error inside a tensor (proto_decode_tensor_fail()) turns its open
- * levels into skip levels when recovering; decode.c skips the rest.
+ * levels into skip levels when recovering; decode_value.c skips the rest.
  */
 #include <stdarg.h>
 #include <stdbool.h>

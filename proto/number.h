@@ -14,8 +14,9 @@
  * -0 prints as -0.0 and integral values keep a ".0", so clients read
  * floats.
  *
- * Everything here is a pure function of its arguments: no allocation, no
- * state, safe from any thread.
+ * Reading and writing are pure functions of their arguments: no
+ * allocation, no state, safe from any thread (one C locale may serve many
+ * threads).
  */
 #ifndef LOSSD_PROTO_NUMBER_H
 #define LOSSD_PROTO_NUMBER_H
