@@ -1,3 +1,7 @@
+/*
+ * blas.c - OpenBLAS set up for the core: one thread, and the core it picked
+ * (blas.h).
+ */
 #include "blas.h"
 
 #include <cblas.h>

@@ -1,3 +1,7 @@
+/*
+ * exec.c - running a kernel's blocks serially or through a caller's
+ * executor (exec.h).
+ */
 #include "exec.h"
 
 void loss_exec_run(const struct loss_exec *ex, size_t nblocks, loss_block_fn fn,

@@ -1,3 +1,7 @@
+/*
+ * status.c - filling a struct loss_error, and building JSON pointers
+ * (status.h).
+ */
 #include "status.h"
 
 #include <stdarg.h>

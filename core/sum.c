@@ -1,3 +1,6 @@
+/*
+ * sum.c - the fixed-order pairwise sum (sum.h).
+ */
 #include "sum.h"
 
 static double block_sum(const double *x, size_t n, size_t stride)

@@ -1,3 +1,6 @@
+/*
+ * tensor.c - shapes, checked sizes and broadcasting (tensor.h).
+ */
 #include "tensor.h"
 
 #include <stdio.h>

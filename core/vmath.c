@@ -1,3 +1,7 @@
+/*
+ * vmath.c - exp and log over arrays through libmvec's fixed entry points
+ * (vmath.h).
+ */
 #include "vmath.h"
 
 #include <immintrin.h>

@@ -1,3 +1,7 @@
+/*
+ * cli.c - `lossd eval` (cli.h): one body from a file or standard input
+ * through the request pipeline, the answer on standard output.
+ */
 #include "cli.h"
 
 #include <errno.h>
