@@ -33,9 +33,9 @@ void proto_buf_append_grow(struct proto_buf *b, const char *s, size_t n);
 
 /*
  * Appends n bytes of s. Inline when they fit: a response is written in a
- * few dozen small appends, and the call and the checks of
- * proto_buf_reserve() for each were ~2% of a small request. cap > len + n
- * also keeps len + n <= max (cap never exceeds max + 1).
+ * few dozen small appends, and a call and the checks of proto_buf_reserve()
+ * for each were measurable on a small request. cap > len + n also keeps
+ * len + n <= max (cap never exceeds max + 1).
  */
 static inline void proto_buf_append(struct proto_buf *b, const char *s,
                                     size_t n)

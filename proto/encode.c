@@ -279,7 +279,8 @@ void proto_write_string(struct proto_buf *b, const char *s, size_t len)
         return;
     if (plain_ascii(s, len)) {
         /* The field names and values of every small response: a jansson
-           string object and a dump per string were ~2% of its CPU. */
+           string object and a dump per string were a measurable part of
+           its CPU (bench/README.md, "Where a small request's CPU goes"). */
         proto_buf_append(b, "\"", 1);
         proto_buf_append(b, s, len);
         proto_buf_append(b, "\"", 1);
