@@ -49,21 +49,32 @@ const struct handler_option *call_option(const struct handler_call *c,
     return i < 0 ? &absent : &c->options[i];
 }
 
-const char *call_pointer(struct handler_call *c, const struct handler_at *at)
+void call_pointer(const struct handler_call *c, const struct handler_at *at,
+                  char *buf, size_t cap)
 {
-    char *buf = c->scratch_pointer;
-
-    if (at->name == NULL)
-        return "";
-    loss_str_copy(buf, sizeof(c->scratch_pointer),
-                  at->shared ? "/shared" : c->prefix);
-    loss_pointer_append(buf, sizeof(c->scratch_pointer), at->name,
-                        strlen(at->name));
-    return buf;
+    buf[0] = '\0';
+    if (at == NULL || at->name == NULL)
+        return;
+    loss_str_copy(buf, cap, at->shared ? "/shared" : c->prefix);
+    loss_pointer_append(buf, cap, at->name, strlen(at->name));
 }
 
-void call_warn(struct handler_call *c, const char *code, const char *pointer,
-               const char *fmt, ...)
+enum loss_status call_fail(const struct handler_call *c, struct loss_error *err,
+                           enum loss_status st, const struct handler_at *at,
+                           const char *fmt, ...)
+{
+    char ptr[LOSS_POINTER_MAX], msg[LOSS_DETAIL_MAX];
+    va_list ap;
+
+    call_pointer(c, at, ptr, sizeof(ptr));
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return loss_fail(err, st, ptr, "%s", msg);
+}
+
+void call_warn(struct handler_call *c, const char *code,
+               const struct handler_at *at, const char *fmt, ...)
 {
     struct proto_warning *w;
     va_list ap;
@@ -80,7 +91,7 @@ void call_warn(struct handler_call *c, const char *code, const char *pointer,
     }
     w = &c->warnings[c->nwarnings++];
     w->code = code;
-    loss_str_copy(w->pointer, sizeof(w->pointer), pointer ? pointer : "");
+    call_pointer(c, at, w->pointer, sizeof(w->pointer));
     va_start(ap, fmt);
     vsnprintf(w->message, sizeof(w->message), fmt, ap);
     va_end(ap);
@@ -111,14 +122,14 @@ enum loss_status call_check_work(const struct handler_call *c, size_t n,
                      what, n, c->lim->max_work);
 }
 
-void call_element_pointer(struct handler_call *c,
+void call_element_pointer(const struct handler_call *c,
                           const struct handler_tensor *t, size_t linear,
                           char *buf, size_t cap)
 {
     const struct tensor *x = &t->pt.t;
     size_t idx[TENSOR_MAX_RANK];
 
-    loss_str_copy(buf, cap, call_pointer(c, &t->at));
+    call_pointer(c, &t->at, buf, cap);
     if (t->pt.encoding == PROTO_ENC_BASE64 || x->ndim == 0)
         return;
     if (t->pt.encoding == PROTO_ENC_FLAT) {
@@ -450,7 +461,7 @@ static enum loss_status check_grads(struct handler_call *c, const char *prefix,
                              d->tensors[i].name);
     }
     if (c->grad_output.present && c->grad_mask == 0 && !c->grad_all)
-        return loss_fail(err, LOSS_EOPTION, call_pointer(c, &c->grad_output.at),
+        return call_fail(c, err, LOSS_EOPTION, &c->grad_output.at,
                          "grad_output needs grad (true or a list of tensors)");
     if (c->grad_output.present) {
         const struct tensor *g = &c->grad_output.pt.t;
@@ -464,8 +475,7 @@ static enum loss_status check_grads(struct handler_call *c, const char *prefix,
 
             tensor_shape_format(c->out_shape, ndim, want, sizeof(want));
             tensor_shape_format(g->shape, g->ndim, got, sizeof(got));
-            return loss_fail(err, LOSS_ESHAPE,
-                             call_pointer(c, &c->grad_output.at),
+            return call_fail(c, err, LOSS_ESHAPE, &c->grad_output.at,
                              "grad_output has shape %s but the output has "
                              "shape %s",
                              got, want);
@@ -585,7 +595,7 @@ void call_upstream(const struct handler_call *c, double count, double *storage,
 static void kernel_warnings(struct handler_call *c, unsigned warn)
 {
     if (warn & LOSS_WARN_BCE_LOG_CLAMP)
-        call_warn(c, "bce-log-clamp", call_pointer(c, &c->tensors[0].at),
+        call_warn(c, "bce-log-clamp", &c->tensors[0].at,
                   "log(input) or log(1 - input) was clamped at -100, as "
                   "PyTorch does: an input of 0 or 1 against the opposite "
                   "target costs 100, not infinity");

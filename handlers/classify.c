@@ -23,9 +23,10 @@ static enum loss_status check_index_shape(struct handler_call *c,
 {
     const struct tensor *x = &c->tensors[T_INPUT].pt.t;
     const struct tensor *y = &c->tensors[T_TARGET].pt.t;
-    const char *ptr = call_pointer(c, &c->tensors[T_TARGET].at);
+    char ptr[LOSS_POINTER_MAX];
     char xs[128], ys[128];
 
+    call_pointer(c, &c->tensors[T_TARGET].at, ptr, sizeof(ptr));
     tensor_shape_format(x->shape, x->ndim, xs, sizeof(xs));
     tensor_shape_format(y->shape, y->ndim, ys, sizeof(ys));
     if (x->ndim == 1) {
@@ -113,7 +114,7 @@ static enum loss_status cls_prepare(struct handler_call *c,
     enum loss_status st;
 
     if (x->ndim == 0)
-        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &in->at),
+        return call_fail(c, err, LOSS_ESHAPE, &in->at,
                          "Expected 1 or more dimensions (got 0)");
     memset(a, 0, sizeof(*a));
     a->shape.classes = x->ndim >= 2 ? x->shape[1] : x->shape[0];
@@ -132,7 +133,7 @@ static enum loss_status cls_prepare(struct handler_call *c,
             char ws[128];
 
             tensor_shape_format(w->pt.t.shape, w->pt.t.ndim, ws, sizeof(ws));
-            return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &w->at),
+            return call_fail(c, err, LOSS_ESHAPE, &w->at,
                              "%sweight tensor should be defined either for "
                              "all %zu classes or no classes but got weight "
                              "tensor of shape: %s",
@@ -143,7 +144,7 @@ static enum loss_status cls_prepare(struct handler_call *c,
     }
     if (a->prob_target) {
         if (ii->given && ii->number >= 0.0)
-            return loss_fail(err, LOSS_EOPTION, call_pointer(c, &ii->at),
+            return call_fail(c, err, LOSS_EOPTION, &ii->at,
                              "ignore_index is not supported for floating "
                              "point target (probability targets have the "
                              "input's shape)");
@@ -190,7 +191,7 @@ static enum loss_status cls_forward(struct handler_call *c,
     loss_class_forward(a, o->out, count_w, lsm, ex);
     o->count = a->prob_target ? (double)samples : loss_sum(count_w, samples);
     if (!a->prob_target && o->count == 0.0 && samples > 0) {
-        call_warn(c, "all-ignored", call_pointer(c, &c->tensors[T_TARGET].at),
+        call_warn(c, "all-ignored", &c->tensors[T_TARGET].at,
                   "every target is ignored (or their weights sum to 0): the "
                   "mean is NaN and the gradients are 0");
     }

@@ -30,11 +30,11 @@ static enum loss_status nce_prepare(struct handler_call *c,
     tensor_shape_format(q->pt.t.shape, q->pt.t.ndim, qs, sizeof(qs));
     tensor_shape_format(k->pt.t.shape, k->pt.t.ndim, ks, sizeof(ks));
     if (q->pt.t.ndim != 2)
-        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &q->at),
+        return call_fail(c, err, LOSS_ESHAPE, &q->at,
                          "query must have 2 dimensions (N, D), got shape %s",
                          qs);
     if (!tensor_same_shape(&q->pt.t, &k->pt.t))
-        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &k->at),
+        return call_fail(c, err, LOSS_ESHAPE, &k->at,
                          "positive_key must have the query's shape %s, got "
                          "%s",
                          qs, ks);
@@ -50,16 +50,15 @@ static enum loss_status nce_prepare(struct handler_call *c,
                                                            : LOSS_NCE_PAIRS;
     a->mask_self = mask->boolean;
     if (mask->given && a->variant != LOSS_NCE_NT_XENT)
-        return loss_fail(err, LOSS_EOPTION, call_pointer(c, &mask->at),
+        return call_fail(c, err, LOSS_EOPTION, &mask->at,
                          "mask_self applies only to variant \"nt_xent\"");
     if (neg->present && a->variant != LOSS_NCE_PAIRS)
-        return loss_fail(err, LOSS_EOPTION,
-                         variant->given ? call_pointer(c, &variant->at)
-                                        : call_pointer(c, &neg->at),
+        return call_fail(c, err, LOSS_EOPTION,
+                         variant->given ? &variant->at : &neg->at,
                          "negative_keys can only be used with variant "
                          "\"pairs\"");
     if (mode->given && !neg->present)
-        return loss_fail(err, LOSS_EOPTION, call_pointer(c, &mode->at),
+        return call_fail(c, err, LOSS_EOPTION, &mode->at,
                          "negative_mode needs negative_keys");
     if (neg->present) {
         const struct tensor *nt = &neg->pt.t;
@@ -68,13 +67,13 @@ static enum loss_status nce_prepare(struct handler_call *c,
         a->paired = strcmp(mode->string, "paired") == 0;
         tensor_shape_format(nt->shape, nt->ndim, ns, sizeof(ns));
         if (!a->paired && (nt->ndim != 2 || nt->shape[1] != a->d))
-            return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &neg->at),
+            return call_fail(c, err, LOSS_ESHAPE, &neg->at,
                              "negative_keys must have shape (M, %zu) when "
                              "negative_mode is \"unpaired\", got %s",
                              a->d, ns);
         if (a->paired &&
             (nt->ndim != 3 || nt->shape[0] != a->n || nt->shape[2] != a->d))
-            return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &neg->at),
+            return call_fail(c, err, LOSS_ESHAPE, &neg->at,
                              "negative_keys must have shape (%zu, M, %zu) "
                              "when negative_mode is \"paired\", got %s",
                              a->n, a->d, ns);

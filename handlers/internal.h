@@ -110,8 +110,7 @@ struct handler_call {
     bool grad_all;      /* "grad": true */
     struct handler_tensor grad_output;
     enum proto_format format;
-    char prefix[HANDLER_PREFIX_MAX];        /* the call's own pointer */
-    char scratch_pointer[LOSS_POINTER_MAX]; /* call_pointer()'s result */
+    char prefix[HANDLER_PREFIX_MAX]; /* the call's own pointer */
     /* HANDLER_MAX_WARNINGS, allocated by the first call_warn() and freed by
        call_release(); nwarnings of them are set */
     struct proto_warning *warnings;
@@ -161,18 +160,27 @@ const struct handler_option *call_option(const struct handler_call *c,
 
 /*
  * The JSON pointer of a field given at at, e.g. "/requests/2/target" or
- * "/shared/weight": valid until the next call_pointer() on c. "" for a field
- * not given, which never appears in a message.
+ * "/shared/weight", in buf (cap bytes, truncated); "" for at NULL or a
+ * field not given.
  */
-const char *call_pointer(struct handler_call *c, const struct handler_at *at);
+void call_pointer(const struct handler_call *c, const struct handler_at *at,
+                  char *buf, size_t cap);
+
+/* loss_fail() with the pointer of the field at at: a failure in one line. */
+enum loss_status call_fail(const struct handler_call *c, struct loss_error *err,
+                           enum loss_status st, const struct handler_at *at,
+                           const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /*
- * Adds a warning (at most HANDLER_MAX_WARNINGS; later ones and repeats of a
- * code are dropped). pointer is copied. Warnings are advice: when their
- * storage cannot be allocated they are dropped too.
+ * Adds a warning about the field at at (NULL: none), at most
+ * HANDLER_MAX_WARNINGS; later ones and repeats of a code are dropped.
+ * Warnings are advice: when their storage cannot be allocated they are
+ * dropped too.
  */
-void call_warn(struct handler_call *c, const char *code, const char *pointer,
-               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void call_warn(struct handler_call *c, const char *code,
+               const struct handler_at *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* "torch.Size([2, 3])" for messages that quote PyTorch. */
 void call_torch_size(const struct tensor *t, char *buf, size_t cap);
@@ -183,7 +191,7 @@ enum loss_status call_check_work(const struct handler_call *c, size_t n,
 
 /* Pointer of element `linear` of a tensor: "/input/1/2" (nested) or
  * "/input/data/5" (flat) or "/input" (base64). */
-void call_element_pointer(struct handler_call *c,
+void call_element_pointer(const struct handler_call *c,
                           const struct handler_tensor *t, size_t linear,
                           char *buf, size_t cap);
 

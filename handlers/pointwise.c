@@ -55,7 +55,7 @@ static enum loss_status expand_to_input(struct handler_call *c, int which,
         return LOSS_OK;
     tensor_shape_format(w->pt.t.shape, w->pt.t.ndim, ws, sizeof(ws));
     tensor_shape_format(x->shape, x->ndim, xs, sizeof(xs));
-    return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &w->at),
+    return call_fail(c, err, LOSS_ESHAPE, &w->at,
                      "%s of shape %s cannot be broadcast to the input's "
                      "shape %s",
                      c->loss->desc.tensors[which].name, ws, xs);
@@ -76,12 +76,12 @@ static enum loss_status pw_prepare(struct handler_call *c,
         call_torch_size(&tg->pt.t, ts, sizeof(ts));
         call_torch_size(&in->pt.t, is, sizeof(is));
         if (kind == LOSS_PW_BCE)
-            return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &tg->at),
+            return call_fail(c, err, LOSS_ESHAPE, &tg->at,
                              "Using a target size (%s) that is different to "
                              "the input size (%s) is deprecated. Please "
                              "ensure they have the same size.",
                              ts, is);
-        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &tg->at),
+        return call_fail(c, err, LOSS_ESHAPE, &tg->at,
                          "Target size (%s) must be the same as input size "
                          "(%s)",
                          ts, is);
@@ -93,11 +93,11 @@ static enum loss_status pw_prepare(struct handler_call *c,
         size_t ia, ib;
 
         if (bad == (size_t)-1)
-            return loss_fail(err, LOSS_ETOOLARGE, call_pointer(c, &tg->at),
+            return call_fail(c, err, LOSS_ETOOLARGE, &tg->at,
                              "the broadcast of input and target overflows");
         ia = bad + in->pt.t.ndim - nd;
         ib = bad + tg->pt.t.ndim - nd;
-        return loss_fail(err, LOSS_ESHAPE, call_pointer(c, &tg->at),
+        return call_fail(c, err, LOSS_ESHAPE, &tg->at,
                          "The size of tensor a (%zu) must match the size of "
                          "tensor b (%zu) at non-singleton dimension %zu",
                          in->pt.t.shape[ia], tg->pt.t.shape[ib], bad);
@@ -111,7 +111,7 @@ static enum loss_status pw_prepare(struct handler_call *c,
     if (!tensor_same_shape(&in->pt.t, &tg->pt.t) && kind != LOSS_PW_KL_DIV) {
         call_torch_size(&tg->pt.t, ts, sizeof(ts));
         call_torch_size(&in->pt.t, is, sizeof(is));
-        call_warn(c, "broadcast-target", call_pointer(c, &tg->at),
+        call_warn(c, "broadcast-target", &tg->at,
                   "Using a target size (%s) that is different to the input "
                   "size (%s). This will likely lead to incorrect results due "
                   "to broadcasting. Please ensure they have the same size.",
@@ -157,7 +157,7 @@ static enum loss_status pw_prepare(struct handler_call *c,
                       "only by the batch size, and aligns with the KL "
                       "divergence's definition");
         if (c->reduction == LOSS_REDUCTION_BATCHMEAN && in->pt.t.ndim < 2)
-            call_warn(c, "batchmean-1d", call_pointer(c, &in->at),
+            call_warn(c, "batchmean-1d", &in->at,
                       "batchmean on a %zu-d input divides by %s, not by a "
                       "batch size",
                       in->pt.t.ndim, in->pt.t.ndim ? "its length" : "1");

@@ -4,6 +4,7 @@
  * response or a problem document, and that accounts for the memory a
  * request holds on the way.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -12,11 +13,24 @@
 
 #include "internal.h"
 
+/*
+ * Decoders kept for the next request, reset (proto_decoder_reset() keeps
+ * at most PROTO_DECODER_KEEP_BYTES of buffers each): a new decoder per
+ * request costs a dozen allocations and a locale for a small body. Enough
+ * for the requests decoding at once on a few HTTP threads; past that,
+ * decoders are freed. Idle ones are the pipeline's, not any request's, so
+ * they are not in the in-flight bytes.
+ */
+#define SPARE_DECODERS 16
+
 struct handler_pipeline {
     struct handler_limits lim;
     struct proto_limits dlim; /* the decoder's, from lim */
     size_t max_inflight;
-    _Atomic size_t inflight; /* held by all requests */
+    _Atomic size_t inflight;  /* held by all requests */
+    pthread_mutex_t spare_mu; /* guards spare and nspare */
+    struct proto_decoder *spare[SPARE_DECODERS];
+    size_t nspare;
 };
 
 struct handler_request {
@@ -26,8 +40,11 @@ struct handler_request {
     struct handler_job *job;         /* from a successful finish() */
     size_t fed;                      /* body bytes */
     size_t held;                     /* bytes counted in p->inflight */
-    bool finished;
-    struct loss_error err; /* status LOSS_OK until the first failure */
+    enum loss_status status;         /* LOSS_OK until the first failure */
+    /* That failure's detail, allocated when it happens (most requests
+       never fail, and a 1 KiB error would double what a request costs to
+       allocate); NULL when even that failed: problem() then says so. */
+    struct loss_error *err;
 };
 
 void handler_limits_default(struct handler_limits *lim)
@@ -73,6 +90,10 @@ struct handler_pipeline *handler_pipeline_new(const struct handler_limits *lim,
 
     if (p == NULL)
         return NULL;
+    if (pthread_mutex_init(&p->spare_mu, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
     p->lim = *lim;
     decoder_limits(lim, &p->dlim);
     p->max_inflight = max_inflight_bytes;
@@ -81,7 +102,40 @@ struct handler_pipeline *handler_pipeline_new(const struct handler_limits *lim,
 
 void handler_pipeline_free(struct handler_pipeline *p)
 {
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->nspare; i++)
+        proto_decoder_free(p->spare[i]);
+    pthread_mutex_destroy(&p->spare_mu);
     free(p);
+}
+
+/* A decoder for a new body: a spare one, else new. NULL: out of memory. */
+static struct proto_decoder *decoder_take(struct handler_pipeline *p)
+{
+    struct proto_decoder *d = NULL;
+
+    pthread_mutex_lock(&p->spare_mu);
+    if (p->nspare > 0)
+        d = p->spare[--p->nspare];
+    pthread_mutex_unlock(&p->spare_mu);
+    return d ? d : proto_decoder_new(&p->dlim);
+}
+
+/* Takes back a request's decoder (NULL is fine): reset and kept, or freed
+   when SPARE_DECODERS are kept already. */
+static void decoder_give(struct handler_pipeline *p, struct proto_decoder *d)
+{
+    if (d == NULL)
+        return;
+    proto_decoder_reset(d);
+    pthread_mutex_lock(&p->spare_mu);
+    if (p->nspare < SPARE_DECODERS) {
+        p->spare[p->nspare++] = d;
+        d = NULL;
+    }
+    pthread_mutex_unlock(&p->spare_mu);
+    proto_decoder_free(d);
 }
 
 const struct handler_limits *
@@ -122,7 +176,7 @@ static bool hold(struct handler_request *r, size_t total)
 /* Drops everything the request holds but its error. */
 static void drop(struct handler_request *r)
 {
-    proto_decoder_free(r->dec);
+    decoder_give(r->p, r->dec);
     r->dec = NULL;
     job_free(r->job);
     r->job = NULL;
@@ -134,10 +188,14 @@ static void drop(struct handler_request *r)
 static enum loss_status failed(struct handler_request *r,
                                const struct loss_error *err)
 {
-    if (r->err.status == LOSS_OK)
-        r->err = *err;
+    if (r->status == LOSS_OK) {
+        r->status = err->status;
+        r->err = malloc(sizeof(*r->err));
+        if (r->err != NULL)
+            *r->err = *err;
+    }
     drop(r);
-    return r->err.status;
+    return r->status;
 }
 
 static enum loss_status over_budget(struct handler_request *r)
@@ -163,9 +221,9 @@ struct handler_request *handler_request_new(struct handler_pipeline *p,
     r->job = NULL;
     r->fed = 0;
     r->held = 0;
-    r->finished = false;
-    loss_error_init(&r->err);
-    r->dec = proto_decoder_new(&p->dlim);
+    r->status = LOSS_OK;
+    r->err = NULL;
+    r->dec = decoder_take(p);
     if (r->dec == NULL) {
         free(r);
         return NULL;
@@ -182,8 +240,8 @@ enum loss_status handler_request_feed(struct handler_request *r,
 {
     struct loss_error err;
 
-    if (r->err.status != LOSS_OK)
-        return r->err.status;
+    if (r->status != LOSS_OK)
+        return r->status;
     r->fed += n;
     if (r->fed > r->p->lim.max_body_bytes || r->fed < n) {
         loss_fail(&err, LOSS_ETOOLARGE, NULL,
@@ -205,14 +263,13 @@ enum loss_status handler_request_finish(struct handler_request *r)
     struct loss_error err;
     size_t doc_bytes;
 
-    if (r->err.status != LOSS_OK)
-        return r->err.status;
-    r->finished = true;
+    if (r->status != LOSS_OK)
+        return r->status;
     loss_error_init(&err);
     doc_bytes = proto_decoder_bytes(r->dec);
     if (proto_decoder_finish(r->dec, &doc, &err) != LOSS_OK)
         return failed(r, &err);
-    proto_decoder_free(r->dec);
+    decoder_give(r->p, r->dec);
     r->dec = NULL;
     /* the document stays held (doc_bytes) while it is validated */
     if (job_prepare(r->loss, doc, &r->p->lim, &r->job, &err) != LOSS_OK)
@@ -258,12 +315,17 @@ int handler_request_problem(const struct handler_request *r,
                             const char *instance, struct proto_buf *out)
 {
     struct loss_error err;
-    const struct loss_error *e = &r->err;
+    const struct loss_error *e = r->err;
 
-    if (e->status == LOSS_OK) {
+    if (r->status == LOSS_OK) {
         /* a caller's mistake: run() before finish() */
         loss_fail(&err, LOSS_EINTERNAL, NULL,
                   "the request was run before its body was finished");
+        e = &err;
+    } else if (e == NULL) {
+        loss_fail(&err, r->status, NULL,
+                  "%s (out of memory writing the details)",
+                  proto_status_title(r->status));
         e = &err;
     }
     proto_problem_write(out, e, instance, NULL);
@@ -275,6 +337,7 @@ void handler_request_free(struct handler_request *r)
     if (r == NULL)
         return;
     drop(r);
+    free(r->err);
     free(r);
 }
 

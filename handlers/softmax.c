@@ -26,7 +26,7 @@ static enum loss_status sm_prepare(struct handler_call *c,
     if (dim->given) {
         d = (long long)dim->number;
         if (d < -nd || d >= nd)
-            return loss_fail(err, LOSS_EOPTION, call_pointer(c, &dim->at),
+            return call_fail(c, err, LOSS_EOPTION, &dim->at,
                              "Dimension out of range (expected to be in "
                              "range of [%lld, %lld], but got %lld)",
                              -nd, nd - 1, d);
