@@ -243,6 +243,54 @@ START_TEST(test_failure_sticks)
 }
 END_TEST
 
+static enum loss_status feed_str(struct handler_request *r, const char *s)
+{
+    return handler_request_feed(r, s, strlen(s));
+}
+
+/*
+ * The pipeline reuses decoders: a request after one abandoned mid-body, one
+ * failed and one finished decodes as if its decoder were new, and the
+ * decoders kept idle are in nobody's in-flight bytes.
+ */
+START_TEST(test_decoder_reuse)
+{
+    struct handler_limits lim;
+    struct handler_pipeline *p;
+    struct handler_request *r;
+    struct proto_buf out;
+    json_t *doc;
+
+    handler_limits_default(&lim);
+    p = handler_pipeline_new(&lim, SIZE_MAX);
+    for (int round = 0; round < 3; round++) {
+        /* abandoned in the middle of a string, of a tensor, of a key */
+        r = handler_request_new(p, handler_find("mse", 3));
+        ck_assert_int_eq(feed_str(r, "{\"input\": [[1, 2], [3"), LOSS_OK);
+        handler_request_free(r);
+        r = handler_request_new(p, handler_find("mse", 3));
+        ck_assert_int_eq(feed_str(r, "{\"inp"), LOSS_OK);
+        ck_assert_int_eq(feed_str(r, "ut\": [1]]"), LOSS_EJSON);
+        handler_request_free(r);
+        ck_assert_uint_eq(handler_pipeline_inflight(p), 0);
+        r = handler_request_new(p, handler_find("mse", 3));
+        ck_assert_int_eq(feed_str(r, "{\"input\": [2], \"target\": [5]}"),
+                         LOSS_OK);
+        ck_assert_int_eq(handler_request_finish(r), LOSS_OK);
+        proto_buf_init(&out);
+        ck_assert_int_eq(handler_request_run(r, NULL, NULL, &out), 200);
+        doc = parse(&out);
+        ck_assert_double_eq(json_real_value(json_object_get(doc, "value")),
+                            9.0);
+        json_decref(doc);
+        proto_buf_release(&out);
+        handler_request_free(r);
+        ck_assert_uint_eq(handler_pipeline_inflight(p), 0);
+    }
+    handler_pipeline_free(p);
+}
+END_TEST
+
 /* run() before finish() is the caller's bug: a 500, never a crash. */
 START_TEST(test_run_before_finish)
 {
@@ -319,6 +367,7 @@ int main(void)
     tcase_add_test(tc, test_budget);
     tcase_add_test(tc, test_body_limit);
     tcase_add_test(tc, test_failure_sticks);
+    tcase_add_test(tc, test_decoder_reuse);
     tcase_add_test(tc, test_run_before_finish);
     tcase_add_test(tc, test_field_pointers);
     suite_add_tcase(s, tc);
