@@ -24,8 +24,9 @@
 # Every server adds DURATION seconds to each round.
 #
 # peer.py defaults to $HTTP_BENCH_PEER (the only way to give it with
-# variants), else ../shared/bench/peer_torch_service.py (next to the
-# repository); when it is absent the peer is skipped with a message, and
+# variants): a FastAPI + PyTorch service in one file, the one a user would
+# write instead of lossd (POST /v1/mse taking lossd's body). When neither is
+# given, or the file is absent, the peer is skipped with a message;
 # HTTP_BENCH_PEER=none (or peer.py "none") skips it on purpose.
 # Environment (defaults in brackets):
 #   ROUNDS [5]      rounds; every round runs each server once, the first
@@ -122,13 +123,13 @@ if [[ $1 =~ ^[A-Za-z0-9._-]+= ]]; then
         vbins+=("${BASH_REMATCH[2]}")
         vpreloads+=("${BASH_REMATCH[4]}")
     done
-    peer=${HTTP_BENCH_PEER:-$root/../shared/bench/peer_torch_service.py}
+    peer=${HTTP_BENCH_PEER:-none}
 else
     [ $# -le 2 ] || usage
     vnames=(lossd)
     vbins=("$1")
     vpreloads=("")
-    peer=${2:-${HTTP_BENCH_PEER:-$root/../shared/bench/peer_torch_service.py}}
+    peer=${2:-${HTTP_BENCH_PEER:-none}}
 fi
 rounds=${ROUNDS:-5}
 conns=${CONNS:-64}
@@ -372,7 +373,7 @@ pgids+=("$nginx_pid")
 
 # The peer, if present.
 if [ "$peer" = none ]; then
-    echo "peer: skipped (HTTP_BENCH_PEER=none)"
+    echo "peer: skipped (none given: pass its path as the second argument or in HTTP_BENCH_PEER)"
 elif [ -f "$peer" ]; then
     peer_port=$(free_port)
     peer_dir=$(cd "$(dirname "$peer")" && pwd)
