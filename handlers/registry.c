@@ -284,7 +284,8 @@ static const struct handler_loss losses[] = {
     {{.name = "info_nce",
       .summary = "InfoNCE contrastive loss: pairs, CLIP-symmetric, "
                  "SimCLR NT-Xent, explicit negatives",
-      .torch = "cross_entropy over similarity logits (see API.md)",
+      .torch =
+          "cross_entropy over similarity logits (docs/api.md, \"info_nce\")",
       .tensors = nce_tensors,
       .ntensors = COUNT(nce_tensors),
       .options = nce_options,
