@@ -123,14 +123,17 @@ static struct proto_decoder *decoder_take(struct handler_pipeline *p)
 }
 
 /* Takes back a request's decoder (NULL is fine): reset and kept, or freed
-   when SPARE_DECODERS are kept already. */
+   when SPARE_DECODERS are kept already or the reset ran out of memory (the
+   decoder would fail the next body with LOSS_ENOMEM: a feed of nothing
+   says so). */
 static void decoder_give(struct handler_pipeline *p, struct proto_decoder *d)
 {
     if (d == NULL)
         return;
     proto_decoder_reset(d);
     pthread_mutex_lock(&p->spare_mu);
-    if (p->nspare < SPARE_DECODERS) {
+    if (p->nspare < SPARE_DECODERS &&
+        proto_decoder_feed(d, NULL, 0, NULL) == LOSS_OK) {
         p->spare[p->nspare++] = d;
         d = NULL;
     }
