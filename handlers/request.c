@@ -43,7 +43,9 @@ struct handler_request {
     enum loss_status status;         /* LOSS_OK until the first failure */
     /* That failure's detail, allocated when it happens (most requests
        never fail, and a 1 KiB error would double what a request costs to
-       allocate); NULL when even that failed: problem() then says so. */
+       allocate); NULL when even that failed: status is then LOSS_ENOMEM,
+       as an answer without its detail would depend on memory, and
+       problem() says so. */
     struct loss_error *err;
 };
 
@@ -196,6 +198,8 @@ static enum loss_status failed(struct handler_request *r,
         r->err = malloc(sizeof(*r->err));
         if (r->err != NULL)
             *r->err = *err;
+        else
+            r->status = LOSS_ENOMEM;
     }
     drop(r);
     return r->status;
