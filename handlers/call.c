@@ -86,8 +86,10 @@ void call_warn(struct handler_call *c, const char *code,
             return;
     if (c->warnings == NULL) {
         c->warnings = calloc(HANDLER_MAX_WARNINGS, sizeof(*c->warnings));
-        if (c->warnings == NULL)
+        if (c->warnings == NULL) {
+            c->warnings_lost = true;
             return;
+        }
     }
     w = &c->warnings[c->nwarnings++];
     w->code = code;
@@ -102,6 +104,7 @@ void call_release(struct handler_call *c)
     free(c->warnings);
     c->warnings = NULL;
     c->nwarnings = 0;
+    c->warnings_lost = false;
 }
 
 void call_torch_size(const struct tensor *t, char *buf, size_t cap)
@@ -539,6 +542,8 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
         apply_default(&d->options[i], &c->options[i]);
     c->scalar_out = d->reductions && c->reduction != LOSS_REDUCTION_NONE;
     st = loss->family->prepare(c, err);
+    if (st == LOSS_OK && c->warnings_lost)
+        st = loss_fail(err, LOSS_ENOMEM, NULL, "out of memory");
     if (st != LOSS_OK)
         return st;
     st = check_grads(c, prefix, err);
@@ -685,6 +690,10 @@ enum loss_status call_run(struct handler_call *c, const struct loss_exec *ex,
     }
     r.grads = grads;
     r.ngrads = ngrads;
+    if (c->warnings_lost) {
+        st = loss_fail(err, LOSS_ENOMEM, NULL, "out of memory");
+        goto out;
+    }
     r.warnings = c->warnings;
     r.nwarnings = c->nwarnings;
     proto_response_write(out, &r);

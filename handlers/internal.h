@@ -115,6 +115,7 @@ struct handler_call {
        call_release(); nwarnings of them are set */
     struct proto_warning *warnings;
     size_t nwarnings;
+    bool warnings_lost; /* that allocation failed: prepare and run fail */
     /* set by prepare */
     size_t out_ndim;
     size_t out_shape[TENSOR_MAX_RANK];
@@ -175,8 +176,9 @@ enum loss_status call_fail(const struct handler_call *c, struct loss_error *err,
 /*
  * Adds a warning about the field at at (NULL: none), at most
  * HANDLER_MAX_WARNINGS; later ones and repeats of a code are dropped.
- * Warnings are advice: when their storage cannot be allocated they are
- * dropped too.
+ * When their storage cannot be allocated, warnings_lost is set and the
+ * call fails with LOSS_ENOMEM at the end of prepare or run: an answer
+ * never depends on memory.
  */
 void call_warn(struct handler_call *c, const char *code,
                const struct handler_at *at, const char *fmt, ...)
