@@ -21,8 +21,9 @@
  *     first takes the decoder the failed request gave back) answer exactly
  *     as before.
  *
- * The catalog and the OpenAPI document, written by proto/ from the
- * registry's descriptions, go through the same test.
+ * handler_eval() (its own pipeline per body) answers the same way, and the
+ * catalog and the OpenAPI document, written by proto/ from the registry's
+ * descriptions, are written whole or not at all.
  */
 #include <check.h>
 #include <jansson.h>
@@ -347,6 +348,51 @@ START_TEST(test_fail_from_then_on)
 }
 END_TEST
 
+/*
+ * handler_eval() (a pipeline of its own per body, as `lossd eval` makes):
+ * the same answers, the pipeline's own allocation failing included.
+ */
+START_TEST(test_eval)
+{
+    struct handler_limits lim;
+    size_t counts[NOUTCOMES] = {0};
+
+    handler_limits_default(&lim);
+    for (size_t i = 0; i < NCASES; i++) {
+        const struct oom_case *c = &cases[i];
+        size_t len = strlen(c->body), k;
+        struct proto_buf want, out;
+        int want_status, status;
+
+        proto_buf_init(&want);
+        failmalloc_fail_after(0, false);
+        want_status =
+            handler_eval(c->loss, c->body, len, &lim, NULL, INSTANCE, &want);
+        k = failmalloc_count();
+        ck_assert_int_eq(want_status, c->status);
+        ck_assert(proto_buf_ok(&want));
+        for (size_t n = 1; n <= k + 1; n++) {
+            long live = failmalloc_live();
+            char what[160];
+
+            snprintf(what, sizeof(what), "eval %s, allocation %zu of %zu",
+                     c->name, n, k);
+            proto_buf_init(&out);
+            failmalloc_fail_after(n, _i == 1);
+            status =
+                handler_eval(c->loss, c->body, len, &lim, NULL, INSTANCE, &out);
+            failmalloc_off();
+            counts[check_answer(what, status, &out, &want, want_status)]++;
+            proto_buf_release(&out);
+            ck_assert_msg(failmalloc_live() == live, "%s: %ld pointers leaked",
+                          what, failmalloc_live() - live);
+        }
+        proto_buf_release(&want);
+    }
+    ck_assert_uint_gt(counts[OOM_PROBLEM] + counts[FALLBACK], 0);
+}
+END_TEST
+
 /* The catalog or the OpenAPI document of the registry's losses (no Check
    assertion here). */
 static void write_catalog(struct proto_buf *b, int which)
@@ -420,6 +466,7 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, test_fail_once);
     tcase_add_test(tc, test_fail_from_then_on);
+    tcase_add_loop_test(tc, test_eval, 0, 2);
     tcase_add_loop_test(tc, test_catalog_and_openapi, 0, 2);
     suite_add_tcase(s, tc);
     rc = test_run(s);
