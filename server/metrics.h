@@ -2,8 +2,11 @@
  * metrics.h - the Prometheus metrics of lossd (text format 0.0.4).
  *
  * Every counter is a relaxed atomic, so recording from any thread takes no
- * lock. Label values come from fixed sets only (the route table, status
- * codes, the losses of the registry), so a client cannot grow the output.
+ * lock. Histogram sums are exact integers of their unit (nanoseconds,
+ * bytes) in 126 bits: they neither wrap nor go back. Bucket bounds are
+ * written exactly, as Prometheus' Go client writes them. Label values come
+ * from fixed sets only (the route table, status codes, the losses of the
+ * registry), so a client cannot grow the output.
  */
 #ifndef LOSSD_SERVER_METRICS_H
 #define LOSSD_SERVER_METRICS_H

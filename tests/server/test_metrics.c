@@ -11,6 +11,9 @@
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,7 +423,8 @@ static const double time_bounds[] = {.005, .01, .025, .05, .1, .25,
 /* The size buckets (bytes). */
 static const double size_bounds[] = {100, 1000, 10000,   100000,
                                      1e6, 1e7,  67108864};
-#define NSIZE (sizeof size_bounds / sizeof size_bounds[0])
+#define NSIZE      (sizeof size_bounds / sizeof size_bounds[0])
+#define NBMAX_TEST 32
 
 /*
  * The k-th bucket (0-based, +Inf at nb) of the series family{labels}: its
@@ -655,6 +659,263 @@ START_TEST(test_concurrent)
 }
 END_TEST
 
+/* --- sums past 2^64 and exact bounds ------------------------------------ */
+
+__extension__ typedef unsigned __int128 u128;
+
+/* A sum as written ("123" or "123.456000000") in its integer unit: ns when
+   it has nine decimals, else bytes. Fails the test on any other form. */
+static u128 sum_units(const char *text, const char *series)
+{
+    char key[256];
+    const char *p;
+    u128 v = 0;
+    size_t frac = 0;
+    bool point = false;
+
+    snprintf(key, sizeof key, "\n%s ", series);
+    p = strstr(text, key);
+    ck_assert_msg(p != NULL, "no %s", series);
+    for (p += strlen(key); *p != '\n'; p++) {
+        if (*p == '.' && !point) {
+            point = true;
+            continue;
+        }
+        ck_assert_msg(*p >= '0' && *p <= '9', "%s: '%c'", series, *p);
+        v = v * 10 + (u128)(unsigned)(*p - '0');
+        frac += point;
+    }
+    ck_assert(!point || frac == 9);
+    return v;
+}
+
+/* v in decimal, for messages (a static buffer: one call per message). */
+static const char *u128_str(u128 v)
+{
+    static char out[48];
+    char tmp[48];
+    size_t n = 0;
+
+    do
+        tmp[n++] = (char)('0' + (int)(v % 10));
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out;
+}
+
+/*
+ * Sums are exact integers of their unit past 2^64 and never go back: 20
+ * durations of 1e9 s (2e19 ns, past 2^64 = 1.8e19 ns), scraped after each;
+ * body sizes of 2^60 bytes (the most one observation adds) 17 times, past
+ * 2^64 bytes. A 64-bit sum would read 1.55e9 s after the 19th duration.
+ */
+START_TEST(test_sum_past_2_64)
+{
+    struct metrics *m = new_metrics();
+    const char *dur = "lossd_request_duration_seconds_sum{route=\"/healthz\"}";
+    const char *size = "lossd_request_size_bytes_sum";
+    u128 last = 0;
+    char *text;
+
+    for (int i = 1; i <= 20; i++) {
+        u128 got;
+
+        metrics_request(m, 4, 200, 1e9, (size_t)1 << 26);
+        text = scrape(m, NULL);
+        if (i == 20) /* check_format() takes a while under sanitizers */
+            check_format(text);
+        got = sum_units(text, dur);
+        ck_assert_msg(got == (u128)i * 1000000000000000000u, "%d: %s ns", i,
+                      u128_str(got));
+        ck_assert(got > last);
+        last = got;
+        ck_assert(sum_units(text, size) == (u128)i << 26);
+        free(text);
+    }
+    text = scrape(m, NULL);
+    ck_assert_ptr_nonnull(
+        strstr(text, "\nlossd_request_duration_seconds_sum{route=\"/healthz\"} "
+                     "20000000000.000000000\n"));
+    free(text);
+
+    /* sizes: 20 * 64 MiB so far, then 2^60 17 times */
+    last = (u128)20 << 26;
+    for (int i = 1; i <= 17; i++) {
+        u128 got;
+
+        metrics_request(m, 4, 200, 0, (size_t)1 << 60);
+        text = scrape(m, NULL);
+        got = sum_units(text, size);
+        ck_assert_msg(got == ((u128)20 << 26) + ((u128)i << 60), "%d: %s", i,
+                      u128_str(got));
+        ck_assert(got > last);
+        last = got;
+        free(text);
+    }
+    ck_assert(last > (u128)1 << 64);
+    /* one observation adds at most 2^60: SIZE_MAX and infinite seconds
+       count as that */
+    metrics_request(m, 4, 200, INFINITY, SIZE_MAX);
+    text = scrape(m, NULL);
+    ck_assert(sum_units(text, size) == ((u128)20 << 26) + ((u128)18 << 60));
+    ck_assert(sum_units(text, dur) ==
+              (u128)20 * 1000000000000000000u + ((u128)1 << 60));
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
+/* Writers that push one sum past 2^62 again and again (1e9 s is 1e18 ns:
+   a move every 4.6 observations) while a reader scrapes: the reader never
+   sees the sum go back, and nothing is lost. */
+#define SUM_THREADS 4
+#define SUM_SCRAPES 300
+
+struct sum_writer {
+    struct metrics *m;
+    _Atomic int *stop;
+    unsigned long long n;
+};
+
+static void *observe_long(void *arg)
+{
+    struct sum_writer *w = arg;
+
+    while (!atomic_load(w->stop) || w->n == 0) {
+        metrics_queue_wait(w->m, 1e9);
+        w->n++;
+    }
+    return NULL;
+}
+
+START_TEST(test_sum_concurrent)
+{
+    struct metrics *m = new_metrics();
+    pthread_t t[SUM_THREADS];
+    struct sum_writer w[SUM_THREADS];
+    _Atomic int stop = 0;
+    u128 last = 0, got, total = 0;
+    char *text;
+
+    for (int i = 0; i < SUM_THREADS; i++) {
+        w[i] = (struct sum_writer){m, &stop, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, observe_long, &w[i]), 0);
+    }
+    for (int k = 0; k < SUM_SCRAPES; k++) {
+        text = scrape(m, NULL);
+        got = sum_units(text, "lossd_queue_wait_seconds_sum");
+        ck_assert_msg(got >= last, "went back from %s", u128_str(last));
+        ck_assert_msg(got % 1000000000000000000u == 0, "%s", u128_str(got));
+        last = got;
+        free(text);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < SUM_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        total += w[i].n;
+    }
+    /* the reader saw moves happen, not only a finished sum */
+    ck_assert(last > (u128)1 << 64);
+    text = scrape(m, NULL);
+    got = sum_units(text, "lossd_queue_wait_seconds_sum");
+    ck_assert_msg(got == total * 1000000000000000000u, "%s", u128_str(got));
+    ck_assert(value(text, "lossd_queue_wait_seconds_count") == (double)total);
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
+/* Every le of family{labels}, in order, into les (at most max); count. */
+static size_t les_of(const char *text, const char *family, const char *labels,
+                     char les[][32], size_t max)
+{
+    char key[256];
+    size_t n = 0;
+
+    snprintf(key, sizeof key, "\n%s_bucket{%sle=\"", family, labels);
+    for (const char *p = text; (p = strstr(p, key)) != NULL; p++) {
+        const char *v = p + strlen(key);
+        size_t len = strcspn(v, "\"");
+
+        ck_assert_uint_lt(n, max);
+        ck_assert_uint_lt(len, 32);
+        memcpy(les[n], v, len);
+        les[n][len] = '\0';
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Every le reads back (strtod) to its exact bound, spelled as Prometheus'
+ * Go client spells it (shortest digits, exponent from 1e+06 up), so series
+ * keep their names; the 64 MiB bound was "6.71089e+07" with %g, which reads
+ * back as 67108900 while 67108870 bytes counted only in +Inf.
+ */
+START_TEST(test_le_exact)
+{
+    struct metrics *m = new_metrics();
+    static const char *const time_les[] = {"0.005", "0.01", "0.025", "0.05",
+                                           "0.1",   "0.25", "0.5",   "1",
+                                           "2.5",   "5",    "10"};
+    static const char *const size_les[] = {
+        "100", "1000", "10000", "100000", "1e+06", "1e+07", "6.7108864e+07"};
+    char les[NBMAX_TEST][32];
+    char *text;
+    size_t n;
+
+    metrics_request(m, 0, 200, 0.1, 67108864);
+    metrics_request(m, 0, 200, 0.1, 67108870);
+    text = scrape(m, NULL);
+    check_format(text);
+
+    n = les_of(text, "lossd_request_size_bytes", "", les, NBMAX_TEST);
+    ck_assert_uint_eq(n, NSIZE + 1);
+    for (size_t i = 0; i < NSIZE; i++) {
+        char *end;
+
+        ck_assert(strtod(les[i], &end) == size_bounds[i] && *end == '\0');
+        ck_assert_str_eq(les[i], size_les[i]);
+    }
+    ck_assert_str_eq(les[NSIZE], "+Inf");
+    /* 67108864 within the last bound, 67108870 above it */
+    ck_assert(bucket_at(text, "lossd_request_size_bytes", "", NSIZE - 1) == 1);
+    ck_assert(bucket_at(text, "lossd_request_size_bytes", "", NSIZE) == 2);
+
+    n = les_of(text, "lossd_queue_wait_seconds", "", les, NBMAX_TEST);
+    ck_assert_uint_eq(n, NTIME + 1);
+    for (size_t i = 0; i < NTIME; i++) {
+        char *end;
+
+        ck_assert(strtod(les[i], &end) == time_bounds[i] && *end == '\0');
+        ck_assert_str_eq(les[i], time_les[i]);
+    }
+    free(text);
+    metrics_free(m);
+}
+END_TEST
+
+/* Build info's values come from outside the fixed tables: a quote, a
+   backslash or a newline in them is escaped, and the line stays one
+   sample. */
+START_TEST(test_build_info_escaped)
+{
+    struct metrics *m = new_metrics();
+    struct proto_buf b;
+
+    proto_buf_init(&b);
+    metrics_write(m, &b, &state0, "1\"2\\3\n4", "Has\"well");
+    ck_assert(proto_buf_ok(&b));
+    check_format(b.data);
+    ck_assert(value(b.data, "lossd_build_info{version=\"1\\\"2\\\\3\\n4\","
+                            "openblas_core=\"Has\\\"well\"}") == 1);
+    proto_buf_release(&b);
+    metrics_free(m);
+}
+END_TEST
+
 /* metrics_free(NULL) is nothing; a registry with no routes or losses
    still writes "other" and "batch". */
 START_TEST(test_edges)
@@ -691,6 +952,10 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, test_gauges);
     tcase_add_test(tc, test_concurrent);
     tcase_add_test(tc, test_edges);
+    tcase_add_test(tc, test_sum_past_2_64);
+    tcase_add_test(tc, test_sum_concurrent);
+    tcase_add_test(tc, test_le_exact);
+    tcase_add_test(tc, test_build_info_escaped);
     suite_add_tcase(s, tc);
     return s;
 }
