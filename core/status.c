@@ -135,6 +135,7 @@ const char *loss_status_name(enum loss_status st)
         [LOSS_EUNAVAIL] = "unavailable",
         [LOSS_ENOMEM] = "out-of-memory",
         [LOSS_EINTERNAL] = "internal",
+        [LOSS_EAUTH] = "unauthorized",
     };
 
     if ((unsigned)st >= LOSS_STATUS_COUNT)

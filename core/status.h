@@ -33,6 +33,7 @@ enum loss_status {
     LOSS_EUNAVAIL,  /* draining, or the work queue is full */
     LOSS_ENOMEM,    /* an allocation failed */
     LOSS_EINTERNAL, /* a bug: never expected on any input */
+    LOSS_EAUTH,     /* no or wrong credentials (--auth-token-file) */
     LOSS_STATUS_COUNT
 };
 

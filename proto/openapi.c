@@ -719,6 +719,18 @@ static json_t *headers_components(struct bld *c)
                   "string"));
 }
 
+static json_t *headers_object(struct bld *c)
+{
+    json_t *h = headers_components(c);
+
+    set(c, h, "WWW-Authenticate",
+        json_pack("{s:s, s:{s:s, s:s}}", "description",
+                  "The scheme to authenticate with: Bearer, with "
+                  "error=\"invalid_token\" for a token not in force.",
+                  "schema", "type", "string", "pattern", "^Bearer"));
+    return h;
+}
+
 static json_t *responses_components(struct bld *c)
 {
     json_t *o = obj(c);
@@ -751,7 +763,36 @@ static json_t *responses_components(struct bld *c)
         problem_response(c, "Draining, or the work queue is full.",
                          "Retry-After"));
     set(c, o, "Internal", problem_response(c, "A bug in lossd.", NULL));
+    set(c, o, "Unauthorized",
+        problem_response(c,
+                         "Authentication is on and the request has no "
+                         "bearer token, or one not in force.",
+                         "WWW-Authenticate"));
     return o;
+}
+
+/*
+ * The bearer scheme. The document is the same whatever the configuration:
+ * it declares the token every operation but the probes needs once the
+ * server runs with --auth-token-file; without it a token is not needed and
+ * one sent is ignored.
+ */
+static json_t *security_schemes(struct bld *c)
+{
+    return check(
+        c, json_pack("{s:{s:s, s:s, s:s}}", "bearer", "type", "http", "scheme",
+                     "bearer", "description",
+                     "Authorization: Bearer TOKEN, a token of the server's "
+                     "--auth-token-file; needed only when the server runs "
+                     "with one (401 with WWW-Authenticate: Bearer "
+                     "otherwise). /healthz, /readyz and CORS preflights "
+                     "never need it."));
+}
+
+/* The requirement of every operation but the probes: [{"bearer": []}]. */
+static json_t *bearer_security(struct bld *c)
+{
+    return check(c, json_pack("[{s:[]}]", "bearer"));
 }
 
 /* The error responses of an operation, by code: "400" -> BadRequest. */
@@ -761,13 +802,10 @@ static void add_errors(struct bld *c, json_t *responses, const char *codes)
         const char *code;
         const char *name;
     } table[] = {
-        {"400", "BadRequest"},
-        {"404", "NotFound"},
-        {"405", "MethodNotAllowed"},
-        {"413", "TooLarge"},
-        {"415", "UnsupportedMediaType"},
-        {"422", "Unprocessable"},
-        {"500", "Internal"},
+        {"400", "BadRequest"},    {"401", "Unauthorized"},
+        {"404", "NotFound"},      {"405", "MethodNotAllowed"},
+        {"413", "TooLarge"},      {"415", "UnsupportedMediaType"},
+        {"422", "Unprocessable"}, {"500", "Internal"},
         {"503", "Unavailable"},
     };
 
@@ -824,7 +862,7 @@ static json_t *loss_path(struct bld *c, const struct proto_loss_desc *d)
     set(c, responses, "200",
         ok_response(c, "The loss, and gradients if asked.", "application/json",
                     schema_ref(c, "LossResponse")));
-    add_errors(c, responses, "400 404 405 413 415 422 500 503");
+    add_errors(c, responses, "400 401 404 405 413 415 422 500 503");
     set(c, op, "responses", responses);
     set(c, item, "post", op);
     json_decref(id);
@@ -849,7 +887,7 @@ static json_t *batch_path(struct bld *c)
     set(c, responses, "200",
         ok_response(c, "One result per item.", "application/json",
                     schema_ref(c, "BatchResponse")));
-    add_errors(c, responses, "400 405 413 415 422 500 503");
+    add_errors(c, responses, "400 401 405 413 415 422 500 503");
     set(c, op, "responses", responses);
     set(c, item, "post", op);
     return item;
@@ -906,20 +944,25 @@ static json_t *paths_object(struct bld *c,
     set(c, p, "/v1/losses",
         get_path(c, "listLosses", "meta",
                  "Catalog: every loss, its tensors, options, limits",
-                 "application/json", schema_ref(c, "Catalog"), "405 500"));
+                 "application/json", schema_ref(c, "Catalog"), "401 405 500"));
     set(c, p, "/openapi.json",
         get_path(c, "getOpenAPI", "meta", "This OpenAPI document",
                  "application/json", json_pack("{s:s}", "type", "object"),
-                 "405 500"));
+                 "401 405 500"));
     set(c, p, "/healthz",
         get_path(c, "healthz", "health",
                  "Liveness: 200 while the process serves", "application/json",
                  schema_ref(c, "Health"), "405 500"));
     set(c, p, "/readyz", readyz_path(c));
+    /* the probes need no token, whatever the configuration */
+    set(c, json_object_get(json_object_get(p, "/healthz"), "get"), "security",
+        arr(c));
+    set(c, json_object_get(json_object_get(p, "/readyz"), "get"), "security",
+        arr(c));
     set(c, p, "/metrics",
         get_path(c, "metrics", "meta", "Prometheus text format 0.0.4",
                  "text/plain", json_pack("{s:s}", "type", "string"),
-                 "405 500"));
+                 "401 405 500"));
     return p;
 }
 
@@ -995,10 +1038,12 @@ void proto_openapi_write(struct proto_buf *b,
                   "description", "Many evaluations at once", "name", "meta",
                   "description", "Catalog, this document, metrics", "name",
                   "health", "description", "Liveness and readiness"));
+    set(&c, root, "security", bearer_security(&c));
     set(&c, root, "paths", paths_object(&c, losses, n));
     set(&c, components, "schemas", schemas_object(&c, losses, n, limits));
     set(&c, components, "responses", responses_components(&c));
-    set(&c, components, "headers", headers_components(&c));
+    set(&c, components, "headers", headers_object(&c));
+    set(&c, components, "securitySchemes", security_schemes(&c));
     set(&c, root, "components", components);
     if (c.ok)
         proto_write_json(b, root);

@@ -34,6 +34,7 @@ static const struct {
     [LOSS_EUNAVAIL] = {503, "/problems/unavailable", "Service unavailable"},
     [LOSS_ENOMEM] = {503, "/problems/unavailable", "Service unavailable"},
     [LOSS_EINTERNAL] = {500, "/problems/internal", "Internal error"},
+    [LOSS_EAUTH] = {401, "/problems/unauthorized", "Unauthorized"},
 };
 
 /* Out-of-range values are a caller's bug: answered as internal errors. */

@@ -21,6 +21,7 @@ enum opt_kind {
     OPT_ORIGINS,
     OPT_FORMAT,
     OPT_LEVEL,
+    OPT_PATH, /* a file name, "" for none */
 };
 
 struct opt {
@@ -128,6 +129,14 @@ static const struct opt opts[] = {
      "error: failures to start; warn: adds abandoned jobs and forced exits; "
      "info: adds start, drain and stop events and the access log (one line "
      "per request); debug: as info (no debug lines yet)."},
+    {"auth-token-file", "LOSSD_AUTH_TOKEN_FILE", OPT_PATH, OFF(auth_token_file),
+     NULL,
+     "A file of bearer tokens, one per line (blank lines and # comments "
+     "ignored); when set, every request but /healthz, /readyz and CORS "
+     "preflights needs Authorization: Bearer TOKEN (401 without). Reread on "
+     "SIGHUP; a file that cannot be read or holds no token stops the start, "
+     "and a failed reload keeps the tokens in force. Empty: no "
+     "authentication."},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -335,6 +344,11 @@ static int apply(struct server_config *c, const struct opt *o, const char *s,
             return fail(reason, cap, src, "origin list too long", s);
         snprintf(field, SERVER_ORIGINS_MAX, "%s", s);
         return 0;
+    case OPT_PATH:
+        if (strlen(s) >= SERVER_PATH_MAX)
+            return fail(reason, cap, src, "file name too long", s);
+        snprintf(field, SERVER_PATH_MAX, "%s", s);
+        return 0;
     case OPT_FORMAT: {
         int i = pick(format_names, 2, s);
         if (i < 0)
@@ -367,6 +381,7 @@ static void describe_default(const struct server_config *d, const struct opt *o,
     switch (o->kind) {
     case OPT_HOST:
     case OPT_ORIGINS:
+    case OPT_PATH:
         snprintf(buf, cap, "'%s'", field);
         break;
     case OPT_PORT:

@@ -25,6 +25,7 @@ enum server_log_level {
 
 #define SERVER_HOST_MAX    256
 #define SERVER_ORIGINS_MAX 2048
+#define SERVER_PATH_MAX    4096
 
 struct server_config {
     char host[SERVER_HOST_MAX];
@@ -43,6 +44,8 @@ struct server_config {
     char cors_origins[SERVER_ORIGINS_MAX];
     enum server_log_format log_format;
     enum server_log_level log_level;
+    /* files read at start (docs/security.md); "" for none */
+    char auth_token_file[SERVER_PATH_MAX]; /* also reread on SIGHUP */
 };
 
 /*

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "auth.h"
 #include "blas.h"
 #include "coding.h"
 #include "document.h"
@@ -63,6 +64,7 @@ struct req {
        the rest of the body is discarded */
     bool failed;
     bool want_accept_encoding; /* the failure is a 415 for the coding */
+    bool bad_token;            /* the failure is a 401 for a wrong token */
     /* job */
     const char *job_loss;
     struct pool_job pj;
@@ -206,7 +208,8 @@ static void add_cors_vary(struct req *r, struct MHD_Response *resp, bool varies)
         MHD_add_response_header(resp, "Access-Control-Allow-Origin",
                                 any ? "*" : r->origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                                "X-Request-Id, Retry-After");
+                                "X-Request-Id, Retry-After, "
+                                "WWW-Authenticate");
     }
     if (r->origin || varies)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
@@ -265,6 +268,11 @@ static enum MHD_Result respond_coded(struct req *r, int status,
     if (status == 415 && r->want_accept_encoding)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING,
                                 "gzip, deflate, identity");
+    if (status == 401) /* RFC 6750, section 3 */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                r->bad_token ? "Bearer realm=\"lossd\", "
+                                               "error=\"invalid_token\""
+                                             : "Bearer realm=\"lossd\"");
     if (atomic_load(&r->srv->phase) == SERVER_CLOSING)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     r->status = status;
@@ -353,7 +361,7 @@ static bool json_media_type(const char *ct)
    lives. */
 struct req_headers {
     const char *request_id, *origin, *accept_encoding, *content_type,
-        *content_encoding, *content_length, *transfer_encoding;
+        *content_encoding, *content_length, *transfer_encoding, *authorization;
 };
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
@@ -372,6 +380,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
         WANT("Content-Encoding", content_encoding),
         WANT("Content-Length", content_length),
         WANT("Transfer-Encoding", transfer_encoding),
+        WANT("Authorization", authorization),
 #undef WANT
     };
     (void)kind;
@@ -408,6 +417,22 @@ static void copy_request_id(struct req *r, const char *id)
     r->id[16] = '\0';
 }
 
+/*
+ * Whether a request needs a token when authentication is on: everything
+ * but the probes, which the kubelet sends without one, and CORS preflights,
+ * which browsers send without credentials. Before routing, so a client
+ * without a token learns nothing, not even which paths exist (401, not
+ * 404). /metrics needs one too: it has no port of its own to be left to
+ * the network (docs/security.md).
+ */
+static bool needs_token(const struct server_route *route, const char *method)
+{
+    if (!strcmp(method, "OPTIONS"))
+        return false;
+    return !route || (route->kind != SERVER_KIND_LIVE &&
+                      route->kind != SERVER_KIND_READY);
+}
+
 /* The first call: headers only. Leaves r->failed set if the answer is
    already known. */
 static void begin(struct req *r, const char *url, const char *method)
@@ -435,6 +460,17 @@ static void begin(struct req *r, const char *url, const char *method)
         return;
     }
     r->route = server_route_find(url, &r->loss);
+    if (s->auth && needs_token(r->route, method)) {
+        enum server_auth_result a = server_auth_check(s->auth, h.authorization);
+        if (a != SERVER_AUTH_OK) {
+            r->bad_token = a == SERVER_AUTH_INVALID;
+            req_fail(r, LOSS_EAUTH,
+                     a == SERVER_AUTH_MISSING
+                         ? "send Authorization: Bearer <token>"
+                         : "the bearer token is not accepted");
+            return;
+        }
+    }
     if (!r->route) {
         req_fail(r, LOSS_ENOTFOUND, "no route or loss at %s", r->path);
         return;
@@ -673,8 +709,8 @@ static enum MHD_Result respond_options(struct req *r)
         MHD_add_response_header(resp, "Access-Control-Allow-Methods",
                                 r->route->allow);
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                                "Content-Type, Content-Encoding, "
-                                "X-Request-Id");
+                                "Authorization, Content-Type, "
+                                "Content-Encoding, X-Request-Id");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     }
     r->status = 204;

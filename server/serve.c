@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "blas.h"
 #include "coding.h"
 #include "document.h"
@@ -122,11 +123,12 @@ static void server_release(struct server *s)
     free(s->oom_problem);
     free(s->loss_names);
     free(s->route_labels);
+    server_auth_free(s->auth);
     server_log_free(s->log);
 }
 
 /*
- * The thread that waits for SIGTERM and SIGINT with sigtimedwait(). A
+ * The thread that waits for SIGTERM, SIGINT and SIGHUP with sigtimedwait(). A
  * signal handler can reach nothing else, hence a global, written once
  * before the handler is installed.
  */
@@ -148,8 +150,8 @@ static void forward_signal(int sig)
     errno = saved;
 }
 
-/* Waits up to seconds for a signal in set; true if one came. */
-static bool wait_signal(const sigset_t *set, double seconds)
+/* Waits up to seconds for a signal in set: the signal, or 0 if none came. */
+static int wait_signal(const sigset_t *set, double seconds)
 {
     if (seconds < 0)
         seconds = 0;
@@ -159,18 +161,45 @@ static bool wait_signal(const sigset_t *set, double seconds)
     for (;;) {
         int sig = sigtimedwait(set, NULL, &ts);
         if (sig > 0)
-            return true;
+            return sig;
         if (errno != EINTR)
-            return false;
+            return 0;
     }
 }
 
-/* Sleeps up to seconds, flushing the log every 100 ms; a second signal
-   ends the process at once. */
+/*
+ * SIGHUP: rereads --auth-token-file. A file that fails keeps the tokens in
+ * force (auth.h), with a warning; the event is flushed at once, so whoever
+ * rotated the file sees the outcome.
+ */
+static void reload(struct server *s)
+{
+    char reason[512];
+    size_t n = 0;
+    if (!s->auth) {
+        server_log_event(s->log, SERVER_LOG_INFO, "reload",
+                         "SIGHUP: nothing to reload (no --auth-token-file)");
+    } else if (server_auth_reload(s->auth, &n, reason, sizeof reason) < 0) {
+        server_log_event(s->log, SERVER_LOG_WARN, "reload",
+                         "auth tokens not reloaded, %zu kept in force: %s",
+                         server_auth_count(s->auth), reason);
+    } else {
+        server_log_event(s->log, SERVER_LOG_INFO, "reload",
+                         "%zu auth tokens in force from '%s'", n,
+                         server_auth_path(s->auth));
+    }
+    server_log_flush(s->log);
+}
+
+/* Sleeps up to seconds, flushing the log every 100 ms; SIGHUP reloads, a
+   second stopping signal ends the process at once. */
 static void wait_tick(struct server *s, const sigset_t *set, double seconds)
 {
     double step = seconds < 0.1 ? seconds : 0.1;
-    if (wait_signal(set, step)) {
+    int sig = wait_signal(set, step);
+    if (sig == SIGHUP) {
+        reload(s);
+    } else if (sig) {
         server_log_event(s->log, SERVER_LOG_WARN, "exit",
                          "second signal: exiting at once");
         server_log_flush(s->log);
@@ -287,15 +316,24 @@ int server_serve_main(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     signal_thread = pthread_self();
     struct sigaction sa = {.sa_handler = forward_signal,
                            .sa_flags = SA_RESTART};
     sigfillset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     raise_fd_limit();
 
+    if (s->cfg.auth_token_file[0] &&
+        server_auth_new(s->cfg.auth_token_file, &s->auth, reason,
+                        sizeof reason) < 0) {
+        fprintf(stderr, "lossd serve: --auth-token-file: %s\n", reason);
+        free(s);
+        return 2;
+    }
     s->log = server_log_new(STDERR_FILENO, s->cfg.log_format, s->cfg.log_level);
     if (!s->log || server_init(s) < 0) {
         fprintf(stderr, "lossd serve: out of memory\n");
@@ -365,9 +403,19 @@ int server_serve_main(int argc, char **argv)
                      "OpenBLAS %s",
                      numeric, port, s->cfg.threads, s->cfg.workers,
                      LOSSD_VERSION, loss_blas_core());
+    if (s->auth)
+        server_log_event(s->log, SERVER_LOG_INFO, "auth",
+                         "%zu bearer tokens from '%s'; SIGHUP rereads it",
+                         server_auth_count(s->auth), server_auth_path(s->auth));
 
-    while (!wait_signal(&set, 0.1))
+    for (;;) {
+        int sig = wait_signal(&set, 0.1);
+        if (sig == SIGHUP)
+            reload(s);
+        else if (sig)
+            break;
         server_log_flush(s->log);
+    }
     code = drain(s, &set);
     MHD_stop_daemon(s->daemon);
     pool_stop(s->pool);

@@ -35,6 +35,7 @@ struct server {
     struct pool *pool;
     struct metrics *metrics;
     struct server_log *log;
+    struct server_auth *auth;  /* NULL: no --auth-token-file */
     const char **loss_names;   /* handler_count(), static: metrics labels */
     const char **route_labels; /* server_route_count(), static */
     struct server_doc catalog, openapi;

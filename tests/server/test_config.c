@@ -44,6 +44,7 @@ static const struct {
     {"cors-origins", "LOSSD_CORS_ORIGINS"},
     {"log-format", "LOSSD_LOG_FORMAT"},
     {"log-level", "LOSSD_LOG_LEVEL"},
+    {"auth-token-file", "LOSSD_AUTH_TOKEN_FILE"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -143,6 +144,7 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(d.connection_timeout, 60);
     ck_assert_uint_eq(d.connection_memory, 8192);
     ck_assert_str_eq(d.cors_origins, "");
+    ck_assert_str_eq(d.auth_token_file, "");
     ck_assert(d.log_format == SERVER_LOG_JSON);
     ck_assert(d.log_level == SERVER_LOG_INFO);
 
@@ -254,6 +256,9 @@ static const struct good_case good_cases[] = {
     {"log-level", "info", F_LEVEL, OFF(log_level), SERVER_LOG_INFO, 0, ""},
     {"log-level", "warn", F_LEVEL, OFF(log_level), SERVER_LOG_WARN, 0, ""},
     {"log-level", "error", F_LEVEL, OFF(log_level), SERVER_LOG_ERROR, 0, ""},
+    STR("auth-token-file", "/run/secrets/lossd/tokens", auth_token_file,
+        "a file name, read when serving starts"),
+    STR("auth-token-file", "", auth_token_file, "none, explicitly"),
 };
 
 /* Whether c's field holds what g wants. */
@@ -448,7 +453,7 @@ START_TEST(test_bad_combined)
 {
     struct server_config c;
     char reason[REASON_CAP];
-    static char big[SERVER_ORIGINS_MAX + 16];
+    static char big[SERVER_PATH_MAX + 16];
 
     /* threads in [1, 4096] as a count, but at least 2 in the end */
     ck_assert_int_eq(LOAD(&c, reason, "--threads=1"), -EINVAL);
@@ -498,6 +503,17 @@ START_TEST(test_bad_combined)
     ck_assert_int_eq(LOAD(&c, reason, "--cors-origins", big), -EINVAL);
     ck_assert_ptr_nonnull(
         strstr(reason, "--cors-origins: origin list too long"));
+
+    /* file names: up to SERVER_PATH_MAX - 1 bytes */
+    memset(big, 'f', SERVER_PATH_MAX - 1);
+    big[SERVER_PATH_MAX - 1] = '\0';
+    LOAD_OK(&c, "--auth-token-file", big);
+    ck_assert_str_eq(c.auth_token_file, big);
+    big[SERVER_PATH_MAX - 1] = 'f';
+    big[SERVER_PATH_MAX] = '\0';
+    ck_assert_int_eq(LOAD(&c, reason, "--auth-token-file", big), -EINVAL);
+    ck_assert_ptr_nonnull(
+        strstr(reason, "--auth-token-file: file name too long"));
 }
 END_TEST
 

@@ -933,6 +933,7 @@ START_TEST(test_help)
         {"cors-origins", "LOSSD_CORS_ORIGINS"},
         {"log-format", "LOSSD_LOG_FORMAT"},
         {"log-level", "LOSSD_LOG_LEVEL"},
+        {"auth-token-file", "LOSSD_AUTH_TOKEN_FILE"},
     };
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' serve --help", getenv("LOSSD_EXE"));
