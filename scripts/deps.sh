@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lossd needs, and only those that are missing.
 #
-#   scripts/deps.sh [build] [test] [lint] [bench]     (default: build)
+#   scripts/deps.sh [build] [test] [lint] [fuzz] [bench]   (default: build)
 #
 # Uses sudo only when not root; skips apt entirely when every package is
 # present; otherwise runs `apt-get update` once and a non-interactive install
@@ -19,6 +19,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     test_pkgs+=(nodejs npm)
 fi
 lint_pkgs=(clang-format git)
+# tests/fuzz: clang with libFuzzer's runtime (docs/testing.md).
+fuzz_pkgs=(clang libclang-rt-14-dev)
 # deploy/tests, the deploy and image suites (root): kubectl with kustomize
 # v5 comes with the machine image, not from Debian; npm from Debian only
 # where node does not bring its own.
@@ -34,12 +36,13 @@ for group in "$@"; do
     build) want+=("${build_pkgs[@]}") ;;
     test) want+=("${test_pkgs[@]}") ;;
     lint) want+=("${lint_pkgs[@]}") ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
     deploy)
         want+=("${deploy_pkgs[@]}")
         command -v npm >/dev/null || want+=(npm)
         ;;
     bench) want+=("${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown group '$group' (build, test, lint, bench)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown group '$group' (build, test, lint, fuzz, bench)" >&2; exit 2 ;;
     esac
 done
 
