@@ -10,11 +10,13 @@ set -euo pipefail
 
 build_pkgs=(gcc libc6-dev meson ninja-build pkg-config libmicrohttpd-dev
             libuv1-dev libjansson-dev libopenblas-dev zlib1g-dev)
-# prometheus: promtool for the /metrics test; curl: the README's sh examples;
+# prometheus: promtool for the /metrics test; curl: the README's sh examples
+# and the TLS test, whose certificate openssl makes;
 # node and npm for the OpenAPI validator and the README's js examples, from
 # Debian only when no node is installed (a NodeSource nodejs bundles npm, and
 # Debian's npm package would conflict with it).
-test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3 prometheus curl)
+test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3 prometheus curl
+           openssl)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     test_pkgs+=(nodejs npm)
 fi

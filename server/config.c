@@ -137,6 +137,11 @@ static const struct opt opts[] = {
      "SIGHUP; a file that cannot be read or holds no token stops the start, "
      "and a failed reload keeps the tokens in force. Empty: no "
      "authentication."},
+    {"tls-cert", "LOSSD_TLS_CERT", OPT_PATH, OFF(tls_cert), NULL,
+     "A PEM certificate (chain) file: with --tls-key, lossd serves HTTPS "
+     "only, TLS 1.2 and 1.3. Read once at start."},
+    {"tls-key", "LOSSD_TLS_KEY", OPT_PATH, OFF(tls_key), NULL,
+     "The PEM private key of --tls-cert."},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -529,6 +534,11 @@ int server_config_load(struct server_config *c, int argc, char **argv,
     if (c->threads < 2) {
         snprintf(ret_reason, cap,
                  "--threads: at least 2 (one epoll thread stalls)");
+        return -EINVAL;
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        snprintf(ret_reason, cap,
+                 "--tls-cert and --tls-key: give both or neither");
         return -EINVAL;
     }
     return 0;

@@ -46,6 +46,8 @@ struct server_config {
     enum server_log_level log_level;
     /* files read at start (docs/security.md); "" for none */
     char auth_token_file[SERVER_PATH_MAX]; /* also reread on SIGHUP */
+    char tls_cert[SERVER_PATH_MAX];        /* PEM; with tls_key or neither */
+    char tls_key[SERVER_PATH_MAX];
 };
 
 /*

@@ -228,6 +228,61 @@ static int resolve(const char *host, unsigned port,
     return 0;
 }
 
+/*
+ * TLS 1.2 and 1.3 only, GnuTLS's NORMAL choice of ciphers within them
+ * (libmicrohttpd's default is NORMAL, which still allows TLS 1.0 and 1.1).
+ */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+/* The largest certificate chain or key file read. */
+#define TLS_FILE_MAX ((size_t)1 << 20)
+
+/*
+ * The PEM text of a --tls-cert or --tls-key file (flag names it in the
+ * reason) in a new *ret: libmicrohttpd takes the text, not a file name.
+ * 0, or -errno with a one-line reason.
+ */
+static int read_pem(const char *flag, const char *path, char **ret,
+                    size_t *ret_len, char *reason, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = errno;
+        snprintf(reason, cap, "%s: cannot open '%s': %s", flag, path,
+                 strerror(e));
+        return -e;
+    }
+    char *buf = malloc(TLS_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, TLS_FILE_MAX + 1, f) : 0;
+    int e = !buf ? ENOMEM : ferror(f) ? errno : 0;
+    fclose(f);
+    if (!e && n > TLS_FILE_MAX)
+        e = EFBIG;
+    if (!e && (n == 0 || !memmem(buf, n, "-----BEGIN ", 11)))
+        e = EBADMSG;
+    if (e) {
+        if (buf)
+            explicit_bzero(buf, n < TLS_FILE_MAX ? n : TLS_FILE_MAX);
+        free(buf);
+        snprintf(reason, cap, "%s: cannot read '%s': %s", flag, path,
+                 e == EBADMSG ? "not a PEM file" : strerror(e));
+        return -e;
+    }
+    buf[n] = '\0';
+    *ret = buf;
+    *ret_len = n;
+    return 0;
+}
+
+/* Frees PEM text, the key's bytes first cleared. */
+static void pem_free(char *pem, size_t len)
+{
+    if (!pem)
+        return;
+    explicit_bzero(pem, len);
+    free(pem);
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -334,6 +389,20 @@ int server_serve_main(int argc, char **argv)
         free(s);
         return 2;
     }
+    /* kept until the daemon has stopped, whatever libmicrohttpd copies */
+    char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
+    bool tls = s->cfg.tls_cert[0] != '\0';
+    if (tls && (read_pem("--tls-cert", s->cfg.tls_cert, &cert, &cert_len,
+                         reason, sizeof reason) < 0 ||
+                read_pem("--tls-key", s->cfg.tls_key, &key, &key_len, reason,
+                         sizeof reason) < 0)) {
+        fprintf(stderr, "lossd serve: %s\n", reason);
+        pem_free(cert, cert_len);
+        server_auth_free(s->auth);
+        free(s);
+        return 2;
+    }
     s->log = server_log_new(STDERR_FILENO, s->cfg.log_format, s->cfg.log_level);
     if (!s->log || server_init(s) < 0) {
         fprintf(stderr, "lossd serve: out of memory\n");
@@ -358,6 +427,18 @@ int server_serve_main(int argc, char **argv)
     /* lossd listens itself and adds the connections (listen.h) */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    /* HTTPS only when asked: libmicrohttpd runs the handshake of every
+       connection listen.c adds (MHD_add_connection), on its own threads */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t)TLS_PRIORITIES},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (tls)
+        flags |= MHD_USE_TLS;
+    else
+        tls_opts[0].option = MHD_OPTION_END;
     /*
      * Connection memory (--connection-memory, 8 KiB): libmicrohttpd 0.9.75
      * clears the whole pool (twice) for every request on a keep-alive
@@ -378,13 +459,18 @@ int server_serve_main(int argc, char **argv)
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.connection_memory,
         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED,
-        server_http_completed, s, MHD_OPTION_END);
+        server_http_completed, s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     int lrc = s->daemon ? listener_start(s->listener, s->daemon, s->log) : 0;
     if (!s->daemon || lrc != 0) {
         server_log_event(s->log, SERVER_LOG_ERROR, "start",
                          "cannot start the HTTP daemon on %s port %u%s%s",
                          s->cfg.host, s->cfg.port, lrc ? ": " : "",
-                         lrc ? strerror(-lrc) : "");
+                         lrc   ? strerror(-lrc)
+                         : tls ? " (are --tls-cert and --tls-key a "
+                                 "certificate and its key?)"
+                               : "");
+        if (!s->daemon && tls)
+            code = 2; /* configuration, as unreadable files are */
         listener_close(s->listener);
         s->listener = NULL;
         if (s->daemon)
@@ -399,10 +485,11 @@ int server_serve_main(int argc, char **argv)
            port);
     fflush(stdout);
     server_log_event(s->log, SERVER_LOG_INFO, "listening",
-                     "%s port %u, %zu HTTP threads, %zu workers, lossd %s, "
-                     "OpenBLAS %s",
-                     numeric, port, s->cfg.threads, s->cfg.workers,
-                     LOSSD_VERSION, loss_blas_core());
+                     "%s port %u (%s), %zu HTTP threads, %zu workers, "
+                     "lossd %s, OpenBLAS %s",
+                     numeric, port, tls ? "HTTPS, TLS 1.2 and 1.3" : "HTTP",
+                     s->cfg.threads, s->cfg.workers, LOSSD_VERSION,
+                     loss_blas_core());
     if (s->auth)
         server_log_event(s->log, SERVER_LOG_INFO, "auth",
                          "%zu bearer tokens from '%s'; SIGHUP rereads it",
@@ -421,6 +508,8 @@ int server_serve_main(int argc, char **argv)
     pool_stop(s->pool);
     server_log_event(s->log, SERVER_LOG_INFO, "stopped", "exit %d", code);
 out:
+    pem_free(cert, cert_len);
+    pem_free(key, key_len);
     server_release(s);
     free(s);
     return code;

@@ -45,6 +45,8 @@ static const struct {
     {"log-format", "LOSSD_LOG_FORMAT"},
     {"log-level", "LOSSD_LOG_LEVEL"},
     {"auth-token-file", "LOSSD_AUTH_TOKEN_FILE"},
+    {"tls-cert", "LOSSD_TLS_CERT"},
+    {"tls-key", "LOSSD_TLS_KEY"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -145,6 +147,8 @@ START_TEST(test_defaults)
     ck_assert_uint_eq(d.connection_memory, 8192);
     ck_assert_str_eq(d.cors_origins, "");
     ck_assert_str_eq(d.auth_token_file, "");
+    ck_assert_str_eq(d.tls_cert, "");
+    ck_assert_str_eq(d.tls_key, "");
     ck_assert(d.log_format == SERVER_LOG_JSON);
     ck_assert(d.log_level == SERVER_LOG_INFO);
 
@@ -259,6 +263,8 @@ static const struct good_case good_cases[] = {
     STR("auth-token-file", "/run/secrets/lossd/tokens", auth_token_file,
         "a file name, read when serving starts"),
     STR("auth-token-file", "", auth_token_file, "none, explicitly"),
+    STR("tls-cert", "", tls_cert, "none, explicitly (alone: no TLS)"),
+    STR("tls-key", "", tls_key, "none, explicitly"),
 };
 
 /* Whether c's field holds what g wants. */
@@ -514,6 +520,19 @@ START_TEST(test_bad_combined)
     ck_assert_int_eq(LOAD(&c, reason, "--auth-token-file", big), -EINVAL);
     ck_assert_ptr_nonnull(
         strstr(reason, "--auth-token-file: file name too long"));
+
+    /* TLS: a certificate and its key, or neither */
+    LOAD_OK(&c, "--tls-cert", "/tls/tls.crt", "--tls-key=/tls/tls.key");
+    ck_assert_str_eq(c.tls_cert, "/tls/tls.crt");
+    ck_assert_str_eq(c.tls_key, "/tls/tls.key");
+    ck_assert_int_eq(LOAD(&c, reason, "--tls-cert", "/tls/tls.crt"), -EINVAL);
+    ck_assert_str_eq(reason, "--tls-cert and --tls-key: give both or neither");
+    setenv("LOSSD_TLS_KEY", "/tls/tls.key", 1);
+    ck_assert_int_eq(load_argv(&c, reason, NULL), -EINVAL);
+    ck_assert_str_eq(reason, "--tls-cert and --tls-key: give both or neither");
+    LOAD_OK(&c, "--tls-cert", "/tls/tls.crt");
+    ck_assert_str_eq(c.tls_key, "/tls/tls.key");
+    unsetenv("LOSSD_TLS_KEY");
 }
 END_TEST
 

@@ -934,6 +934,8 @@ START_TEST(test_help)
         {"log-format", "LOSSD_LOG_FORMAT"},
         {"log-level", "LOSSD_LOG_LEVEL"},
         {"auth-token-file", "LOSSD_AUTH_TOKEN_FILE"},
+        {"tls-cert", "LOSSD_TLS_CERT"},
+        {"tls-key", "LOSSD_TLS_KEY"},
     };
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' serve --help", getenv("LOSSD_EXE"));
