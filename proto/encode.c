@@ -208,39 +208,154 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+/* Bytes written as they are: ASCII but controls, '"' and '\\' (DEL too, as
+   jansson writes it). */
+static bool plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 /*
- * A copy of s with each byte that starts no well-formed sequence replaced by
- * U+FFFD (new, caller frees), or NULL on allocation failure. Details are
- * truncated to a byte count by vsnprintf and can end inside a character;
- * the response must stay valid JSON all the same.
+ * The next piece of a JSON string's text, from s[0..n) (n >= 1): a run of
+ * plain bytes (which may be cut anywhere), one well-formed UTF-8 sequence,
+ * or the escape or replacement of one byte (which may not). esc is room for
+ * an escape.
  */
-static char *utf8_sanitize(const char *s, size_t len, size_t *ret_len)
+struct piece {
+    const char *text;
+    size_t len;  /* bytes of text */
+    size_t used; /* bytes of s it stands for */
+    bool divisible;
+};
+
+static void next_piece(const unsigned char *s, size_t n, char esc[8],
+                       struct piece *p)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned char c = s[0];
+    size_t k;
+
+    p->divisible = false;
+    if (plain_byte(c)) {
+        for (k = 1; k < n && plain_byte(s[k]); k++)
+            ;
+        p->text = (const char *)s;
+        p->len = p->used = k;
+        p->divisible = true;
+        return;
+    }
+    p->used = 1;
+    if (c >= 0x80) {
+        k = utf8_seq(s, n);
+        if (k > 0) {
+            p->text = (const char *)s;
+            p->len = p->used = k;
+        } else {
+            p->text = "\xEF\xBF\xBD"; /* U+FFFD, as UTF-8 */
+            p->len = 3;
+        }
+        return;
+    }
+    p->text = esc;
+    p->len = 2;
+    esc[0] = '\\';
+    switch (c) {
+    case '"':
+    case '\\':
+        esc[1] = (char)c;
+        return;
+    case '\b':
+        esc[1] = 'b';
+        return;
+    case '\f':
+        esc[1] = 'f';
+        return;
+    case '\n':
+        esc[1] = 'n';
+        return;
+    case '\r':
+        esc[1] = 'r';
+        return;
+    case '\t':
+        esc[1] = 't';
+        return;
+    default: /* a control character, as jansson writes it */
+        memcpy(esc + 1, "u00", 3);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
+        p->len = 6;
+        return;
+    }
+}
+
+void proto_write_string(struct proto_buf *b, const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t cap, n = 0;
-    char *out;
+    char esc[8];
+    struct piece p;
 
-    if (__builtin_mul_overflow(len, (size_t)3, &cap))
-        return NULL;
-    out = malloc(cap + 1);
-    if (out == NULL)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        size_t k = utf8_seq(u + i, len - i);
-
-        if (k == 0) {
-            memcpy(out + n, "\xEF\xBF\xBD", 3);
-            n += 3;
-            i++;
-        } else {
-            memcpy(out + n, s + i, k);
-            n += k;
-            i += k;
-        }
+    /* The field names and values of every small response are one run of
+       plain bytes: three appends. */
+    proto_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < len && !b->failed; i += p.used) {
+        next_piece(u + i, len - i, esc, &p);
+        proto_buf_append(b, p.text, p.len);
     }
-    out[n] = '\0';
-    *ret_len = n;
-    return out;
+    proto_buf_append(b, "\"", 1);
+}
+
+/* Whether the text of s[0..n) takes at most room bytes. */
+static bool string_fits(const unsigned char *s, size_t n, size_t room)
+{
+    char esc[8];
+    struct piece p;
+
+    for (size_t i = 0; i < n; i += p.used) {
+        next_piece(s + i, n - i, esc, &p);
+        if (p.len > room)
+            return false;
+        room -= p.len;
+    }
+    return true;
+}
+
+size_t proto_write_string_bounded(char *out, size_t cap, const char *s,
+                                  size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    const size_t cut = sizeof(PROTO_STRING_CUT) - 1;
+    size_t pos = 1, limit;
+    bool whole = false;
+    char esc[8];
+    struct piece p;
+
+    if (cap < PROTO_STRING_MIN)
+        return 0;
+    out[0] = '"';
+    /* room for the closing quote, and for the marker until the rest is
+       known to fit without it */
+    limit = cap - 1 - cut;
+    for (size_t i = 0; i < len; i += p.used) {
+        next_piece(u + i, len - i, esc, &p);
+        if (pos + p.len > limit) {
+            if (!whole && string_fits(u + i, len - i, cap - 1 - pos)) {
+                whole = true;
+                limit = cap - 1;
+            } else {
+                if (p.divisible) { /* plain bytes: as many as fit */
+                    memcpy(out + pos, p.text, limit - pos);
+                    pos = limit;
+                }
+                memcpy(out + pos, PROTO_STRING_CUT, cut);
+                pos += cut;
+                break;
+            }
+        }
+        memcpy(out + pos, p.text, p.len);
+        pos += p.len;
+    }
+    out[pos++] = '"';
+    return pos;
 }
 
 static int dump_to_buf(const char *buffer, size_t size, void *data)
@@ -256,52 +371,6 @@ static void dump_value(struct proto_buf *b, const json_t *v)
 {
     if (json_dump_callback(v, dump_to_buf, b, JSON_ENCODE_ANY | JSON_COMPACT))
         b->failed = true;
-}
-
-/* True when jansson would write s unchanged: printable ASCII, no '"', no
-   backslash (so quoting it is the whole encoding). */
-static bool plain_ascii(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
-            return false;
-    }
-    return true;
-}
-
-void proto_write_string(struct proto_buf *b, const char *s, size_t len)
-{
-    json_t *str;
-
-    if (b->failed)
-        return;
-    if (plain_ascii(s, len)) {
-        /* The field names and values of every small response: a jansson
-           string object and a dump per string were a measurable part of
-           its CPU (bench/README.md, "Where a small request's CPU goes"). */
-        proto_buf_append(b, "\"", 1);
-        proto_buf_append(b, s, len);
-        proto_buf_append(b, "\"", 1);
-        return;
-    }
-    str = json_stringn(s, len);
-    if (str == NULL) {
-        /* Not UTF-8 (or no memory): write the repaired text. */
-        size_t clean_len;
-        char *clean = utf8_sanitize(s, len, &clean_len);
-
-        if (clean != NULL)
-            str = json_stringn_nocheck(clean, clean_len);
-        free(clean);
-    }
-    if (str == NULL) {
-        b->failed = true;
-        return;
-    }
-    dump_value(b, str);
-    json_decref(str);
 }
 
 void proto_write_json(struct proto_buf *b, const struct json_t *v)

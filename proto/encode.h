@@ -1,5 +1,6 @@
 /*
- * encode.h - the streaming tensor encoder.
+ * encode.h - the streaming tensor encoder, and the one JSON string writer
+ * of lossd (documents and log lines).
  *
  * Large response tensors (gradients, 'none' reductions, softmax outputs)
  * are written number by number into a proto_buf, never as a jansson tree.
@@ -42,8 +43,43 @@ void proto_write_tensor_plain(struct proto_buf *b, const size_t *shape,
                               size_t ndim, const double *data,
                               enum proto_format f);
 
-/* Writes s (len bytes, valid UTF-8) as a JSON string, escaped. */
+/*
+ * JSON strings: the one writer of every string lossd writes, in documents
+ * and in log lines. Any bytes make a valid JSON string:
+ *
+ * - well-formed UTF-8 (RFC 3629) is written as it is, non-ASCII included;
+ * - '"' and '\\' are escaped, and so are control characters: \b \f \n \r
+ *   \t, the others as \u00XX (upper-case hex); DEL is written as it is;
+ * - each byte that starts no well-formed sequence (a stray continuation
+ *   byte, a truncated sequence, an overlong form, a surrogate, 0xF5-0xFF)
+ *   becomes U+FFFD, written as UTF-8 (EF BF BD);
+ * - NUL is \u0000: s need not be NUL-terminated and may hold NULs.
+ *
+ * Valid text comes out exactly as jansson writes it (json_dumps with
+ * JSON_ENCODE_ANY | JSON_COMPACT).
+ */
+
+/* Writes s (len bytes, any bytes) as a JSON string, quotes included. */
 void proto_write_string(struct proto_buf *b, const char *s, size_t len);
+
+/* What ends a string proto_write_string_bounded() had to cut, inside its
+   quotes. */
+#define PROTO_STRING_CUT "...[truncated]"
+/* The least cap proto_write_string_bounded() writes into: the quotes and
+   the marker. */
+#define PROTO_STRING_MIN (sizeof(PROTO_STRING_CUT) - 1 + 2)
+
+/*
+ * Writes s (len bytes, any bytes) as proto_write_string() does into
+ * out[0..cap), not NUL-terminated, and returns the bytes written. When the
+ * whole string takes more than cap bytes, it is cut after the last
+ * character that leaves room for PROTO_STRING_CUT and the closing quote:
+ * never inside an escape or a UTF-8 sequence, so the result is always one
+ * valid JSON string of at most cap bytes. Writes nothing and returns 0 when
+ * cap < PROTO_STRING_MIN. For writers with a fixed buffer (the log).
+ */
+size_t proto_write_string_bounded(char *out, size_t cap, const char *s,
+                                  size_t len);
 
 /*
  * Writes a jansson value (borrowed; declared here without jansson.h so that

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -356,6 +357,293 @@ START_TEST(test_string_invalid_utf8_repaired)
 }
 END_TEST
 
+/*
+ * The text a JSON string of s[0..n) must decode to, worked out here
+ * independently of encode.c: well-formed UTF-8 (RFC 3629, table 3-7)
+ * kept, each other byte U+FFFD. out has room for 3 * n bytes.
+ */
+static size_t ref_seq(const unsigned char *s, size_t n)
+{
+    unsigned long cp;
+    size_t len;
+
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xE0) == 0xC0) {
+        len = 2;
+        cp = s[0] & 0x1Fu;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        len = 3;
+        cp = s[0] & 0x0Fu;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        len = 4;
+        cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static size_t ref_decoded(const char *s, size_t n, char *out)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t k = 0;
+
+    for (size_t i = 0; i < n;) {
+        size_t len = ref_seq(u + i, n - i);
+
+        if (len == 0) {
+            memcpy(out + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            i++;
+        } else {
+            memcpy(out + k, s + i, len);
+            k += len;
+            i += len;
+        }
+    }
+    return k;
+}
+
+/* Checks that text[0..len) is one JSON string decoding to what s[0..n)
+   should, and, when s is valid UTF-8, that it is what jansson writes. */
+static void check_string_text(const char *text_, size_t len, const char *s,
+                              size_t n)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(text_, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    char *want = malloc(3 * n + 1);
+    size_t wn;
+    json_t *j;
+
+    ck_assert_ptr_nonnull(want);
+    ck_assert_msg(v != NULL && json_is_string(v), "invalid JSON (%s): %.*s",
+                  jerr.text, (int)len, text_);
+    for (size_t i = 0; i < len; i++) /* one line, no raw controls */
+        ck_assert_uint_ge((unsigned char)text_[i], 0x20);
+    wn = ref_decoded(s, n, want);
+    ck_assert_uint_eq(json_string_length(v), wn);
+    ck_assert(memcmp(json_string_value(v), want, wn) == 0);
+    j = json_stringn(s, n);
+    if (j != NULL) { /* valid UTF-8: jansson's own text, byte for byte */
+        char *dump = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+
+        ck_assert_ptr_nonnull(dump);
+        ck_assert_uint_eq(strlen(dump), len);
+        ck_assert(memcmp(dump, text_, len) == 0);
+        free(dump);
+        json_decref(j);
+    }
+    json_decref(v);
+    free(want);
+}
+
+static void check_string(struct proto_buf *b, const char *s, size_t n)
+{
+    proto_buf_reset(b);
+    proto_write_string(b, s, n);
+    ck_assert(proto_buf_ok(b));
+    check_string_text(b->data, b->len, s, n);
+}
+
+/*
+ * Every byte value 0-255, alone, between ASCII letters, after a lead byte
+ * and after a whole character: valid UTF-8 unchanged (and as jansson
+ * writes it), NUL as \u0000, every other byte U+FFFD, always one valid
+ * JSON string.
+ */
+START_TEST(test_string_all_bytes)
+{
+    struct proto_buf b;
+    char s[8];
+
+    proto_buf_init(&b);
+    for (int c = 0; c < 256; c++) {
+        s[0] = (char)c;
+        check_string(&b, s, 1);
+        memcpy(s, "a?z", 3);
+        s[1] = (char)c;
+        check_string(&b, s, 3);
+        memcpy(s, "\xC3?\xE2\x82?", 5); /* a lead byte, then c; and a cut € */
+        s[1] = (char)c;
+        s[4] = (char)c;
+        check_string(&b, s, 5);
+        memcpy(s, "\xF0\x9F\x98\x80?", 5); /* U+1F600, then c */
+        s[4] = (char)c;
+        check_string(&b, s, 5);
+    }
+    /* all 256 in one string, in order and reversed */
+    {
+        char all[512];
+
+        for (int c = 0; c < 256; c++) {
+            all[c] = (char)c;
+            all[511 - c] = (char)c;
+        }
+        check_string(&b, all, sizeof all);
+    }
+    proto_buf_release(&b);
+}
+END_TEST
+
+/* n random bytes into s: raw bytes, or (utf8) random code points of every
+   length, controls and quotes included. Returns the length. */
+static size_t random_string(struct test_rng *rng, char *s, size_t n, bool utf8)
+{
+    size_t k = 0;
+
+    while (k + 4 <= n) {
+        unsigned long cp;
+        double r = test_rng_uniform(rng);
+
+        if (!utf8) {
+            s[k++] = (char)(unsigned)(test_rng_uniform(rng) * 256);
+            continue;
+        }
+        cp = r < 0.5   ? (unsigned long)(test_rng_uniform(rng) * 0x80)
+             : r < 0.7 ? 0x80 + (unsigned long)(test_rng_uniform(rng) * 0x780)
+             : r < 0.9
+                 ? 0x800 + (unsigned long)(test_rng_uniform(rng) * 0xF800)
+                 : 0x10000 + (unsigned long)(test_rng_uniform(rng) * 0x100000);
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            cp = 0xFFFD;
+        if (cp < 0x80) {
+            s[k++] = (char)cp;
+        } else if (cp < 0x800) {
+            s[k++] = (char)(0xC0 | cp >> 6);
+            s[k++] = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            s[k++] = (char)(0xE0 | cp >> 12);
+            s[k++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            s[k++] = (char)(0x80 | (cp & 0x3F));
+        } else {
+            s[k++] = (char)(0xF0 | cp >> 18);
+            s[k++] = (char)(0x80 | (cp >> 12 & 0x3F));
+            s[k++] = (char)(0x80 | (cp >> 6 & 0x3F));
+            s[k++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return k;
+}
+
+/* Seeded random strings, raw bytes and valid UTF-8, short and long (64 KiB):
+   as check_string() wants. */
+START_TEST(test_string_random)
+{
+    struct proto_buf b;
+    struct test_rng rng;
+    static char s[1 << 16];
+
+    proto_buf_init(&b);
+    test_rng_seed(&rng, 20261203);
+    for (int i = 0; i < 1000; i++) {
+        size_t cap = 4 + (size_t)(test_rng_uniform(&rng) * 200);
+
+        check_string(&b, s, random_string(&rng, s, cap, i % 2 == 0));
+    }
+    check_string(&b, s, random_string(&rng, s, sizeof s, false));
+    check_string(&b, s, random_string(&rng, s, sizeof s, true));
+    proto_buf_release(&b);
+}
+END_TEST
+
+/*
+ * The bounded writer: for strings of every kind and every room from too
+ * small to more than enough, never more than the room; the whole string
+ * when it fits (the same text as proto_write_string()), else one valid
+ * JSON string ending in the marker whose text before the marker is a
+ * prefix of the whole string's (never cut inside an escape or a
+ * character), and at most one character's text (6 bytes) shorter than
+ * the room allows.
+ */
+static void check_bounded(struct proto_buf *b, const char *s, size_t n,
+                          size_t cap)
+{
+    static char out[1 << 16];
+    const size_t cut = sizeof(PROTO_STRING_CUT) - 1;
+    size_t len;
+
+    ck_assert_uint_le(cap, sizeof out);
+    proto_buf_reset(b);
+    proto_write_string(b, s, n);
+    memset(out, 'X', cap + 1);
+    len = proto_write_string_bounded(out, cap, s, n);
+    ck_assert_int_eq(out[cap], 'X'); /* nothing past the room */
+    if (cap < PROTO_STRING_MIN) {
+        ck_assert_uint_eq(len, 0);
+        return;
+    }
+    ck_assert_uint_le(len, cap);
+    if (b->len <= cap) {
+        ck_assert_uint_eq(len, b->len);
+        ck_assert(memcmp(out, b->data, len) == 0);
+        return;
+    }
+    ck_assert_uint_ge(len, cut + 2);
+    ck_assert(memcmp(out + len - 1 - cut, PROTO_STRING_CUT "\"", cut + 1) == 0);
+    ck_assert(memcmp(out, b->data, len - 1 - cut) == 0);
+    ck_assert_uint_ge(len + 6, cap);
+    {
+        json_error_t jerr;
+        json_t *v =
+            json_loadb(out, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+
+        ck_assert_msg(v != NULL && json_is_string(v), "invalid (%s): %.*s",
+                      jerr.text, (int)len, out);
+        json_decref(v);
+    }
+}
+
+START_TEST(test_string_bounded)
+{
+    struct proto_buf b;
+    struct test_rng rng;
+    static const char *const fixed[] = {
+        "",
+        "mse",
+        "/v1/cross_entropy",
+        "\x01\x02\x03\x04\x05\x06\x07\x08",
+        "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xff\xfe",
+        "\"\\\"\\",
+        "a/very/long/path/that/is/longer/than/the/marker/itself/by/far"};
+    char s[300];
+
+    proto_buf_init(&b);
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        for (size_t cap = 0; cap < 4 * strlen(fixed[i]) + 40; cap++)
+            check_bounded(&b, fixed[i], strlen(fixed[i]), cap);
+    test_rng_seed(&rng, 424242);
+    for (int i = 0; i < 120; i++) {
+        size_t n = random_string(&rng, s, 4 + (size_t)i * 2, i % 3);
+
+        /* every room near the whole text's length, a sample below */
+        for (size_t cap = 0; cap < 6 * n + 8; cap += cap < 40 ? 1 : 7)
+            check_bounded(&b, s, n, cap);
+    }
+    /* a megabyte cut to 4 KiB */
+    {
+        static char big[1 << 20];
+        size_t n = random_string(&rng, big, sizeof big, true);
+
+        check_bounded(&b, big, n, 4096);
+        memset(big, 1, sizeof big);
+        check_bounded(&b, big, sizeof big, 4096);
+    }
+    proto_buf_release(&b);
+}
+END_TEST
+
 START_TEST(test_write_json)
 {
     struct proto_buf b;
@@ -403,6 +691,9 @@ static Suite *encode_suite(void)
     tcase_add_test(str, test_string_escapes);
     tcase_add_test(str, test_string_same_as_jansson);
     tcase_add_test(str, test_string_invalid_utf8_repaired);
+    tcase_add_test(str, test_string_all_bytes);
+    tcase_add_test(str, test_string_random);
+    tcase_add_test(str, test_string_bounded);
     tcase_add_test(str, test_write_json);
     suite_add_tcase(s, ten);
     suite_add_tcase(s, str);
