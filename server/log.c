@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "encode.h"
+#include "number.h"
+
 #define TBUF_CAP   65536
 #define TBUF_FLUSH 16384 /* write as soon as this much is buffered */
 
@@ -124,16 +127,52 @@ static struct tbuf *tbuf_get(struct server_log *l)
     return t;
 }
 
-/* A line being built: fixed capacity, truncated (never overflowing). */
+/*
+ * A line being built: fixed capacity, the newline included. Strings from
+ * the client are cut to a room of their own (their JSON text, quotes
+ * included), with PROTO_STRING_CUT at the end, so that every line is whole
+ * and valid JSON whatever was sent; the rooms and the rest of a line fit in
+ * LINE_CAP, which the static assertion below holds.
+ */
+#define LINE_CAP 4096
+
+enum {
+    /* http.c keeps 128 visible ASCII characters of an id, 15 bytes of a
+       method, 255 of a path (1532 escaped at worst): none is cut, but
+       these rooms hold any string */
+    ID_ROOM = 300,
+    METHOD_ROOM = 300,
+    LOSS_ROOM = 300, /* names from the registry */
+    PATH_ROOM = 2688,
+    EVENT_ROOM = 300,
+    MSG_ROOM = 3072,
+    /* the rest of an access line: names, time, level, three integers of
+       at most 20 digits, two seconds of at most 32 bytes, the newline
+       (about 300 bytes) */
+    FIXED_ROOM = 400,
+};
+
+_Static_assert(FIXED_ROOM + ID_ROOM + METHOD_ROOM + PATH_ROOM + LOSS_ROOM <=
+                   LINE_CAP - 2,
+               "an access line fits");
+_Static_assert(FIXED_ROOM + EVENT_ROOM + MSG_ROOM <= LINE_CAP - 2,
+               "an event line fits");
+
 struct line {
-    char s[4096];
+    char s[LINE_CAP];
     size_t len;
 };
 
+/* Room left, keeping one byte for the newline and one spare. */
+static size_t line_room(const struct line *ln)
+{
+    return sizeof ln->s - 2 - ln->len;
+}
+
 static void line_put(struct line *ln, const char *s, size_t n)
 {
-    if (n > sizeof ln->s - 2 - ln->len)
-        n = sizeof ln->s - 2 - ln->len;
+    if (n > line_room(ln))
+        n = line_room(ln);
     memcpy(ln->s + ln->len, s, n);
     ln->len += n;
 }
@@ -152,42 +191,50 @@ static void line_printf(struct line *ln, const char *fmt, ...)
     line_put(ln, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* s as a JSON string (quotes included); bytes >= 0x80 escaped as \u00XX
-   so a line is valid JSON whatever the client sent. */
-static void line_json_str(struct line *ln, const char *s)
+/* s (NULL: empty) as a JSON string in at most room bytes: proto's writer,
+   the one of the documents (encode.h), cut with its marker. */
+static void line_json_str(struct line *ln, const char *s, size_t room)
 {
-    line_put(ln, "\"", 1);
-    while (s && *s) {
-        /* printable ASCII but '"' and '\\' is copied as it is, at once */
-        size_t run = 0;
-        while ((unsigned char)(s[run] - 0x20) < 0x5f && s[run] != '"' &&
-               s[run] != '\\')
-            run++;
-        line_put(ln, s, run);
-        s += run;
-        if (!*s)
-            break;
-        unsigned char c = (unsigned char)*s++;
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            line_put(ln, e, 2);
-        } else {
-            line_printf(ln, "\\u%04x", c);
-        }
-    }
-    line_put(ln, "\"", 1);
+    if (room > line_room(ln))
+        room = line_room(ln);
+    ln->len += proto_write_string_bounded(ln->s + ln->len, room, s ? s : "",
+                                          s ? strlen(s) : 0);
 }
 
-/* A text value: printable ASCII, others as \xNN, spaces as %20. */
-static void line_text_str(struct line *ln, const char *s)
+/*
+ * A text value in at most room bytes: printable ASCII as it is, other bytes
+ * (spaces, controls, backslashes, DEL, non-ASCII) as \xNN, so a value is
+ * one word; cut at a whole byte's text with PROTO_STRING_CUT.
+ */
+static void line_text_str(struct line *ln, const char *s, size_t room)
 {
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 0x20 || c >= 0x7f || c == '\\')
+    const size_t cut = sizeof(PROTO_STRING_CUT) - 1;
+    size_t need = 0, n = s ? strlen(s) : 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        need += c <= 0x20 || c >= 0x7f || c == '\\' ? 4 : 1;
+    }
+    if (room > line_room(ln))
+        room = line_room(ln);
+    bool shorten = need > room;
+    size_t limit = !shorten ? room : room > cut ? room - cut : 0;
+
+    for (size_t i = 0, used = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool esc = c <= 0x20 || c >= 0x7f || c == '\\';
+
+        if (used + (esc ? 4 : 1) > limit)
+            break;
+        if (esc)
             line_printf(ln, "\\x%02x", c);
         else
             line_put(ln, (const char *)&c, 1);
+        used += esc ? 4 : 1;
     }
+    if (shorten && room >= cut)
+        line_put(ln, PROTO_STRING_CUT, cut);
 }
 
 #define LINE_LIT(ln, lit) line_put((ln), (lit), sizeof(lit) - 1)
@@ -260,8 +307,12 @@ static void line_seconds(struct line *ln, double sec)
     char b[24];
     int n = 0;
 
-    if (!(sec >= 0.0) || sec > 1e12) { /* NaN or absurd: leave it to printf */
-        line_printf(ln, "%.6f", sec);
+    if (!(sec >= 0.0) || sec > 1e12) {
+        /* negative, NaN or absurd: as the documents write a double, which
+           is valid JSON ("NaN" a string) and at most 32 bytes */
+        char tmp[PROTO_DOUBLE_MAX];
+
+        line_put(ln, tmp, proto_format_double(sec, tmp));
         return;
     }
     us = (unsigned long long)(sec * 1e6 + 0.5);
@@ -312,11 +363,11 @@ void server_log_access(struct server_log *l, const struct server_access *a)
         line_time(&ln);
         LINE_LIT(&ln, "\",\"level\":\"info\",\"event\":\"access\","
                       "\"request_id\":");
-        line_json_str(&ln, a->request_id);
+        line_json_str(&ln, a->request_id, ID_ROOM);
         line_put(&ln, ",\"method\":", 10);
-        line_json_str(&ln, a->method);
+        line_json_str(&ln, a->method, METHOD_ROOM);
         line_put(&ln, ",\"path\":", 8);
-        line_json_str(&ln, a->path);
+        line_json_str(&ln, a->path, PATH_ROOM);
         LINE_LIT(&ln, ",\"status\":");
         line_uint(&ln, (unsigned)a->status);
         LINE_LIT(&ln, ",\"bytes_in\":");
@@ -331,17 +382,17 @@ void server_log_access(struct server_log *l, const struct server_access *a)
         }
         if (a->loss) {
             line_put(&ln, ",\"loss\":", 8);
-            line_json_str(&ln, a->loss);
+            line_json_str(&ln, a->loss, LOSS_ROOM);
         }
         line_put(&ln, "}", 1);
     } else {
         line_time(&ln);
         LINE_LIT(&ln, " info access request_id=");
-        line_text_str(&ln, a->request_id);
+        line_text_str(&ln, a->request_id, ID_ROOM);
         line_put(&ln, " method=", 8);
-        line_text_str(&ln, a->method);
+        line_text_str(&ln, a->method, METHOD_ROOM);
         line_put(&ln, " path=", 6);
-        line_text_str(&ln, a->path);
+        line_text_str(&ln, a->path, PATH_ROOM);
         LINE_LIT(&ln, " status=");
         line_uint(&ln, (unsigned)a->status);
         LINE_LIT(&ln, " bytes_in=");
@@ -356,7 +407,7 @@ void server_log_access(struct server_log *l, const struct server_access *a)
         }
         if (a->loss) {
             line_put(&ln, " loss=", 6);
-            line_text_str(&ln, a->loss);
+            line_text_str(&ln, a->loss, LOSS_ROOM);
         }
     }
     emit(l, &ln);
@@ -379,9 +430,9 @@ void server_log_event(struct server_log *l, enum server_log_level level,
         line_put(&ln, "{\"time\":\"", 9);
         line_time(&ln);
         line_printf(&ln, "\",\"level\":\"%s\",\"event\":", level_str[level]);
-        line_json_str(&ln, event);
+        line_json_str(&ln, event, EVENT_ROOM);
         line_put(&ln, ",\"msg\":", 7);
-        line_json_str(&ln, msg);
+        line_json_str(&ln, msg, MSG_ROOM);
         line_put(&ln, "}", 1);
     } else {
         line_time(&ln);

@@ -6,6 +6,14 @@
  * passes a threshold, and by server_log_flush() which the main thread calls
  * every 100 ms: a blocking write per request to a pipe costs a quarter of
  * the throughput.
+ *
+ * A line is at most 4096 bytes with its newline, and a JSON line is one
+ * valid JSON object whatever its strings hold: they are written by proto's
+ * string writer (encode.h), the documents' own (valid UTF-8 as it is, each
+ * byte that starts no UTF-8 character as U+FFFD, controls escaped), each in
+ * a room of its own (the path 2688 bytes of JSON text, the message 3072,
+ * other strings 300) and cut at a character with PROTO_STRING_CUT
+ * ("...[truncated]") past it. Text lines cut the same way.
  */
 #ifndef LOSSD_SERVER_LOG_H
 #define LOSSD_SERVER_LOG_H

@@ -6,8 +6,11 @@
  * buffered lines reach the descriptor, and whole lines from many threads
  * at once.
  *
- * Bytes >= 0x80 in a path are left out on purpose: how they are escaped is
- * to change, and these tests should not pin it.
+ * Every byte value, random bytes and fields far longer than a line go
+ * through every logged string: each line stays one valid JSON object of at
+ * most 4 KiB, valid UTF-8 comes back unchanged, a byte that starts no
+ * UTF-8 character comes back as U+FFFD, and a field cut for room ends in
+ * PROTO_STRING_CUT.
  */
 #include <check.h>
 #include <errno.h>
@@ -15,6 +18,8 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "encode.h"
 #include "log.h"
 #include "testutil.h"
 
@@ -124,7 +130,9 @@ static json_t *parse_line(const char *line, size_t len)
     json_error_t err;
     json_t *j = json_loadb(line, len, 0, &err);
 
-    ck_assert_msg(j != NULL, "not JSON (%s): %.*s", err.text, (int)len, line);
+    /* at most 300 bytes of the line: Check's messages are bounded */
+    ck_assert_msg(j != NULL, "not JSON (%s): %.*s", err.text,
+                  (int)(len < 300 ? len : 300), line);
     ck_assert(json_is_object(j));
     return j;
 }
@@ -772,6 +780,351 @@ START_TEST(test_exited_thread)
 }
 END_TEST
 
+/* --- every byte ---------------------------------------------------------- */
+
+#define U_FFFD "\xEF\xBF\xBD"
+
+/* The fields of a, and the event name and message, set to s. */
+static void log_all_fields(struct server_log *l, const char *s)
+{
+    const struct server_access a = {.request_id = s,
+                                    .method = s,
+                                    .path = s,
+                                    .status = 200,
+                                    .bytes_in = 1,
+                                    .bytes_out = 2,
+                                    .duration = 0.5,
+                                    .queue_wait = 0.25,
+                                    .loss = s};
+
+    server_log_access(l, &a);
+    server_log_event(l, SERVER_LOG_WARN, s, "%s", s);
+}
+
+/* The next line of *p as a JSON object (fails the test otherwise), at most
+   LINE_MAX_BYTES with its newline; *p moves past it. */
+static json_t *next_line(const char **p)
+{
+    const char *nl = strchr(*p, '\n');
+    json_t *j;
+
+    ck_assert_ptr_nonnull(nl);
+    ck_assert_uint_le((size_t)(nl - *p) + 1, LINE_MAX_BYTES);
+    j = parse_line(*p, (size_t)(nl - *p));
+    *p = nl + 1;
+    return j;
+}
+
+/* Whether field (decoded) is a prefix of want cut with the marker. */
+static void check_cut(const char *field, const char *want)
+{
+    size_t n = strlen(field), cut = strlen(PROTO_STRING_CUT);
+
+    ck_assert_uint_gt(n, cut);
+    ck_assert_str_eq(field + n - cut, PROTO_STRING_CUT);
+    ck_assert_msg(!strncmp(field, want, n - cut), "not a prefix: %.60s", field);
+}
+
+/* field is want, or want cut for room (when may_cut). */
+static void check_field(const char *field, const char *want, bool may_cut)
+{
+    if (may_cut && strcmp(field, want) != 0)
+        check_cut(field, want);
+    else
+        ck_assert_str_eq(field, want);
+}
+
+/*
+ * Checks the access line and then the event line of log_all_fields(s):
+ * each field decodes to want. The path (2.6 KiB of room) and the message
+ * are whole; the others have 300 bytes of room, and may be cut when
+ * may_cut.
+ */
+static void check_all_fields(const char **p, const char *want, bool may_cut)
+{
+    json_t *j = next_line(p);
+
+    check_field(str_of(j, "request_id"), want, may_cut);
+    check_field(str_of(j, "method"), want, may_cut);
+    ck_assert_str_eq(str_of(j, "path"), want);
+    check_field(str_of(j, "loss"), want, may_cut);
+    ck_assert_int_eq(int_of(j, "status"), 200);
+    ck_assert_uint_eq(json_object_size(j), 12);
+    json_decref(j);
+    j = next_line(p);
+    check_field(str_of(j, "event"), want, may_cut);
+    ck_assert_str_eq(str_of(j, "msg"), want);
+    json_decref(j);
+}
+
+/*
+ * Each byte value 1-255 (a C string has no NUL) in the request id, method,
+ * path, loss, event and message, alone and inside text: ASCII as it is,
+ * each byte >= 0x80 alone U+FFFD; then all of them in one string; then
+ * valid UTF-8 of every length, unchanged (it was \u00XX per byte once,
+ * which decodes to other characters).
+ */
+START_TEST(test_json_all_bytes)
+{
+    int fd = temp_fd();
+    struct server_log *l = server_log_new(fd, SERVER_LOG_JSON, SERVER_LOG_INFO);
+    static const char *const utf8[] = {
+        "/v1/caf\xc3\xa9",
+        "/\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e/\xf0\x9f\x98\x80",
+        "r\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf\xf0\x90\x80\x80"
+        "\xf4\x8f\xbf\xbf",
+        "\xe2\x80\xa8\xe2\x80\xa9", /* U+2028, U+2029: valid JSON as is */
+    };
+    char all[256], s[8], want[16];
+    char *text;
+    const char *p;
+
+    for (int c = 1; c < 256; c++) {
+        snprintf(s, sizeof s, "/a%cb", c);
+        log_all_fields(l, s);
+        all[c - 1] = (char)c;
+    }
+    all[255] = '\0';
+    log_all_fields(l, all);
+    for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++)
+        log_all_fields(l, utf8[i]);
+    server_log_free(l);
+
+    text = file_text(fd, NULL);
+    p = text;
+    for (int c = 1; c < 256; c++) {
+        if (c < 0x80)
+            snprintf(want, sizeof want, "/a%cb", c);
+        else
+            snprintf(want, sizeof want, "/a" U_FFFD "b");
+        check_all_fields(&p, want, false);
+    }
+    {
+        char wall[128 + 128 * 3];
+
+        memcpy(wall, all, 127);
+        for (int i = 0; i < 128; i++)
+            memcpy(wall + 127 + 3 * i, U_FFFD, 3);
+        wall[127 + 3 * 128] = '\0';
+        check_all_fields(&p, wall, true);
+    }
+    for (size_t i = 0; i < sizeof utf8 / sizeof utf8[0]; i++)
+        check_all_fields(&p, utf8[i], false);
+    ck_assert_int_eq(*p, '\0');
+    free(text);
+    close(fd);
+}
+END_TEST
+
+/*
+ * Seeded random strings in every field: raw bytes 1-255, and valid UTF-8
+ * (random code points, controls and quotes included), of 1 to 600 bytes:
+ * every line valid JSON within its room, valid UTF-8 back unchanged.
+ */
+START_TEST(test_json_random)
+{
+    enum { N = 400 };
+    int fd = temp_fd();
+    struct server_log *l = server_log_new(fd, SERVER_LOG_JSON, SERVER_LOG_INFO);
+    static char strs[N][604];
+    struct test_rng rng;
+    char *text;
+    const char *p;
+
+    test_rng_seed(&rng, 777);
+    for (int i = 0; i < N; i++) {
+        size_t n = 1 + (size_t)(test_rng_uniform(&rng) * 600), k = 0;
+
+        while (k < n) {
+            if (i % 2 == 0) {
+                strs[i][k++] = (char)(1 + (int)(test_rng_uniform(&rng) * 255));
+                continue;
+            }
+            /* U+0001..U+07FF or a CJK or emoji character */
+            unsigned cp = 1 + (unsigned)(test_rng_uniform(&rng) * 0x7FF);
+            double r = test_rng_uniform(&rng);
+
+            if (r < 0.1)
+                cp = 0x4E00 + (unsigned)(test_rng_uniform(&rng) * 0x5000);
+            else if (r < 0.2)
+                cp = 0x1F300 + (unsigned)(test_rng_uniform(&rng) * 0x300);
+            if (cp < 0x80) {
+                strs[i][k++] = (char)cp;
+            } else if (cp < 0x800) {
+                strs[i][k++] = (char)(0xC0 | cp >> 6);
+                strs[i][k++] = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                strs[i][k++] = (char)(0xE0 | cp >> 12);
+                strs[i][k++] = (char)(0x80 | (cp >> 6 & 0x3F));
+                strs[i][k++] = (char)(0x80 | (cp & 0x3F));
+            } else {
+                strs[i][k++] = (char)(0xF0 | cp >> 18);
+                strs[i][k++] = (char)(0x80 | (cp >> 12 & 0x3F));
+                strs[i][k++] = (char)(0x80 | (cp >> 6 & 0x3F));
+                strs[i][k++] = (char)(0x80 | (cp & 0x3F));
+            }
+        }
+        strs[i][k] = '\0';
+        log_all_fields(l, strs[i]);
+    }
+    server_log_free(l);
+
+    text = file_text(fd, NULL);
+    p = text;
+    for (int i = 0; i < N; i++) {
+        json_t *a = next_line(&p), *e = next_line(&p);
+        json_t *valid = json_string(strs[i]); /* NULL: not UTF-8 */
+
+        /* the message passed a 1 KiB vsnprintf: compared when it fits */
+        if (valid && strlen(strs[i]) < 200) {
+            ck_assert_str_eq(str_of(a, "path"), strs[i]);
+            ck_assert_str_eq(str_of(a, "request_id"), strs[i]);
+            ck_assert_str_eq(str_of(a, "method"), strs[i]);
+            ck_assert_str_eq(str_of(a, "loss"), strs[i]);
+            ck_assert_str_eq(str_of(e, "event"), strs[i]);
+            ck_assert_str_eq(str_of(e, "msg"), strs[i]);
+        } else if (valid) {
+            ck_assert_str_eq(str_of(a, "path"), strs[i]); /* 2.6 KiB room */
+        }
+        json_decref(valid);
+        json_decref(a);
+        json_decref(e);
+    }
+    ck_assert_int_eq(*p, '\0');
+    free(text);
+    close(fd);
+}
+END_TEST
+
+/*
+ * Fields far longer than a line, of every kind (ASCII, control bytes that
+ * take 6 bytes each, 4-byte characters, bytes that become U+FFFD), in every
+ * field at once with the longest numbers: each line at most 4 KiB, valid,
+ * each long field cut at a character with the marker, the rest of the line
+ * (status, sizes, durations) intact.
+ */
+START_TEST(test_json_long_fields)
+{
+    int fd = temp_fd();
+    struct server_log *l = server_log_new(fd, SERVER_LOG_JSON, SERVER_LOG_INFO);
+    static char kinds[4][20001];
+    char *text;
+    const char *p;
+
+    memset(kinds[0], 'a', 20000);
+    memset(kinds[1], '\x01', 20000);
+    for (int i = 0; i < 5000; i++)
+        memcpy(kinds[2] + 4 * i, "\xf0\x9f\x98\x80", 4);
+    memset(kinds[3], '\xff', 20000);
+    for (int k = 0; k < 4; k++) {
+        struct server_access a = {.request_id = kinds[k],
+                                  .method = kinds[k],
+                                  .path = kinds[k],
+                                  .status = -2147483647 - 1,
+                                  /* jansson reads up to INT64_MAX */
+                                  .bytes_in = (size_t)INT64_MAX,
+                                  .bytes_out = (size_t)INT64_MAX,
+                                  .duration = 1e300,
+                                  .queue_wait = 1e300,
+                                  .loss = kinds[k]};
+
+        kinds[k][20000] = '\0';
+        server_log_access(l, &a);
+        a.duration = NAN;
+        a.queue_wait = INFINITY;
+        server_log_access(l, &a);
+        server_log_event(l, SERVER_LOG_ERROR, kinds[k], "%s", kinds[k]);
+    }
+    server_log_free(l);
+
+    text = file_text(fd, NULL);
+    p = text;
+    for (int k = 0; k < 4; k++) {
+        static char want[60001];
+        size_t wn = 0;
+
+        for (size_t i = 0; i < 20000; i++) {
+            if (k == 3) { /* 0xff: U+FFFD each */
+                memcpy(want + wn, U_FFFD, 3);
+                wn += 3;
+            } else {
+                want[wn++] = kinds[k][i];
+            }
+        }
+        want[wn] = '\0';
+        for (int line = 0; line < 2; line++) {
+            json_t *j = next_line(&p);
+
+            check_cut(str_of(j, "path"), want);
+            check_cut(str_of(j, "request_id"), want);
+            check_cut(str_of(j, "method"), want);
+            check_cut(str_of(j, "loss"), want);
+            ck_assert_uint_eq(json_object_size(j), 12);
+            ck_assert(int_of(j, "status") == 2147483648LL);
+            ck_assert(int_of(j, "bytes_in") == INT64_MAX);
+            ck_assert(int_of(j, "bytes_out") == INT64_MAX);
+            if (line == 0) {
+                ck_assert(real_of(j, "duration") == 1e300);
+                ck_assert(real_of(j, "queue_wait") == 1e300);
+            } else { /* non-finite: strings, as in the documents */
+                ck_assert_str_eq(str_of(j, "duration"), "NaN");
+                ck_assert_str_eq(str_of(j, "queue_wait"), "Infinity");
+            }
+            json_decref(j);
+        }
+        {
+            json_t *j = next_line(&p);
+
+            check_cut(str_of(j, "event"), want);
+            /* the message went through a 1 KiB vsnprintf first */
+            ck_assert_uint_gt(strlen(str_of(j, "msg")), 0);
+            json_decref(j);
+        }
+    }
+    ck_assert_int_eq(*p, '\0');
+    free(text);
+    close(fd);
+}
+END_TEST
+
+/* Text lines: a long field is cut at a whole \xNN with the marker, and
+   the line stays one line within the room. */
+START_TEST(test_text_long_fields)
+{
+    int fd = temp_fd();
+    struct server_log *l = server_log_new(fd, SERVER_LOG_TEXT, SERVER_LOG_INFO);
+    static char path[20001];
+    struct server_access a = {.request_id = "r",
+                              .method = "GET",
+                              .path = path,
+                              .status = 414,
+                              .queue_wait = -1};
+    char *text, *lines[4];
+
+    memset(path, '\x01', 20000);
+    server_log_access(l, &a);
+    memset(path, 'a', 20000);
+    server_log_access(l, &a);
+    server_log_free(l);
+    text = file_text(fd, NULL);
+    ck_assert_uint_eq(split_lines(text, lines, 4), 2);
+    for (int i = 0; i < 2; i++) {
+        const char *pv = strstr(lines[i], " path=");
+        const char *end;
+
+        ck_assert_uint_le(strlen(lines[i]) + 1, LINE_MAX_BYTES);
+        ck_assert_ptr_nonnull(pv);
+        end = strstr(pv, PROTO_STRING_CUT " status=414 ");
+        ck_assert_ptr_nonnull(end);
+        /* whole \x01 escapes before the marker */
+        if (i == 0)
+            ck_assert_uint_eq((size_t)(end - (pv + 6)) % 4, 0);
+    }
+    free(text);
+    close(fd);
+}
+END_TEST
+
 /*
  * A line has a fixed room: a path far longer than it cuts the line, never
  * the memory after it, and the next line is whole again.
@@ -799,6 +1152,11 @@ START_TEST(test_long_path)
     ck_assert_uint_eq(count_lines(text), 2);
     nl = strchr(text, '\n');
     ck_assert_uint_le((size_t)(nl - text) + 1, LINE_MAX_BYTES);
+    /* the cut line is whole JSON too, its path cut with the marker */
+    j = parse_line(text, (size_t)(nl - text));
+    check_cut(str_of(j, "path"), path);
+    ck_assert_int_eq(int_of(j, "status"), 414);
+    json_decref(j);
     j = parse_line(nl + 1, strlen(nl + 1) - 1);
     ck_assert_str_eq(str_of(j, "path"), "/after");
     json_decref(j);
@@ -817,10 +1175,14 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_json_escaping);
     tcase_add_test(tc, test_json_null_strings);
     tcase_add_test(tc, test_seconds);
+    tcase_add_test(tc, test_json_all_bytes);
+    tcase_add_test(tc, test_json_random);
+    tcase_add_test(tc, test_json_long_fields);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("text");
     tcase_add_test(tc, test_text);
+    tcase_add_test(tc, test_text_long_fields);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("levels");
