@@ -11,7 +11,8 @@ and a token file, and checks:
   - plain HTTP on the port gets no HTTP answer;
   - Python's ssl client verifies the certificate, negotiates TLS 1.3 (1.2
     when capped), and POSTs a loss with the bearer token (200) and without
-    it (401);
+    it (401), and a body of a few MB, plain and gzipped, every job on the
+    worker pool (a suspended connection resumed over TLS);
   - a missing, unreadable or non-PEM certificate or key, a lone --tls-cert,
     and a key that does not go with its certificate exit 2 with one line
     saying what is wrong;
@@ -22,6 +23,7 @@ and a token file, and checks:
 Without openssl or curl it skips (exit 77) with the reason; with CI=true a
 missing tool is a failure.
 """
+import gzip
 import http.client
 import json
 import os
@@ -122,8 +124,10 @@ def main():
     with open(tokens, "w") as f:
         f.write("# test\ns3cret-token\n")
     errpath = os.path.join(d, "stderr")
+    # every POST on the worker pool: a suspended connection resumes over TLS
     proc, port = start(exe, ["--tls-cert", cert, "--tls-key", key,
-                             "--auth-token-file", tokens], errpath)
+                             "--auth-token-file", tokens,
+                             "--inline-max-cost", "0"], errpath)
     try:
         # curl: each version alone works, older ones are refused
         for flags, want in ((["--tlsv1.2", "--tls-max", "1.2"], "TLSv1.2"),
@@ -151,6 +155,17 @@ def main():
         check(status == 200 and json.loads(body)["value"] == 2.0,
               f"python ssl POST /v1/mse: {status} {body[:80]!r}")
         check(version == "TLSv1.3", f"python ssl negotiated {version}")
+        # a body of many TLS records, also gzipped
+        n = 200000
+        big = json.dumps({"input": [0.5] * n, "target": [1.5] * n}).encode()
+        status, body, _ = https(port, ctx, "POST", "/v1/l1", big, auth)
+        check(status == 200 and json.loads(body)["value"] == 1.0,
+              f"python ssl POST of {len(big)} bytes: {status} {body[:80]!r}")
+        gz = dict(auth, **{"Content-Encoding": "gzip"})
+        status, body, _ = https(port, ctx, "POST", "/v1/l1",
+                                gzip.compress(big), gz)
+        check(status == 200 and json.loads(body)["value"] == 1.0,
+              f"python ssl POST gzipped: {status} {body[:80]!r}")
         status, _, _ = https(port, ctx, "POST", "/v1/mse", MSE,
                              {"Content-Type": "application/json"})
         check(status == 401, f"python ssl POST without a token: {status}")
