@@ -237,7 +237,7 @@ START_TEST(test_reload_races_checks)
         rs[i] = (struct racer){.a = a, .stop = &stop};
         ck_assert_int_eq(pthread_create(&th[i], NULL, race, &rs[i]), 0);
     }
-    for (int i = 0; i < 2000; i++) {
+    for (int i = 0; i < 300; i++) {
         size_t n;
         write_file(path, i % 2 ? "both\none\n" : "two\nboth\n");
         ck_assert_int_eq(server_auth_reload(a, &n, reason, sizeof reason), 0);
