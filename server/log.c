@@ -201,21 +201,27 @@ static void line_json_str(struct line *ln, const char *s, size_t room)
                                           s ? strlen(s) : 0);
 }
 
+/* Whether a text line writes c as \xNN: controls, DEL, non-ASCII and the
+   backslash always; the space too in a value (so a value is one word), not
+   in a message. */
+static bool text_escaped(unsigned char c, bool spaces)
+{
+    return c < 0x20 || c >= 0x7f || c == '\\' || (c == ' ' && !spaces);
+}
+
 /*
- * A text value in at most room bytes: printable ASCII as it is, other bytes
- * (spaces, controls, backslashes, DEL, non-ASCII) as \xNN, so a value is
- * one word; cut at a whole byte's text with PROTO_STRING_CUT.
+ * A text value (spaces escaped) or message (spaces kept) in at most room
+ * bytes: printable ASCII as it is, other bytes as \xNN, so a line is one
+ * line; cut at a whole byte's text with PROTO_STRING_CUT.
  */
-static void line_text_str(struct line *ln, const char *s, size_t room)
+static void line_text_str(struct line *ln, const char *s, size_t room,
+                          bool spaces)
 {
     const size_t cut = sizeof(PROTO_STRING_CUT) - 1;
     size_t need = 0, n = s ? strlen(s) : 0;
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        need += c <= 0x20 || c >= 0x7f || c == '\\' ? 4 : 1;
-    }
+    for (size_t i = 0; i < n; i++)
+        need += text_escaped((unsigned char)s[i], spaces) ? 4 : 1;
     if (room > line_room(ln))
         room = line_room(ln);
     bool shorten = need > room;
@@ -223,7 +229,7 @@ static void line_text_str(struct line *ln, const char *s, size_t room)
 
     for (size_t i = 0, used = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        bool esc = c <= 0x20 || c >= 0x7f || c == '\\';
+        bool esc = text_escaped(c, spaces);
 
         if (used + (esc ? 4 : 1) > limit)
             break;
@@ -388,11 +394,11 @@ void server_log_access(struct server_log *l, const struct server_access *a)
     } else {
         line_time(&ln);
         LINE_LIT(&ln, " info access request_id=");
-        line_text_str(&ln, a->request_id, ID_ROOM);
+        line_text_str(&ln, a->request_id, ID_ROOM, false);
         line_put(&ln, " method=", 8);
-        line_text_str(&ln, a->method, METHOD_ROOM);
+        line_text_str(&ln, a->method, METHOD_ROOM, false);
         line_put(&ln, " path=", 6);
-        line_text_str(&ln, a->path, PATH_ROOM);
+        line_text_str(&ln, a->path, PATH_ROOM, false);
         LINE_LIT(&ln, " status=");
         line_uint(&ln, (unsigned)a->status);
         LINE_LIT(&ln, " bytes_in=");
@@ -407,7 +413,7 @@ void server_log_access(struct server_log *l, const struct server_access *a)
         }
         if (a->loss) {
             line_put(&ln, " loss=", 6);
-            line_text_str(&ln, a->loss, LOSS_ROOM);
+            line_text_str(&ln, a->loss, LOSS_ROOM, false);
         }
     }
     emit(l, &ln);
@@ -436,7 +442,10 @@ void server_log_event(struct server_log *l, enum server_log_level level,
         line_put(&ln, "}", 1);
     } else {
         line_time(&ln);
-        line_printf(&ln, " %s %s %s", level_str[level], event, msg);
+        line_printf(&ln, " %s ", level_str[level]);
+        line_text_str(&ln, event, EVENT_ROOM, false);
+        line_put(&ln, " ", 1);
+        line_text_str(&ln, msg, MSG_ROOM, true);
     }
     emit(l, &ln);
     /* events are rare and matter (startup, shutdown): write at once */

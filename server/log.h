@@ -13,7 +13,9 @@
  * byte that starts no UTF-8 character as U+FFFD, controls escaped), each in
  * a room of its own (the path 2688 bytes of JSON text, the message 3072,
  * other strings 300) and cut at a character with PROTO_STRING_CUT
- * ("...[truncated]") past it. Text lines cut the same way.
+ * ("...[truncated]") past it. Text lines write bytes other than printable
+ * ASCII as \xNN (spaces too, but in an event's message), so a line is one
+ * line, and cut the same way.
  */
 #ifndef LOSSD_SERVER_LOG_H
 #define LOSSD_SERVER_LOG_H

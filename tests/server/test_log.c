@@ -1087,6 +1087,28 @@ START_TEST(test_json_long_fields)
 }
 END_TEST
 
+/* A text event stays one line: controls in its message (a newline from
+   libmicrohttpd) and its name come out as \xNN, spaces of the message as
+   they are. */
+START_TEST(test_text_event_one_line)
+{
+    int fd = temp_fd();
+    struct server_log *l = server_log_new(fd, SERVER_LOG_TEXT, SERVER_LOG_INFO);
+    char *text, *lines[4];
+
+    server_log_event(l, SERVER_LOG_WARN, "ht tp", "bad\nline \\ \x7f\xc3\xa9");
+    server_log_event(l, SERVER_LOG_WARN, "drain", "in %d s", 5);
+    server_log_free(l);
+    text = file_text(fd, NULL);
+    ck_assert_uint_eq(split_lines(text, lines, 4), 2);
+    ck_assert_str_eq(lines[0] + 24,
+                     " warn ht\\x20tp bad\\x0aline \\x5c \\x7f\\xc3\\xa9");
+    ck_assert_str_eq(lines[1] + 24, " warn drain in 5 s");
+    free(text);
+    close(fd);
+}
+END_TEST
+
 /* Text lines: a long field is cut at a whole \xNN with the marker, and
    the line stays one line within the room. */
 START_TEST(test_text_long_fields)
@@ -1183,6 +1205,7 @@ static Suite *log_suite(void)
     tc = tcase_create("text");
     tcase_add_test(tc, test_text);
     tcase_add_test(tc, test_text_long_fields);
+    tcase_add_test(tc, test_text_event_one_line);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("levels");
