@@ -34,6 +34,7 @@ void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
 
 /* MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's messages as warn lines. */
-void server_http_logger(void *cls, const char *fmt, va_list ap);
+void server_http_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #endif
