@@ -133,13 +133,14 @@ static void decoder_give(struct handler_pipeline *p, struct proto_decoder *d)
     if (d == NULL)
         return;
     proto_decoder_reset(d);
-    pthread_mutex_lock(&p->spare_mu);
-    if (p->nspare < SPARE_DECODERS &&
-        proto_decoder_feed(d, NULL, 0, NULL) == LOSS_OK) {
-        p->spare[p->nspare++] = d;
-        d = NULL;
+    if (proto_decoder_feed(d, NULL, 0, NULL) == LOSS_OK) {
+        pthread_mutex_lock(&p->spare_mu);
+        if (p->nspare < SPARE_DECODERS) {
+            p->spare[p->nspare++] = d;
+            d = NULL;
+        }
+        pthread_mutex_unlock(&p->spare_mu);
     }
-    pthread_mutex_unlock(&p->spare_mu);
     proto_decoder_free(d);
 }
 
@@ -235,10 +236,8 @@ struct handler_request *handler_request_new(struct handler_pipeline *p,
         free(r);
         return NULL;
     }
-    if (!hold(r, proto_decoder_bytes(r->dec))) {
-        over_budget(r);
-        return r; /* its answer is the 503 */
-    }
+    if (!hold(r, proto_decoder_bytes(r->dec)))
+        over_budget(r); /* its answer is the 503 */
     return r;
 }
 

@@ -36,9 +36,6 @@ size_t server_route_count(void);
 const struct server_route *server_route_at(size_t i);
 size_t server_route_index(const struct server_route *rt);
 
-/* The metrics label of requests that match no route. */
-#define SERVER_ROUTE_OTHER_LABEL "other"
-
 /*
  * The route of a request target url (a NUL-terminated path, no query), or
  * NULL for none. For the loss route *ret_loss is the loss, named after
