@@ -109,6 +109,41 @@ static const struct opt opts[] = {
      "request, before it is closed; 0 never closes (libmicrohttpd's "
      "default, which lets idle clients hold connections forever); at most "
      "86400. A connection waiting for its job on the pool has no timeout."},
+    {"max-connections", "LOSSD_MAX_CONNECTIONS", OPT_COUNT,
+     OFF(max_connections), NULL,
+     "Open connections. At the cap, the connection that has waited "
+     "longest for a request (idle keep-alive, or a header block still "
+     "arriving) is closed to make room, so new clients such as health "
+     "probes are served; when every connection is in the middle of a "
+     "request, a new one is answered 503 (plain HTTP) and closed. Lowered "
+     "at start, with a warning, to what the file descriptor limit allows. "
+     "Gauge lossd_connections."},
+    {"header-timeout", "LOSSD_HEADER_TIMEOUT", OPT_DOUBLE,
+     OFF(conns.header_timeout), NULL,
+     "Seconds from a request's first byte (a new connection's accept, "
+     "with its TLS handshake) to the end of its header block; past it the "
+     "connection is closed, so a client sending a byte at a time cannot "
+     "hold it. 0: no deadline."},
+    {"body-timeout", "LOSSD_BODY_TIMEOUT", OPT_DOUBLE, OFF(conns.body_timeout),
+     NULL,
+     "Seconds a request body may take before --body-min-rate counts: the "
+     "body is allowed this plus one second per --body-min-rate bytes "
+     "received; past it the connection is closed."},
+    {"body-min-rate", "LOSSD_BODY_MIN_RATE", OPT_DOUBLE,
+     OFF(conns.body_min_rate), NULL,
+     "Bytes per second a request body must keep up on average, after "
+     "--body-timeout (a 64 MiB body may take 18 hours at the default). 0: "
+     "no deadline for bodies."},
+    {"discard-timeout", "LOSSD_DISCARD_TIMEOUT", OPT_DOUBLE,
+     OFF(conns.discard_timeout), NULL,
+     "Seconds a refused body (413, or any failure before the body's end) "
+     "is read and thrown away, so that a client which sends its whole "
+     "body before reading reads the answer; past it the connection is "
+     "closed without one. Like nginx's lingering_time. 0: no limit."},
+    {"discard-idle-timeout", "LOSSD_DISCARD_IDLE_TIMEOUT", OPT_DOUBLE,
+     OFF(conns.discard_idle_timeout), NULL,
+     "Seconds a refused body may pause; past it the connection is closed "
+     "without an answer. Like nginx's lingering_timeout. 0: no limit."},
     {"connection-memory", "LOSSD_CONNECTION_MEMORY", OPT_SIZE,
      OFF(connection_memory), NULL,
      "Bytes of memory per connection (libmicrohttpd's pool), for the "
@@ -242,6 +277,12 @@ void server_config_default(struct server_config *c)
     c->exit_timeout = 20;
     c->connection_timeout = 60;
     c->connection_memory = 8192;
+    c->max_connections = 4096;
+    c->conns.header_timeout = 10;
+    c->conns.body_timeout = 10;
+    c->conns.body_min_rate = 1024;
+    c->conns.discard_timeout = 30;
+    c->conns.discard_idle_timeout = 5;
     c->cors_origins[0] = '\0';
     c->log_format = SERVER_LOG_JSON;
     c->log_level = SERVER_LOG_INFO;

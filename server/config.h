@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "conns.h"
 #include "handler.h"
 
 enum server_log_format { SERVER_LOG_JSON, SERVER_LOG_TEXT };
@@ -40,6 +41,8 @@ struct server_config {
     double exit_timeout;
     unsigned connection_timeout; /* seconds */
     size_t connection_memory;    /* bytes: libmicrohttpd's pool */
+    size_t max_connections;
+    struct conns_limits conns; /* all but max (max_connections) */
     /* comma-separated origins, "*" for any, "" for none */
     char cors_origins[SERVER_ORIGINS_MAX];
     enum server_log_format log_format;

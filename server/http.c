@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "blas.h"
 #include "coding.h"
+#include "conns.h"
 #include "document.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,21 +31,15 @@
 #define LOSSD_VERSION "unknown"
 #endif
 
-/*
- * Bytes of an over-limit or failed body read and thrown away so the client
- * can read our answer; past max-body-bytes plus this, the connection is
- * closed instead.
- */
-#define DISCARD_MAX    ((size_t)4 << 20)
 #define REQUEST_ID_MAX 128
 #define PATH_LOG_MAX   256
-#define RETRY_AFTER    "1"
 
 /* One request. Touched by one thread at a time: the MHD thread, then (while
    suspended) the worker, then the loop thread, then the MHD thread again. */
 struct req {
     struct server *srv;
     struct MHD_Connection *conn;
+    struct conn *cn;                  /* its deadlines (conns.h); NULL: none */
     const struct server_route *route; /* NULL: none */
     const struct handler_loss *loss;  /* the loss route's */
     bool is_options;
@@ -61,7 +56,7 @@ struct req {
     struct server_inflater inflater;
     struct handler_request *hr; /* the pipeline's request, while it lives */
     /* a failure: its problem document, answered in the final call while
-       the rest of the body is discarded */
+       the rest of the body is discarded (for as long as conns.h allows) */
     bool failed;
     bool want_accept_encoding; /* the failure is a 415 for the coding */
     bool bad_token;            /* the failure is a 401 for a wrong token */
@@ -262,7 +257,8 @@ static enum MHD_Result respond_coded(struct req *r, int status,
                                 server_coding_name(coding));
     add_cors_vary(r, resp, varies);
     if (status == 503)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+                                SERVER_RETRY_AFTER);
     if (r->route && (status == 405 || r->is_options))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->route->allow);
     if (status == 415 && r->want_accept_encoding)
@@ -584,18 +580,22 @@ static bool client_gone(const struct req *r)
            (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
-/* An upload call: MHD_NO closes the connection (discarded too much, or the
-   client is gone). */
+/*
+ * An upload call: MHD_NO closes the connection (the client is gone). A
+ * failed request's body is thrown away as it comes, however long, so a
+ * client that sends it all before reading reads the answer; conns.h bounds
+ * how long (--discard-timeout, --discard-idle-timeout).
+ */
 static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
 {
     size_t max = r->srv->cfg.limits.max_body_bytes;
     r->bytes_in += n;
+    conn_body(r->cn, n, now_mono());
     if (!r->failed && r->bytes_in > max)
         req_fail(r, LOSS_ETOOLARGE, "the body exceeds max-body-bytes (%zu)",
                  max);
     if (r->failed || !r->hr) {
-        if (r->bytes_in > max + DISCARD_MAX)
-            return MHD_NO;
+        conn_discard(r->cn, now_mono());
     } else if (r->inflating) {
         inflate_feed(r, data, n);
     } else {
@@ -724,21 +724,24 @@ static enum MHD_Result respond_metrics(struct req *r)
 {
     struct server *s = r->srv;
     struct proto_buf b;
+    struct metrics_state st = {
+        .pool_jobs = pool_pending(s->pool),
+        .queue_limit = s->cfg.queue_limit,
+        .inflight_bytes = handler_pipeline_inflight(s->pipeline),
+        .max_inflight_bytes = s->cfg.max_inflight_bytes,
+        .connections = conns_count(s->conns),
+        .max_connections = s->cfg.max_connections,
+    };
+    conns_closed(s->conns, st.conns_closed);
     proto_buf_init(&b);
-    metrics_write(s->metrics, &b,
-                  &(struct metrics_state){
-                      .pool_jobs = pool_pending(s->pool),
-                      .queue_limit = s->cfg.queue_limit,
-                      .inflight_bytes = handler_pipeline_inflight(s->pipeline),
-                      .max_inflight_bytes = s->cfg.max_inflight_bytes,
-                  },
-                  LOSSD_VERSION, loss_blas_core());
+    metrics_write(s->metrics, &b, &st, LOSSD_VERSION, loss_blas_core());
     return respond_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
 static enum MHD_Result finish(struct req *r)
 {
     struct server *s = r->srv;
+    conn_busy(r->cn);
     if (r->job_done || r->failed)
         return respond_answer(r);
     if (r->is_options)
@@ -784,7 +787,9 @@ enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
             return MHD_NO;
         r->srv = s;
         r->conn = c;
+        r->cn = conns_of(c);
         r->t0 = now_mono();
+        conn_begin(r->cn, r->t0);
         r->queue_wait = -1;
         *con_cls = r;
         atomic_fetch_add(&s->active, 1);
@@ -809,11 +814,15 @@ void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct server *s = cls;
     struct req *r = *con_cls;
-    (void)c;
     (void)toe;
+    conn_end(r ? r->cn : conns_of(c), now_mono());
     if (!r)
         return;
     *con_cls = NULL;
+    /* a failure closed before its answer (a refused body past the discard
+       bounds): what it would have been answered */
+    if (r->status == 0 && r->failed)
+        r->status = r->out_status;
     count_request(r);
     struct server_access a = {
         .request_id = r->id,

@@ -4,12 +4,15 @@
  *
  * The thread waits in poll() on the socket and an eventfd that
  * listener_close() writes; each time the socket is readable it accepts what
- * is pending (up to ACCEPT_BATCH) and hands every connection to
- * MHD_add_connection(), which picks a daemon thread, applies the connection
- * limit and closes the socket itself when it cannot take it. When the
- * process is out of file descriptors the pending connection would keep the
- * socket readable, so the thread then waits 100 ms (woken by a close) and
- * logs at most once a second.
+ * is pending (up to ACCEPT_BATCH), registers every connection with the
+ * connection table (conns.h: the cap) and hands it to MHD_add_connection(),
+ * which picks a daemon thread and closes the socket itself when it cannot
+ * take it. A connection over the cap is refused: a canned 503 on plain
+ * HTTP, then closed. When the process is out of file descriptors the
+ * pending connection would keep the socket readable, so the thread then
+ * waits 100 ms (woken by a close) and logs at most once a second. Between
+ * events, and at least every TICK seconds, it enforces the connections'
+ * deadlines (conns_tick()).
  */
 #include "listen.h"
 
@@ -27,9 +30,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conns.h"
 #include "log.h"
+#include "pool.h"
 
 #define ACCEPT_BATCH 64
+#define TICK         0.25 /* seconds between conns_tick() */
 
 struct listener {
     int fd;
@@ -38,7 +44,11 @@ struct listener {
     bool started;
     struct MHD_Daemon *daemon;
     struct server_log *log;
+    struct conns *conns;
+    const char *refusal; /* written to a refused connection; NULL: none */
+    size_t refusal_len;
     time_t last_warning;
+    double last_tick;
 };
 
 struct listener *listener_open(const struct sockaddr *addr, socklen_t len,
@@ -92,6 +102,23 @@ static void accept_trouble(struct listener *l, int err)
     }
 }
 
+/*
+ * A connection over the cap: the canned answer if there is one (a fresh
+ * socket's buffer takes it whole), then whatever the client already sent is
+ * read so the close does not reset the answer away, then the close.
+ */
+static void refuse(const struct listener *l, int fd)
+{
+    if (l->refusal) {
+        (void)!send(fd, l->refusal, l->refusal_len, MSG_NOSIGNAL);
+        shutdown(fd, SHUT_WR);
+        char sink[4096];
+        while (recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0)
+            ;
+    }
+    close(fd);
+}
+
 /* Accepts what is pending; false when the thread should wait a while. */
 static bool accept_pending(struct listener *l)
 {
@@ -107,8 +134,15 @@ static bool accept_pending(struct listener *l)
             accept_trouble(l, errno);
             return false;
         }
-        /* On failure (the limit, no memory) it has closed fd already. */
-        MHD_add_connection(l->daemon, fd, (struct sockaddr *)&a, len);
+        struct conn *c = conns_admit(l->conns, fd, pool_now());
+        if (!c) {
+            refuse(l, fd);
+            continue;
+        }
+        /* On failure (no memory) it has closed fd already. */
+        if (MHD_add_connection(l->daemon, fd, (struct sockaddr *)&a, len) !=
+            MHD_YES)
+            conns_abandon(l->conns, c);
     }
     return true;
 }
@@ -119,22 +153,29 @@ static void *accept_main(void *arg)
     struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN},
                           {.fd = l->wake, .events = POLLIN}};
     for (;;) {
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        if (poll(p, 2, (int)(TICK * 1000)) < 0 && errno != EINTR)
             break;
         if (p[1].revents)
             break; /* listener_close() */
         if ((p[0].revents & POLLIN) && !accept_pending(l) &&
             poll(&p[1], 1, 100) > 0)
             break;
+        double now = pool_now();
+        if (now - l->last_tick >= TICK) {
+            l->last_tick = now;
+            conns_tick(l->conns, now);
+        }
     }
     return NULL;
 }
 
-int listener_start(struct listener *l, struct MHD_Daemon *d,
-                   struct server_log *log)
+int listener_start(struct listener *l, const struct listener_config *cfg)
 {
-    l->daemon = d;
-    l->log = log;
+    l->daemon = cfg->daemon;
+    l->log = cfg->log;
+    l->conns = cfg->conns;
+    l->refusal = cfg->refusal;
+    l->refusal_len = cfg->refusal_len;
     l->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->wake < 0)
         return -errno;

@@ -19,6 +19,7 @@
 
 struct MHD_Daemon;
 struct server_log;
+struct conns;
 struct listener;
 
 /*
@@ -31,13 +32,22 @@ struct listener *listener_open(const struct sockaddr *addr, socklen_t len,
 /* The bound port (what port 0 became). */
 unsigned listener_port(const struct listener *l);
 
+/* What the accepting thread works with; everything outlives it. */
+struct listener_config {
+    struct MHD_Daemon *daemon; /* takes the connections */
+    struct server_log *log;
+    struct conns *conns; /* admits them, and has its deadlines kept */
+    const char *refusal; /* sent to a connection over the cap; NULL: none */
+    size_t refusal_len;
+};
+
 /*
- * Starts the thread that accepts connections and adds them to d. Call it
- * with SIGTERM and SIGINT blocked (the thread inherits the mask). 0, or a
- * negative errno value.
+ * Starts the thread that accepts connections and adds them to the daemon,
+ * and keeps the connections' deadlines (conns_tick()) while it runs. Call
+ * it with SIGTERM and SIGINT blocked (the thread inherits the mask). 0, or
+ * a negative errno value.
  */
-int listener_start(struct listener *l, struct MHD_Daemon *d,
-                   struct server_log *log);
+int listener_start(struct listener *l, const struct listener_config *cfg);
 
 /*
  * Stops the thread (if started), then shuts down and closes the socket:

@@ -465,6 +465,22 @@ void metrics_write(struct metrics *m, struct proto_buf *b,
          "Memory requests may hold (--max-inflight-bytes); past it, 503.");
     proto_buf_printf(b, "lossd_inflight_limit_bytes %zu\n",
                      st->max_inflight_bytes);
+    head(b, "lossd_connections", "gauge", "Open connections.");
+    proto_buf_printf(b, "lossd_connections %zu\n", st->connections);
+    head(b, "lossd_connections_limit", "gauge",
+         "Connections allowed (--max-connections); past it the one waiting "
+         "longest for a request is closed, or the new one refused.");
+    proto_buf_printf(b, "lossd_connections_limit %zu\n", st->max_connections);
+    head(b, "lossd_connections_closed_total", "counter",
+         "Connections lossd closed itself, by reason: header_timeout, "
+         "body_too_slow, discard_timeout, shed (at the limit), refused (at "
+         "the limit, nothing to shed), drained (idle at shutdown).");
+    for (size_t i = 0; i < CONNS_NREASONS; i++)
+        proto_buf_printf(b,
+                         "lossd_connections_closed_total{reason=\"%s\"} "
+                         "%llu\n",
+                         conns_reason_name((enum conns_reason)i),
+                         st->conns_closed[i]);
     head(b, "lossd_build_info", "gauge",
          "Build information; the value is always 1.");
     proto_buf_puts(b, "lossd_build_info{version=\"");

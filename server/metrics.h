@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "conns.h"
 
 struct metrics;
 
@@ -46,6 +47,10 @@ struct metrics_state {
     size_t queue_limit;        /* --queue-limit */
     size_t inflight_bytes;     /* held by all requests */
     size_t max_inflight_bytes; /* --max-inflight-bytes */
+    size_t connections;        /* open */
+    size_t max_connections;    /* --max-connections */
+    /* connections closed by the rules of conns.h, by reason */
+    unsigned long long conns_closed[CONNS_NREASONS];
 };
 
 /* Appends the exposition (with st, build info and process_*) to b. */

@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "blas.h"
 #include "coding.h"
+#include "conns.h"
 #include "document.h"
 #include "http.h"
 #include "listen.h"
@@ -62,6 +63,36 @@ static void doc_release(struct server_doc *d)
 {
     free(d->body);
     free(d->gz);
+}
+
+/*
+ * The whole response to a connection over --max-connections (max), sent by
+ * the accepting thread as it is: a 503 problem document that closes. NULL
+ * when out of memory.
+ */
+static char *refusal_write(size_t max, size_t *ret_len)
+{
+    struct loss_error e;
+    struct proto_buf doc, b;
+    size_t len = 0;
+    loss_fail(&e, LOSS_EUNAVAIL, NULL,
+              "too many connections (max-connections %zu); retry", max);
+    proto_buf_init(&doc);
+    proto_problem_write(&doc, &e, NULL, NULL);
+    char *body = proto_buf_steal(&doc, &len);
+    if (!body)
+        return NULL;
+    proto_buf_init(&b);
+    proto_buf_printf(&b,
+                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "Content-Type: application/problem+json\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Retry-After: " SERVER_RETRY_AFTER "\r\n"
+                     "Connection: close\r\n\r\n",
+                     len);
+    proto_buf_append(&b, body, len);
+    free(body);
+    return proto_buf_steal(&b, ret_len);
 }
 
 /* Everything a request may reach, built before the first one. 0 or
@@ -103,8 +134,13 @@ static int server_init(struct server *s)
     s->oom_problem = proto_buf_steal(&b, &s->oom_problem_len);
     s->pipeline =
         handler_pipeline_new(&s->cfg.limits, s->cfg.max_inflight_bytes);
+    struct conns_limits cl = s->cfg.conns;
+    cl.max = s->cfg.max_connections;
+    s->conns = conns_new(&cl);
+    s->refusal = refusal_write(s->cfg.max_connections, &s->refusal_len);
     s->metrics = metrics_new(s->route_labels, nroutes, s->loss_names, nlosses);
-    if (rc < 0 || !s->oom_problem || !s->pipeline || !s->metrics)
+    if (rc < 0 || !s->oom_problem || !s->pipeline || !s->metrics || !s->conns ||
+        !s->refusal)
         return -ENOMEM;
     unsigned long long seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
@@ -116,6 +152,8 @@ static int server_init(struct server *s)
 
 static void server_release(struct server *s)
 {
+    conns_free(s->conns);
+    free(s->refusal);
     metrics_free(s->metrics);
     handler_pipeline_free(s->pipeline);
     doc_release(&s->catalog);
@@ -292,10 +330,80 @@ static void raise_fd_limit(void)
     }
 }
 
+/*
+ * The bound on everything after the first signal, whatever libmicrohttpd
+ * does: the drain, the exit timeout, a second for running jobs and one for
+ * their answers, and a second to stop. A thread of its own, so that even
+ * a main thread stuck in MHD_stop_daemon() leaves in time.
+ */
+struct watchdog {
+    struct server_log *log;
+    struct timespec deadline; /* CLOCK_MONOTONIC */
+};
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &w->deadline,
+                           NULL) == EINTR)
+        ;
+    server_log_event(w->log, SERVER_LOG_WARN, "exit",
+                     "still stopping at the end of the exit timeout; "
+                     "leaving");
+    server_log_flush(w->log);
+    _exit(0);
+    return NULL;
+}
+
+static void watchdog_start(struct server *s)
+{
+    static struct watchdog w; /* lives until _exit() or exit() */
+    double after = s->cfg.drain_seconds + s->cfg.exit_timeout + 3.0;
+    clock_gettime(CLOCK_MONOTONIC, &w.deadline);
+    w.log = s->log;
+    w.deadline.tv_sec += (time_t)after;
+    w.deadline.tv_nsec += (long)((after - (double)(time_t)after) * 1e9);
+    if (w.deadline.tv_nsec >= 1000000000L) {
+        w.deadline.tv_sec++;
+        w.deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, watchdog_main, &w) != 0)
+        server_log_event(s->log, SERVER_LOG_WARN, "exit",
+                         "no exit watchdog: cannot start a thread");
+    pthread_attr_destroy(&attr);
+}
+
+/* Seconds a keep-alive connection must have been idle, once nothing is in
+   flight, before the end of a drain closes it. */
+#define LINGER_IDLE 1.0
+
+/*
+ * Waits (until end) for what requests have left: connections told
+ * Connection: close go away by themselves; a client still sending on its
+ * keep-alive connection gets one more answer, with Connection: close. Once
+ * every connection left has been idle LINGER_IDLE seconds, they are closed
+ * (a client about to reuse one is the only one that can lose a request,
+ * as with any idle close), before MHD_stop_daemon() would close them all.
+ */
+static void linger(struct server *s, const sigset_t *set, double end)
+{
+    while (now_mono() < end && conns_count(s->conns) > 0 &&
+           !conns_all_idle(s->conns, LINGER_IDLE, now_mono())) {
+        conns_tick(s->conns, now_mono());
+        wait_tick(s, set, end - now_mono());
+    }
+    conns_close_waiting(s->conns);
+}
+
 /* After the first signal: docs/operations.md, "Start and stop". Returns the
    exit code. */
 static int drain(struct server *s, const sigset_t *set)
 {
+    watchdog_start(s);
     atomic_store(&s->phase, SERVER_DRAINING);
     server_log_event(s->log, SERVER_LOG_INFO, "draining",
                      "readiness 503; serving for %g s", s->cfg.drain_seconds);
@@ -303,18 +411,28 @@ static int drain(struct server *s, const sigset_t *set)
     while (now_mono() < end)
         wait_tick(s, set, end - now_mono());
 
-    atomic_store(&s->phase, SERVER_CLOSING);
-    /* not MHD_quiesce_daemon(): listen.h says why */
+    /*
+     * Not MHD_quiesce_daemon(): listen.h says why. The socket closes before
+     * answers say Connection: close, so a client that reconnects is refused
+     * at once instead of waiting in a backlog that is reset at the close.
+     * The accepting thread is gone, so this one keeps the deadlines.
+     */
     listener_close(s->listener);
     s->listener = NULL;
+    atomic_store(&s->phase, SERVER_CLOSING);
     server_log_event(s->log, SERVER_LOG_INFO, "closing",
-                     "not accepting; %zu requests in flight",
-                     atomic_load(&s->active));
+                     "not accepting; %zu requests in flight on %zu "
+                     "connections",
+                     atomic_load(&s->active), conns_count(s->conns));
     end = now_mono() + s->cfg.exit_timeout;
-    while (atomic_load(&s->active) > 0 && now_mono() < end)
+    while (atomic_load(&s->active) > 0 && now_mono() < end) {
+        conns_tick(s->conns, now_mono());
         wait_tick(s, set, end - now_mono());
-    if (atomic_load(&s->active) == 0)
+    }
+    if (atomic_load(&s->active) == 0) {
+        linger(s, set, end);
         return 0;
+    }
     /* Exit timeout: queued jobs resume with 503; running ones get 1 s. */
     pool_close_submissions(s->pool);
     pool_cancel_queued(s->pool);
@@ -333,6 +451,22 @@ static int drain(struct server *s, const sigset_t *set)
     while (atomic_load(&s->active) > 0 && now_mono() < end)
         wait_tick(s, set, end - now_mono());
     return 0;
+}
+
+/*
+ * The --max-connections that the file descriptor limit allows: each
+ * connection is one descriptor, and the rest of the process (epoll sets,
+ * event descriptors, libuv, the log) keeps a reserve.
+ */
+static size_t connections_allowed(const struct server *s)
+{
+    struct rlimit rl;
+    size_t want = s->cfg.max_connections;
+    size_t reserve = 64 + 4 * s->cfg.threads;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    size_t room = rl.rlim_cur > reserve + 16 ? rl.rlim_cur - reserve : 16;
+    return want < room ? want : room;
 }
 
 int server_serve_main(int argc, char **argv)
@@ -404,6 +538,14 @@ int server_serve_main(int argc, char **argv)
         return 2;
     }
     s->log = server_log_new(STDERR_FILENO, s->cfg.log_format, s->cfg.log_level);
+    size_t allowed = connections_allowed(s);
+    if (s->log && allowed < s->cfg.max_connections) {
+        server_log_event(s->log, SERVER_LOG_WARN, "start",
+                         "--max-connections lowered from %zu to %zu: the "
+                         "file descriptor limit allows no more",
+                         s->cfg.max_connections, allowed);
+        s->cfg.max_connections = allowed;
+    }
     if (!s->log || server_init(s) < 0) {
         fprintf(stderr, "lossd serve: out of memory\n");
         goto out;
@@ -448,10 +590,15 @@ int server_serve_main(int argc, char **argv)
      * (docs/operations.md); the pool bounds the request line and headers
      * (431 beyond).
      */
-    struct rlimit rl;
-    unsigned conn_limit = 10000;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 10100)
-        conn_limit = rl.rlim_cur > 164 ? (unsigned)rl.rlim_cur - 100 : 64;
+    /*
+     * libmicrohttpd's own connection limit must never be reached (0.9.75
+     * wedged there): lossd's cap is below it. The library splits its limit
+     * among its threads and picks a thread by descriptor number, so each
+     * thread's share must hold the whole cap, plus connections shut down
+     * and not yet closed, plus an accept batch.
+     */
+    unsigned conn_limit =
+        (unsigned)((s->cfg.max_connections + 256) * (s->cfg.threads + 1));
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, server_http_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, server_http_logger, s, /* first, as asked */
@@ -459,8 +606,20 @@ int server_serve_main(int argc, char **argv)
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.connection_memory,
         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED,
-        server_http_completed, s, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
-    int lrc = s->daemon ? listener_start(s->listener, s->daemon, s->log) : 0;
+        server_http_completed, s, MHD_OPTION_NOTIFY_CONNECTION, conns_notify,
+        s->conns, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+    int lrc = 0;
+    if (s->daemon) {
+        struct listener_config lc = {
+            .daemon = s->daemon,
+            .log = s->log,
+            .conns = s->conns,
+            /* a TLS client would read plain text as a broken handshake */
+            .refusal = tls ? NULL : s->refusal,
+            .refusal_len = s->refusal_len,
+        };
+        lrc = listener_start(s->listener, &lc);
+    }
     if (!s->daemon || lrc != 0) {
         server_log_event(s->log, SERVER_LOG_ERROR, "start",
                          "cannot start the HTTP daemon on %s port %u%s%s",

@@ -16,8 +16,11 @@
 enum server_phase {
     SERVER_SERVING,  /* ready */
     SERVER_DRAINING, /* readyz 503, everything else served */
-    SERVER_CLOSING,  /* new requests 503 + Connection: close */
+    SERVER_CLOSING,  /* not accepting; every answer has Connection: close */
 };
+
+/* Retry-After of every 503, seconds. */
+#define SERVER_RETRY_AFTER "1"
 
 /* A document built once at start, with its gzip form when smaller. */
 struct server_doc {
@@ -32,6 +35,9 @@ struct server {
     struct handler_pipeline *pipeline; /* limits, the in-flight budget */
     struct MHD_Daemon *daemon;
     struct listener *listener; /* NULL once closed */
+    struct conns *conns;       /* every open connection */
+    char *refusal;             /* the answer over --max-connections (conns.h) */
+    size_t refusal_len;
     struct pool *pool;
     struct metrics *metrics;
     struct server_log *log;

@@ -49,7 +49,8 @@ static struct metrics *new_metrics(void)
     return m;
 }
 
-static const struct metrics_state state0 = {0, 256, 0, (size_t)1 << 30};
+static const struct metrics_state state0 = {
+    .queue_limit = 256, .max_inflight_bytes = (size_t)1 << 30};
 
 /* The exposition of m (new, caller frees). */
 static char *scrape(struct metrics *m, const struct metrics_state *st)
@@ -333,9 +334,9 @@ START_TEST(test_empty)
     struct metrics *m = new_metrics();
     char *text = scrape(m, NULL);
 
-    /* requests, their duration and size, queue wait, compute; 5 gauges;
-       build info; 5 process_* */
-    ck_assert_uint_eq(check_format(text), 16);
+    /* requests, their duration and size, queue wait, compute; 7 gauges;
+       connections closed; build info; 5 process_* */
+    ck_assert_uint_eq(check_format(text), 19);
     ck_assert_ptr_nonnull(strstr(text, "# HELP lossd_requests_total "));
     ck_assert_uint_eq(count_samples(text, "lossd_requests_total"), 0);
     /* a duration histogram for every route label and "other" */
@@ -567,7 +568,15 @@ END_TEST
 START_TEST(test_gauges)
 {
     struct metrics *m = new_metrics();
-    const struct metrics_state st = {17, 256, 123456789, (size_t)3 << 30};
+    const struct metrics_state st = {
+        .pool_jobs = 17,
+        .queue_limit = 256,
+        .inflight_bytes = 123456789,
+        .max_inflight_bytes = (size_t)3 << 30,
+        .connections = 42,
+        .max_connections = 4096,
+        .conns_closed = {[CONNS_SHED] = 7, [CONNS_HEADER_TIMEOUT] = 3},
+    };
     struct rlimit rl;
     struct timespec now;
     char *text, *text2;
@@ -585,6 +594,14 @@ START_TEST(test_gauges)
     ck_assert(value(text, "lossd_inflight_bytes") == 123456789);
     ck_assert(value(text, "lossd_inflight_limit_bytes") ==
               (double)((size_t)3 << 30));
+    ck_assert(value(text, "lossd_connections") == 42);
+    ck_assert(value(text, "lossd_connections_limit") == 4096);
+    ck_assert(value(text, "lossd_connections_closed_total{reason=\"shed\"}") ==
+              7);
+    ck_assert(value(text, "lossd_connections_closed_total{reason="
+                          "\"header_timeout\"}") == 3);
+    ck_assert(value(text, "lossd_connections_closed_total{reason="
+                          "\"refused\"}") == 0);
     ck_assert(value(text, "lossd_build_info{version=\"1.2.3\","
                           "openblas_core=\"Haswell\"}") == 1);
     ck_assert_ptr_nonnull(
