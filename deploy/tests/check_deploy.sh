@@ -7,7 +7,9 @@
 #  - every kustomization under deploy/k8s rendered with `kubectl kustomize`,
 #    every rendered object validated (schemas, unknown fields, lossd's
 #    policy: deploy/tests/validate.mjs) with the npm packages pinned in
-#    deploy/tests/package-lock.json, installed by `npm ci`;
+#    deploy/tests/package-lock.json, installed by `npm ci`; the policy
+#    includes that no NetworkPolicy ingress rule of the base or an overlay
+#    admits every namespace (no "from", or a namespaceSelector {});
 #  - every broken kustomization under deploy/tests/testdata/broken must fail
 #    with the problem its "# expect:" line names;
 #  - promtool check rules and promtool test rules;

@@ -15,7 +15,9 @@
 //    schema validator never looked at is unknown too.
 // 3. lossd's deployment policy (docs/deploy.md): restricted pod security,
 //    probes on a named port, sizing derived from lossd's limits, drain
-//    within the grace period, references between objects that resolve.
+//    within the grace period, references between objects that resolve,
+//    no NetworkPolicy ingress rule that admits every namespace (a "from"
+//    absent or empty, a namespaceSelector {}, an ipBlock /0).
 // 4. With --rules, a PrometheusRule holds exactly the groups of the rules
 //    file that promtool tests.
 //
@@ -379,6 +381,24 @@ function checkPolicy(objs, rulesFile) {
         const t = h.spec?.scaleTargetRef ?? {};
         if (!deployments.some((d) => t.kind === 'Deployment' && d.metadata.name === t.name))
             fail(h, 'spec.scaleTargetRef', `no ${t.kind} "${t.name}" rendered`);
+    }
+    // Ingress is safe by default (docs/deploy.md, NetworkPolicy): every rule
+    // names its peers, and no peer stands for every namespace or address.
+    for (const n of byKind('NetworkPolicy')) {
+        for (const [i, rule] of (n.spec?.ingress ?? []).entries()) {
+            const R = `spec.ingress[${i}]`;
+            if (!Array.isArray(rule.from) || rule.from.length === 0) {
+                fail(n, `${R}.from`, 'absent or empty: admits every namespace (and every address)');
+                continue;
+            }
+            for (const [j, peer] of rule.from.entries()) {
+                const ns = peer.namespaceSelector;
+                if (ns && Object.keys(ns.matchLabels ?? {}).length === 0 && (ns.matchExpressions ?? []).length === 0)
+                    fail(n, `${R}.from[${j}].namespaceSelector`, 'selects every namespace: admits all namespaces');
+                if (/\/0$/.test(peer.ipBlock?.cidr ?? ''))
+                    fail(n, `${R}.from[${j}].ipBlock.cidr`, `${peer.ipBlock.cidr} admits every address`);
+            }
+        }
     }
     for (const sm of byKind('ServiceMonitor')) {
         const svcs = byKind('Service').filter((s) => matches(sm.spec?.selector?.matchLabels, s.metadata.labels));
