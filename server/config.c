@@ -528,6 +528,14 @@ int server_config_load(struct server_config *c, int argc, char **argv,
 {
     *ret_help = false;
     server_config_default(c);
+    /* --help anywhere wins, even over a bad variable in the environment */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help(out, c);
+            *ret_help = true;
+            return 0;
+        }
+    }
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);
         if (v && apply(c, &opts[i], v, opts[i].env, ret_reason, cap) < 0)
@@ -535,13 +543,6 @@ int server_config_load(struct server_config *c, int argc, char **argv,
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            struct server_config d;
-            server_config_default(&d);
-            help(out, &d);
-            *ret_help = true;
-            return 0;
-        }
         if (strncmp(a, "--", 2) != 0) {
             snprintf(ret_reason, cap, "unexpected argument '%s'", a);
             return -EINVAL;

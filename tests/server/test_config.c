@@ -624,8 +624,9 @@ START_TEST(test_help)
         {"-h", NULL},
         /* good options before it do not matter */
         {"--port=1", "--help", NULL},
-        /* nor do bad ones after it: it stops the reading */
+        /* nor do bad ones, before or after it */
         {"--help", "--nope", NULL},
+        {"--port=x", "--nope", "-h", NULL},
     };
 
     for (size_t s = 0; s < sizeof spellings / sizeof spellings[0]; s++) {
@@ -651,6 +652,19 @@ START_TEST(test_help)
             strstr(text, "(LOSSD_MAX_BODY_BYTES), default 64M (67108864)\n"));
         ck_assert_ptr_nonnull(
             strstr(text, "(LOSSD_LOG_LEVEL), default info\n"));
+        free(text);
+    }
+
+    /* nor a bad variable in the environment (the fixture restores it) */
+    {
+        static const char *const args[] = {"--help", NULL};
+        int rc;
+        bool help = false;
+        ck_assert_int_eq(setenv("LOSSD_PORT", "x", 1), 0);
+        char *text = help_text(args, &rc, &help);
+        ck_assert_int_eq(rc, 0);
+        ck_assert(help);
+        ck_assert_ptr_nonnull(strstr(text, "(LOSSD_PORT), default 8080\n"));
         free(text);
     }
 
