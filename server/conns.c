@@ -160,35 +160,39 @@ static bool reserve(struct conns *cs, int fd)
     return true;
 }
 
-struct conn *conns_admit(struct conns *cs, int fd, double now)
+int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
-        return NULL;
+        return -ENOMEM;
     c->fd = fd;
     atomic_init(&c->phase, PHASE_WAITING);
     atomic_init(&c->since_us, usec(now));
     pthread_mutex_lock(&cs->lock);
-    bool room = cs->count - cs->shut < cs->lim.max;
-    if (!room && cs->count < cs->lim.max + SHUT_SLACK) {
+    int rc = 0;
+    if (cs->count - cs->shut >= cs->lim.max) {
         struct conn *old = oldest_waiting(cs);
-        if (old) {
+        if (!old)
+            rc = -EBUSY;
+        else if (cs->count >= cs->lim.max + SHUT_SLACK)
+            rc = -EAGAIN; /* libmicrohttpd is behind with its closes */
+        else
             shut(cs, old, CONNS_SHED);
-            room = true;
-        }
     }
-    if (!room || !reserve(cs, fd)) {
-        pthread_mutex_unlock(&cs->lock);
-        free(c);
-        if (!room)
-            atomic_fetch_add_explicit(&cs->closed[CONNS_REFUSED], 1,
-                                      memory_order_relaxed);
-        return NULL;
+    if (rc == 0 && !reserve(cs, fd))
+        rc = -ENOMEM;
+    if (rc == 0) {
+        cs->by_fd[fd] = c;
+        cs->count++;
     }
-    cs->by_fd[fd] = c;
-    cs->count++;
     pthread_mutex_unlock(&cs->lock);
-    return c;
+    if (rc < 0)
+        free(c);
+    if (rc == -EBUSY)
+        atomic_fetch_add_explicit(&cs->closed[CONNS_REFUSED], 1,
+                                  memory_order_relaxed);
+    *ret = rc == 0 ? c : NULL;
+    return rc;
 }
 
 /* Removes fd's connection (under the lock); NULL if none. */

@@ -56,13 +56,14 @@ struct conns *conns_new(const struct conns_limits *lim);
 void conns_free(struct conns *cs);
 
 /*
- * The accepting thread, for a new connection fd: registers it and returns
- * it (then hand fd to libmicrohttpd; conns_abandon() if that fails). At
- * the cap, first closes the connection that has waited longest for a
- * request; NULL when there is none (every connection is busy) or memory
- * ran out: fd is not registered, and the caller refuses it.
+ * The accepting thread, for a new connection fd: registers it in *ret (then
+ * hand fd to libmicrohttpd; conns_abandon() if that fails) and returns 0.
+ * At the cap, first shuts down the connection that has waited longest for
+ * a request. -EBUSY: at the cap and every connection is busy (refuse fd);
+ * -EAGAIN: too many connections shut down are still open (try again in a
+ * moment: libmicrohttpd is closing them); -ENOMEM.
  */
-struct conn *conns_admit(struct conns *cs, int fd, double now);
+int conns_admit(struct conns *cs, int fd, double now, struct conn **ret);
 
 /* MHD_add_connection() failed for c, and closed its socket. */
 void conns_abandon(struct conns *cs, struct conn *c);

@@ -36,6 +36,7 @@
 
 #define ACCEPT_BATCH 64
 #define TICK         0.25 /* seconds between conns_tick() */
+#define ADMIT_WAIT   1.0
 
 struct listener {
     int fd;
@@ -119,6 +120,24 @@ static void refuse(const struct listener *l, int fd)
     close(fd);
 }
 
+/*
+ * conns_admit(), waiting while libmicrohttpd catches up with the
+ * connections shed to make room (new ones meanwhile wait in the backlog),
+ * up to ADMIT_WAIT seconds; then, or at -EBUSY, the caller refuses fd.
+ */
+static int admit(struct listener *l, int fd, struct conn **ret)
+{
+    double end = pool_now() + ADMIT_WAIT;
+    for (;;) {
+        int rc = conns_admit(l->conns, fd, pool_now(), ret);
+        if (rc != -EAGAIN || pool_now() > end)
+            return rc;
+        struct pollfd p = {.fd = l->wake, .events = POLLIN};
+        if (poll(&p, 1, 2) > 0)
+            return rc; /* listener_close() */
+    }
+}
+
 /* Accepts what is pending; false when the thread should wait a while. */
 static bool accept_pending(struct listener *l)
 {
@@ -134,8 +153,8 @@ static bool accept_pending(struct listener *l)
             accept_trouble(l, errno);
             return false;
         }
-        struct conn *c = conns_admit(l->conns, fd, pool_now());
-        if (!c) {
+        struct conn *c = NULL;
+        if (admit(l, fd, &c) < 0) {
             refuse(l, fd);
             continue;
         }

@@ -556,7 +556,9 @@ int server_serve_main(int argc, char **argv)
                          uv_strerror(prc));
         goto out;
     }
-    s->listener = listener_open((struct sockaddr *)&addr, addr_len, 1024,
+    /* a burst of new connections waits in the backlog rather than having
+       its SYNs dropped (the kernel caps it at net.core.somaxconn) */
+    s->listener = listener_open((struct sockaddr *)&addr, addr_len, 4096,
                                 reason, sizeof reason);
     if (!s->listener) {
         server_log_event(s->log, SERVER_LOG_ERROR, "start",
