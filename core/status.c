@@ -136,6 +136,8 @@ const char *loss_status_name(enum loss_status st)
         [LOSS_ENOMEM] = "out-of-memory",
         [LOSS_EINTERNAL] = "internal",
         [LOSS_EAUTH] = "unauthorized",
+        [LOSS_EREQUEST] = "bad-request",
+        [LOSS_ENOTIMPL] = "not-implemented",
     };
 
     if ((unsigned)st >= LOSS_STATUS_COUNT)

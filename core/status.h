@@ -34,6 +34,8 @@ enum loss_status {
     LOSS_ENOMEM,    /* an allocation failed */
     LOSS_EINTERNAL, /* a bug: never expected on any input */
     LOSS_EAUTH,     /* no or wrong credentials (--auth-token-file) */
+    LOSS_EREQUEST,  /* malformed HTTP framing or request target */
+    LOSS_ENOTIMPL,  /* a transfer coding the server does not implement */
     LOSS_STATUS_COUNT
 };
 

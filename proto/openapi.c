@@ -737,8 +737,11 @@ static json_t *responses_components(struct bld *c)
 
     set(c, o, "BadRequest",
         problem_response(c,
-                         "Invalid JSON (with offset) or an invalid tensor "
-                         "(with pointer).",
+                         "Invalid JSON (with offset), an invalid tensor "
+                         "(with pointer), or a malformed request: framing "
+                         "(Content-Length with Transfer-Encoding, differing "
+                         "Content-Lengths) or a control byte in the path "
+                         "(bad-request; the connection is closed).",
                          NULL));
     set(c, o, "NotFound", problem_response(c, "Unknown route or loss.", NULL));
     set(c, o, "MethodNotAllowed",
@@ -763,6 +766,11 @@ static json_t *responses_components(struct bld *c)
         problem_response(c, "Draining, or the work queue is full.",
                          "Retry-After"));
     set(c, o, "Internal", problem_response(c, "A bug in lossd.", NULL));
+    set(c, o, "NotImplemented",
+        problem_response(c,
+                         "A Transfer-Encoding other than chunked (the "
+                         "connection is closed).",
+                         NULL));
     set(c, o, "Unauthorized",
         problem_response(c,
                          "Authentication is on and the request has no "
@@ -802,11 +810,11 @@ static void add_errors(struct bld *c, json_t *responses, const char *codes)
         const char *code;
         const char *name;
     } table[] = {
-        {"400", "BadRequest"},    {"401", "Unauthorized"},
-        {"404", "NotFound"},      {"405", "MethodNotAllowed"},
-        {"413", "TooLarge"},      {"415", "UnsupportedMediaType"},
-        {"422", "Unprocessable"}, {"500", "Internal"},
-        {"503", "Unavailable"},
+        {"400", "BadRequest"},     {"401", "Unauthorized"},
+        {"404", "NotFound"},       {"405", "MethodNotAllowed"},
+        {"413", "TooLarge"},       {"415", "UnsupportedMediaType"},
+        {"422", "Unprocessable"},  {"500", "Internal"},
+        {"501", "NotImplemented"}, {"503", "Unavailable"},
     };
 
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
@@ -862,7 +870,7 @@ static json_t *loss_path(struct bld *c, const struct proto_loss_desc *d)
     set(c, responses, "200",
         ok_response(c, "The loss, and gradients if asked.", "application/json",
                     schema_ref(c, "LossResponse")));
-    add_errors(c, responses, "400 401 404 405 413 415 422 500 503");
+    add_errors(c, responses, "400 401 404 405 413 415 422 500 501 503");
     set(c, op, "responses", responses);
     set(c, item, "post", op);
     json_decref(id);
@@ -887,7 +895,7 @@ static json_t *batch_path(struct bld *c)
     set(c, responses, "200",
         ok_response(c, "One result per item.", "application/json",
                     schema_ref(c, "BatchResponse")));
-    add_errors(c, responses, "400 401 405 413 415 422 500 503");
+    add_errors(c, responses, "400 401 405 413 415 422 500 501 503");
     set(c, op, "responses", responses);
     set(c, item, "post", op);
     return item;
@@ -909,9 +917,9 @@ static json_t *get_path(struct bld *c, const char *id, const char *tag,
 
 static json_t *readyz_path(struct bld *c)
 {
-    json_t *item =
-        get_path(c, "readyz", "health", "Readiness: 200 when ready",
-                 "application/json", schema_ref(c, "Health"), "405 500");
+    json_t *item = get_path(c, "readyz", "health", "Readiness: 200 when ready",
+                            "application/json", schema_ref(c, "Health"),
+                            "400 405 500 501");
     json_t *op = json_object_get(item, "get");
     json_t *responses = json_object_get(op, "responses");
     json_t *r503 = obj(c), *content = obj(c), *js = obj(c), *pj = obj(c);
@@ -944,15 +952,16 @@ static json_t *paths_object(struct bld *c,
     set(c, p, "/v1/losses",
         get_path(c, "listLosses", "meta",
                  "Catalog: every loss, its tensors, options, limits",
-                 "application/json", schema_ref(c, "Catalog"), "401 405 500"));
+                 "application/json", schema_ref(c, "Catalog"),
+                 "400 401 405 500 501"));
     set(c, p, "/openapi.json",
         get_path(c, "getOpenAPI", "meta", "This OpenAPI document",
                  "application/json", json_pack("{s:s}", "type", "object"),
-                 "401 405 500"));
+                 "400 401 405 500 501"));
     set(c, p, "/healthz",
         get_path(c, "healthz", "health",
                  "Liveness: 200 while the process serves", "application/json",
-                 schema_ref(c, "Health"), "405 500"));
+                 schema_ref(c, "Health"), "400 405 500 501"));
     set(c, p, "/readyz", readyz_path(c));
     /* the probes need no token, whatever the configuration */
     set(c, json_object_get(json_object_get(p, "/healthz"), "get"), "security",
@@ -962,7 +971,7 @@ static json_t *paths_object(struct bld *c,
     set(c, p, "/metrics",
         get_path(c, "metrics", "meta", "Prometheus text format 0.0.4",
                  "text/plain", json_pack("{s:s}", "type", "string"),
-                 "401 405 500"));
+                 "400 401 405 500 501"));
     return p;
 }
 

@@ -35,6 +35,8 @@ static const struct {
     [LOSS_ENOMEM] = {503, "/problems/unavailable", "Service unavailable"},
     [LOSS_EINTERNAL] = {500, "/problems/internal", "Internal error"},
     [LOSS_EAUTH] = {401, "/problems/unauthorized", "Unauthorized"},
+    [LOSS_EREQUEST] = {400, "/problems/bad-request", "Bad request"},
+    [LOSS_ENOTIMPL] = {501, "/problems/not-implemented", "Not implemented"},
 };
 
 /* Out-of-range values are a caller's bug: answered as internal errors. */

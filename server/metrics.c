@@ -25,8 +25,8 @@ static const double size_bounds[] = {100, 1000, 10000,   100000,
 #define NSIZE (sizeof(size_bounds) / sizeof(size_bounds[0]))
 #define NBMAX 16
 
-static const int codes[] = {200, 204, 400, 401, 404, 405,
-                            408, 413, 415, 422, 500, 503};
+static const int codes[] = {200, 204, 400, 401, 404, 405, 408,
+                            413, 415, 422, 500, 501, 503};
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 
 /*

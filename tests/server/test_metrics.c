@@ -380,6 +380,7 @@ START_TEST(test_requests)
     metrics_request(m, batch, 413, 0.001, 100);
     metrics_request(m, catalog, 404, 0.001, 0);
     metrics_request(m, catalog, 401, 0.001, 0); /* --auth-token-file */
+    metrics_request(m, catalog, 501, 0.001, 0); /* Transfer-Encoding: gzip */
     metrics_request(m, other, 404, 0.001, 0);
     metrics_request(m, other, 404, 0.001, 0);
     metrics_request(m, other + 1000, 405, 0.001, 0); /* past the table */
@@ -395,13 +396,14 @@ START_TEST(test_requests)
     ck_assert(value(text, REQ("/v1/batch", "413")) == 1);
     ck_assert(value(text, REQ("/v1/losses", "404")) == 1);
     ck_assert(value(text, REQ("/v1/losses", "401")) == 1);
+    ck_assert(value(text, REQ("/v1/losses", "501")) == 1);
     ck_assert(value(text, REQ("other", "404")) == 2);
     ck_assert(value(text, REQ("other", "405")) == 1);
     ck_assert(value(text, REQ("/v1/{loss}", "other")) == 2);
     ck_assert(value(text, REQ("other", "other")) == 1);
 #undef REQ
-    /* eight pairs, nothing else: no zero series */
-    ck_assert_uint_eq(count_samples(text, "lossd_requests_total"), 8);
+    /* nine pairs, nothing else: no zero series */
+    ck_assert_uint_eq(count_samples(text, "lossd_requests_total"), 9);
 
     /* each route's duration histogram counts its own requests */
     snprintf(s, sizeof s, "lossd_request_duration_seconds_count{route=\"%s\"}",
@@ -412,7 +414,7 @@ START_TEST(test_requests)
     ck_assert(value(text, "lossd_request_duration_seconds_count"
                           "{route=\"/healthz\"}") == 0);
     /* one size histogram for all */
-    ck_assert(value(text, "lossd_request_size_bytes_count") == 12);
+    ck_assert(value(text, "lossd_request_size_bytes_count") == 13);
     ck_assert(fabs(value(text, "lossd_request_size_bytes_sum") - 420) < 1e-6);
     free(text);
     metrics_free(m);
