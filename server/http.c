@@ -60,6 +60,8 @@ struct req {
     bool failed;
     bool want_accept_encoding; /* the failure is a 415 for the coding */
     bool bad_token;            /* the failure is a 401 for a wrong token */
+    bool framing;              /* the failure is the framing's: answered in
+                                  the first call, connection closed */
     /* job */
     const char *job_loss;
     struct pool_job pj;
@@ -214,6 +216,18 @@ static void add_cors_vary(struct req *r, struct MHD_Response *resp, bool varies)
 }
 
 /*
+ * Connection: close when the connection must not carry another request:
+ * its framing was refused (whatever followed the headers is unread and
+ * cannot be trusted to be a request), or the server is closing.
+ * libmicrohttpd closes the connection after a response with this header.
+ */
+static void add_close(const struct req *r, struct MHD_Response *resp)
+{
+    if (r->framing || atomic_load(&r->srv->phase) == SERVER_CLOSING)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+/*
  * Counts a request in the metrics once, when its response is queued: before
  * the client can read the answer, so a scrape that follows it sees it. A
  * request that never got a response (the client left) is counted when it
@@ -269,8 +283,7 @@ static enum MHD_Result respond_coded(struct req *r, int status,
                                 r->bad_token ? "Bearer realm=\"lossd\", "
                                                "error=\"invalid_token\""
                                              : "Bearer realm=\"lossd\"");
-    if (atomic_load(&r->srv->phase) == SERVER_CLOSING)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    add_close(r, resp);
     r->status = status;
     r->bytes_out = len;
     count_request(r);
@@ -394,6 +407,99 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* ---- framing: the first call ------------------------------------------- */
+
+/*
+ * Every Content-Length and Transfer-Encoding field of a request, repeats
+ * included: collect_header() keeps only the first, which is also the only
+ * one libmicrohttpd 0.9.75 reads.
+ */
+struct req_framing {
+    size_t lengths;            /* Content-Length fields */
+    bool lengths_differ;       /* one is not a number, or not the first's */
+    unsigned long long length; /* the first's value */
+    size_t codings;            /* Transfer-Encoding fields */
+    bool chunked;              /* the first is exactly "chunked" */
+    char coding_list[128];     /* their values joined by ", ", cut */
+};
+
+/* A Content-Length value: digits between optional spaces and tabs. */
+static bool parse_length(const char *v, size_t n, unsigned long long *ret)
+{
+    while (n > 0 && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return false;
+    unsigned long long x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9' || __builtin_mul_overflow(x, 10, &x) ||
+            __builtin_add_overflow(x, (unsigned)(v[i] - '0'), &x))
+            return false;
+    }
+    *ret = x;
+    return true;
+}
+
+static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind,
+                                       const char *key, size_t key_size,
+                                       const char *value, size_t value_size)
+{
+    struct req_framing *f = cls;
+    (void)kind;
+    if (key_size == 14 && !strncasecmp(key, "Content-Length", 14)) {
+        unsigned long long n = 0;
+        if (!parse_length(value, value_size, &n) ||
+            (f->lengths > 0 && n != f->length))
+            f->lengths_differ = true;
+        if (f->lengths++ == 0)
+            f->length = n;
+    } else if (key_size == 17 && !strncasecmp(key, "Transfer-Encoding", 17)) {
+        /* libmicrohttpd 0.9.75 decodes chunked only when the first field is
+           "chunked" (any case) with nothing after it: trailing whitespace,
+           tolerated by RFC 9110, leaves the body undecoded */
+        if (f->codings++ == 0)
+            f->chunked = value_size == 7 && !strncasecmp(value, "chunked", 7);
+        size_t len = strlen(f->coding_list);
+        snprintf(f->coding_list + len, sizeof f->coding_list - len, "%s%.*s",
+                 len ? ", " : "", (int)(value_size < 100 ? value_size : 100),
+                 value);
+    }
+    return MHD_YES;
+}
+
+/*
+ * Refuses a request whose body's length cannot be known for sure (RFC 9112,
+ * section 6): Content-Length with Transfer-Encoding (request smuggling),
+ * Content-Lengths that differ (identical repeats are one value, RFC 9110,
+ * section 8.6), a Transfer-Encoding other than chunked alone (501). The
+ * answer goes in the first call and closes the connection: whatever follows
+ * the headers is never read as a body or as the next request.
+ */
+static bool framing_refused(struct req *r)
+{
+    struct req_framing f = {0};
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, collect_framing, &f);
+    r->framing = true;
+    if (f.lengths > 0 && f.codings > 0)
+        req_fail(r, LOSS_EREQUEST,
+                 "Content-Length and Transfer-Encoding together: send one "
+                 "(RFC 9112, section 6.1)");
+    else if (f.lengths_differ)
+        req_fail(r, LOSS_EREQUEST,
+                 "Content-Length is given %zu times with different values",
+                 f.lengths);
+    else if (f.codings > 0 && !(f.codings == 1 && f.chunked))
+        req_fail(r, LOSS_ENOTIMPL,
+                 "Transfer-Encoding '%s' is not implemented: send chunked "
+                 "alone (nothing after it), or Content-Length",
+                 f.coding_list);
+    else
+        r->framing = false;
+    return r->framing;
+}
+
 /* The client's X-Request-Id when it is printable ASCII of a sane length,
    else a new random one. */
 static void copy_request_id(struct req *r, const char *id)
@@ -451,6 +557,8 @@ static void begin(struct req *r, const char *url, const char *method)
         r->origin = origin;
     r->coding = server_coding_accept(h.accept_encoding);
 
+    if (framing_refused(r))
+        return;
     if (atomic_load(&s->phase) == SERVER_CLOSING) {
         req_fail(r, LOSS_EUNAVAIL, "the server is shutting down");
         return;
@@ -796,8 +904,10 @@ enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
         metrics_inflight_add(s->metrics, 1);
         begin(r, url, method);
         /* Expect: 100-continue and the answer is known: the client waits
-           for us and never sends the body. */
-        if (r->failed && expects_continue(c))
+           for us and never sends the body. Refused framing: the body is
+           never read. */
+        if (r->failed && (r->framing || expects_continue(c)))
+
             return respond_answer(r);
         return MHD_YES;
     }

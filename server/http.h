@@ -5,10 +5,13 @@
  * worker pool with the connection suspended).
  *
  * The life of a POST:
- *   first call    headers only: route, method, media type, Content-Length.
- *                 A failure here is answered at once when the client sent
+ *   first call    headers only: framing (Content-Length, Transfer-Encoding),
+ *                 path, route, method, media type. Refused framing is
+ *                 answered at once and closes the connection (the body is
+ *                 never read); so is any failure here when the client sent
  *                 Expect: 100-continue (it never sends the body); otherwise
- *                 it is remembered and the body discarded as it arrives.
+ *                 a failure is remembered and the body discarded as it
+ *                 arrives.
  *   upload calls  bytes inflated if gzip/deflate and fed to the request's
  *                 pipeline; limits checked on every chunk.
  *   final call    the pipeline's finish, then either the run inline or a
