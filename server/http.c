@@ -500,6 +500,25 @@ static bool framing_refused(struct req *r)
     return r->framing;
 }
 
+/*
+ * The path of a request target: an absolute-form target
+ * (http://host/path, RFC 9112, section 3.2.2) without its scheme and
+ * authority, "/" when it has no path; any other target as it is.
+ * libmicrohttpd has already cut the query.
+ */
+static const char *target_path(const char *url)
+{
+    const char *p = NULL;
+    if (!strncasecmp(url, "http://", 7))
+        p = url + 7;
+    else if (!strncasecmp(url, "https://", 8))
+        p = url + 8;
+    if (!p)
+        return url;
+    p = strchr(p, '/');
+    return p ? p : "/";
+}
+
 /* The client's X-Request-Id when it is printable ASCII of a sane length,
    else a new random one. */
 static void copy_request_id(struct req *r, const char *id)
@@ -541,8 +560,9 @@ static void begin(struct req *r, const char *url, const char *method)
 {
     struct server *s = r->srv;
     struct MHD_Connection *c = r->conn;
+    const char *path = target_path(url);
     loss_str_copy(r->method, sizeof r->method, method);
-    loss_str_copy(r->path, sizeof r->path, url);
+    loss_str_copy(r->path, sizeof r->path, path);
     struct req_headers h = {0};
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_header, &h);
     copy_request_id(r, h.request_id);
@@ -563,7 +583,7 @@ static void begin(struct req *r, const char *url, const char *method)
         req_fail(r, LOSS_EUNAVAIL, "the server is shutting down");
         return;
     }
-    r->route = server_route_find(url, &r->loss);
+    r->route = server_route_find(path, &r->loss);
     if (s->auth && needs_token(r->route, method)) {
         enum server_auth_result a = server_auth_check(s->auth, h.authorization);
         if (a != SERVER_AUTH_OK) {

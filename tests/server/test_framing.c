@@ -323,6 +323,49 @@ START_TEST(test_codings)
 }
 END_TEST
 
+/*
+ * Absolute-form targets (RFC 9112, section 3.2.2) route on their path,
+ * http:// or https:// in any case, "/" when there is none; the access log
+ * has the path. One keep-alive connection carries them all.
+ */
+START_TEST(test_absolute_form)
+{
+    static const struct {
+        const char *req;
+        int status;
+        const char *in_body, *logged;
+    } cases[] = {
+        {"GET http://localhost/healthz HTTP/1.1\r\nHost: localhost\r\n"
+         "X-Request-Id: abs-0\r\n\r\n",
+         200, "{\"live\":true}", "/healthz"},
+        {"GET HTTPS://example.com:8443/v1/losses?x=1 HTTP/1.1\r\n"
+         "Host: example.com\r\nX-Request-Id: abs-1\r\n\r\n",
+         200, "\"losses\"", "/v1/losses"},
+        {"POST http://h/v1/mse HTTP/1.1\r\nHost: h\r\n"
+         "Content-Type: application/json\r\nX-Request-Id: abs-2\r\n"
+         "Content-Length: " MSE_LEN "\r\n\r\n" MSE_BODY,
+         200, "\"loss\":\"mse\"", "/v1/mse"},
+        {"GET http://h HTTP/1.1\r\nHost: h\r\nX-Request-Id: abs-3\r\n\r\n", 404,
+         "no route or loss at /\"", "/"},
+    };
+    struct lossd_proc p = start(NULL);
+    int fd = raw_connect(&p);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct raw_resp r;
+        char id[16];
+        send_str(fd, cases[i].req);
+        read_response(fd, &r);
+        ck_assert_msg(r.status == cases[i].status, "%s", r.buf);
+        ck_assert_msg(strstr(r.body, cases[i].in_body), "%s", r.body);
+        snprintf(id, sizeof id, "abs-%zu", i);
+        expect_logged(&p, id, cases[i].status, cases[i].logged);
+    }
+    close(fd);
+    expect_serving(&p);
+    lossd_finish(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("framing");
@@ -330,6 +373,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_length_with_coding);
     tcase_add_test(tc, test_lengths_differ);
     tcase_add_test(tc, test_codings);
+    tcase_add_test(tc, test_absolute_form);
     suite_add_tcase(s, tc);
     return s;
 }
