@@ -519,6 +519,27 @@ static const char *target_path(const char *url)
     return p ? p : "/";
 }
 
+/* Whether a decoded path holds a control byte: a %00 reads as DEL
+   (server_http_unescape()). */
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+size_t server_http_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    size_t n = MHD_http_unescape(s);
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\0')
+            s[i] = 0x7f;
+    return n;
+}
+
 /* The client's X-Request-Id when it is printable ASCII of a sane length,
    else a new random one. */
 static void copy_request_id(struct req *r, const char *id)
@@ -579,6 +600,12 @@ static void begin(struct req *r, const char *url, const char *method)
 
     if (framing_refused(r))
         return;
+    if (has_control(path)) {
+        req_fail(r, LOSS_EREQUEST,
+                 "the decoded path holds a control byte (%%00 to %%1F, "
+                 "%%7F): no route has one");
+        return;
+    }
     if (atomic_load(&s->phase) == SERVER_CLOSING) {
         req_fail(r, LOSS_EUNAVAIL, "the server is shutting down");
         return;

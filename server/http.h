@@ -32,6 +32,15 @@ enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
                                     const char *upload_data,
                                     size_t *upload_data_size, void **con_cls);
 
+/*
+ * MHD_OPTION_UNESCAPE_CALLBACK (cls unused): libmicrohttpd's own
+ * percent-decoding of s in place, returning the new length, except that a
+ * decoded NUL becomes DEL (0x7f) instead of ending the string early, so a
+ * path such as /v1/mse%00junk is refused (400) rather than routed as
+ * /v1/mse. The request's arguments are decoded by it too.
+ */
+size_t server_http_unescape(void *cls, struct MHD_Connection *c, char *s);
+
 /* MHD_OPTION_NOTIFY_COMPLETED: logs, counts and frees the request. */
 void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe);

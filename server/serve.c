@@ -609,7 +609,8 @@ int server_serve_main(int argc, char **argv)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->cfg.connection_memory,
         MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED,
         server_http_completed, s, MHD_OPTION_NOTIFY_CONNECTION, conns_notify,
-        s->conns, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+        s->conns, MHD_OPTION_UNESCAPE_CALLBACK, server_http_unescape, s,
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     int lrc = 0;
     if (s->daemon) {
         struct listener_config lc = {

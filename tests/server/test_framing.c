@@ -366,6 +366,46 @@ START_TEST(test_absolute_form)
 }
 END_TEST
 
+/*
+ * A control byte in the decoded path (%00 to %1F, %7F) is refused with
+ * 400: /v1/mse%00junk used to be served as /v1/mse, the string cut at the
+ * decoded NUL. The log keeps the (escaped) path and stays valid JSON. A
+ * literal "%00" in the path (%2500) is just an unknown path.
+ */
+START_TEST(test_control_in_path)
+{
+    static const char *const paths[] = {"/v1/mse%00junk", "/v1/mse%00",
+                                        "/healthz%0a", "/v1/%01mse",
+                                        "/v1/mse%7F"};
+    struct lossd_proc p = start(NULL);
+    int fd = raw_connect(&p);
+    char req[512];
+    struct raw_resp r;
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        snprintf(req, sizeof req,
+                 "POST %s HTTP/1.1\r\nHost: x\r\nX-Request-Id: ctl-%zu\r\n"
+                 "Content-Type: application/json\r\n"
+                 "Content-Length: " MSE_LEN "\r\n\r\n" MSE_BODY,
+                 paths[i], i);
+        send_str(fd, req);
+        read_response(fd, &r);
+        ck_assert_msg(r.status == 400, "%s: %s", paths[i], r.buf);
+        ck_assert(strstr(r.body, "\"type\":\"/problems/bad-request\""));
+        snprintf(req, sizeof req, "ctl-%zu", i);
+        json_t *j = access_line(&p, req);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), 400);
+        json_decref(j);
+    }
+    send_str(fd, "GET /v1/mse%2500 HTTP/1.1\r\nHost: x\r\n\r\n");
+    read_response(fd, &r);
+    ck_assert_msg(r.status == 404, "%s", r.buf);
+    ck_assert(strstr(r.body, "no route or loss at /v1/mse%00"));
+    close(fd);
+    expect_serving(&p);
+    lossd_finish(&p);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("framing");
@@ -374,6 +414,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lengths_differ);
     tcase_add_test(tc, test_codings);
     tcase_add_test(tc, test_absolute_form);
+    tcase_add_test(tc, test_control_in_path);
     suite_add_tcase(s, tc);
     return s;
 }
