@@ -606,10 +606,6 @@ static void begin(struct req *r, const char *url, const char *method)
                  "%%7F): no route has one");
         return;
     }
-    if (atomic_load(&s->phase) == SERVER_CLOSING) {
-        req_fail(r, LOSS_EUNAVAIL, "the server is shutting down");
-        return;
-    }
     r->route = server_route_find(path, &r->loss);
     if (s->auth && needs_token(r->route, method)) {
         enum server_auth_result a = server_auth_check(s->auth, h.authorization);
@@ -858,6 +854,7 @@ static enum MHD_Result respond_options(struct req *r)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->route->allow);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     add_cors_vary(r, resp, false);
+    add_close(r, resp);
     if (r->origin &&
         MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                     "Access-Control-Request-Method")) {

@@ -406,6 +406,74 @@ START_TEST(test_control_in_path)
 }
 END_TEST
 
+/*
+ * Waits until p's stderr has the "closing" event (the listener is closed).
+ * The deadline only turns a hang into a failure.
+ */
+static void wait_closing(const struct lossd_proc *p)
+{
+    double end = harness_now() + 60;
+    while (!lossd_stderr_contains(p, "\"event\":\"closing\"")) {
+        ck_assert_msg(harness_now() < end, "no closing event in 60 s");
+        usleep(5000);
+    }
+}
+
+/*
+ * Once the server is closing (SIGTERM, the drain over, the listener
+ * closed) a request on a kept-alive connection is served, with
+ * Connection: close, as docs/operations.md says; it used to be answered
+ * 503. A pooled job held at the gate keeps the process there. The server
+ * then exits, so "still serving" is checked before the signal.
+ */
+START_TEST(test_closing_serves)
+{
+    static const char *const args[] = {
+        "--workers", "1", "--drain-seconds", "0", "--exit-timeout", "60", NULL};
+    struct lossd_proc p;
+    ck_assert_int_eq(lossd_start_test(&p, args, true), 0);
+    struct raw_resp r;
+    int keep = raw_connect(&p);
+    send_str(keep, GET_HEALTHZ);
+    read_response(keep, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(!has_header(&r, "Connection: close"));
+    expect_serving(&p);
+
+    static const char block[] = "{\"input\": [0.25, 0.5]}";
+    char req[512];
+    int job = raw_connect(&p);
+    snprintf(req, sizeof req,
+             "POST /v1/test_block HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(block), block);
+    send_str(job, req);
+    lossd_gate_wait_started(&p, 1);
+    ck_assert_int_eq(kill(p.pid, SIGTERM), 0);
+    wait_closing(&p);
+
+    send_str(keep, "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                   "X-Request-Id: closing-0\r\n\r\n");
+    read_response(keep, &r);
+    ck_assert_msg(r.status == 200, "%s", r.buf);
+    ck_assert_str_eq(r.body, "{\"live\":true}");
+    ck_assert(has_header(&r, "Connection: close"));
+    expect_closed(keep);
+    close(keep);
+
+    lossd_gate_release(&p, 1);
+    read_response(job, &r);
+    ck_assert_msg(r.status == 200, "%s", r.buf);
+    ck_assert(has_header(&r, "Connection: close"));
+    close(job);
+    int st = lossd_stop(&p, 0, 30);
+    ck_assert_msg(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "exit status %d", st);
+    ck_assert(lossd_stderr_clean(&p));
+    unlink(p.stderr_path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("framing");
@@ -415,6 +483,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_codings);
     tcase_add_test(tc, test_absolute_form);
     tcase_add_test(tc, test_control_in_path);
+    tcase_add_test(tc, test_closing_serves);
     suite_add_tcase(s, tc);
     return s;
 }
