@@ -951,7 +951,6 @@ enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
            for us and never sends the body. Refused framing: the body is
            never read. */
         if (r->failed && (r->framing || expects_continue(c)))
-
             return respond_answer(r);
         return MHD_YES;
     }
@@ -973,6 +972,14 @@ void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
+    if (r->status == 0) {
+        /* not answered by us: libmicrohttpd's own error response, if any
+           (framing it refused after the first call: a bad chunk line) */
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        if (ci && ci->http_status >= 100 && ci->http_status <= 599)
+            r->status = (int)ci->http_status;
+    }
     /* a failure closed before its answer (a refused body past the discard
        bounds): what it would have been answered */
     if (r->status == 0 && r->failed)

@@ -41,7 +41,11 @@ enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
  */
 size_t server_http_unescape(void *cls, struct MHD_Connection *c, char *s);
 
-/* MHD_OPTION_NOTIFY_COMPLETED: logs, counts and frees the request. */
+/*
+ * MHD_OPTION_NOTIFY_COMPLETED: logs, counts and frees the request. A
+ * request libmicrohttpd answered itself (a malformed chunk, say) is logged
+ * and counted with the status it sent.
+ */
 void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                            enum MHD_RequestTerminationCode toe);
 

@@ -198,6 +198,24 @@ static void expect_logged(const struct lossd_proc *p, const char *id,
     json_decref(j);
 }
 
+/* The value of the series line that starts with prefix in p's /metrics;
+   0 when absent (no zero series are written). */
+static double metric(const struct lossd_proc *p, const char *prefix)
+{
+    struct http_resp r;
+    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    size_t n = strlen(prefix);
+    double v = 0;
+    for (const char *l = r.body; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, prefix, n) && l[n] == ' ') {
+            v = atof(l + n + 1);
+            break;
+        }
+    http_resp_release(&r);
+    return v;
+}
+
 #define POST_MSE                                                               \
     "POST /v1/mse HTTP/1.1\r\nHost: x\r\n"                                     \
     "Content-Type: application/json\r\n"
@@ -407,6 +425,52 @@ START_TEST(test_control_in_path)
 END_TEST
 
 /*
+ * Framing errors libmicrohttpd answers itself, after lossd has seen the
+ * headers: a chunk-size line that is not hex (400) and a chunk size past
+ * 64 bits (413). Its own text/html body and Connection: close go out;
+ * lossd's access log and metrics record the status it sent (they said 0
+ * and "other").
+ */
+START_TEST(test_library_errors)
+{
+    static const struct {
+        const char *chunk;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"zz\r\nabc\r\n0\r\n\r\n", 400, "400"},
+        {"ffffffffffffffffff\r\nabc\r\n", 413, "413"},
+    };
+    struct lossd_proc p = start(NULL);
+    for (size_t i = 0; i < 2; i++) {
+        char req[512], id[16], series[128];
+        struct raw_resp r;
+        snprintf(id, sizeof id, "lib-%zu", i);
+        snprintf(series, sizeof series,
+                 "lossd_requests_total{route=\"/v1/{loss}\",code=\"%s\"}",
+                 cases[i].code);
+        double before = metric(&p, series);
+        int fd = raw_connect(&p);
+        snprintf(req, sizeof req,
+                 POST_MSE "X-Request-Id: %s\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n%s",
+                 id, cases[i].chunk);
+        send_str(fd, req);
+        read_response(fd, &r);
+        ck_assert_msg(r.status == cases[i].status, "%s", r.buf);
+        ck_assert(has_header(&r, "Connection: close"));
+        ck_assert(strstr(r.body, "<html>"));
+        expect_closed(fd);
+        close(fd);
+        expect_logged(&p, id, cases[i].status, "/v1/mse");
+        ck_assert(metric(&p, series) == before + 1);
+    }
+    expect_serving(&p);
+    lossd_finish(&p);
+}
+END_TEST
+
+/*
  * Waits until p's stderr has the "closing" event (the listener is closed).
  * The deadline only turns a hang into a failure.
  */
@@ -483,6 +547,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_codings);
     tcase_add_test(tc, test_absolute_form);
     tcase_add_test(tc, test_control_in_path);
+    tcase_add_test(tc, test_library_errors);
     tcase_add_test(tc, test_closing_serves);
     suite_add_tcase(s, tc);
     return s;
