@@ -111,6 +111,26 @@ static bool has_header(const struct raw_resp *r, const char *line)
     return at && at < r->body;
 }
 
+/*
+ * Hands r, the answer to method path, to harness_log_response(), so the
+ * OpenAPI conformance test (LOSSD_RESPONSE_LOG) validates it too.
+ */
+static void log_raw(const char *method, const char *path,
+                    const struct raw_resp *r)
+{
+    size_t head = (size_t)(r->body - r->buf);
+    struct http_resp hr = {
+        .status = r->status,
+        .body = r->body,
+        .len = r->len - head,
+        .headers = strndup(r->buf, head),
+        .hlen = head,
+    };
+    ck_assert_ptr_nonnull(hr.headers);
+    harness_log_response(method, path, &hr);
+    free(hr.headers);
+}
+
 /* Asserts that the peer closed fd without sending another byte. */
 static void expect_closed(int fd)
 {
@@ -150,6 +170,9 @@ static void expect_refused(const struct lossd_proc *p, const char *req,
     ck_assert_msg(strstr(r.body, t), "%s", r.body);
     if (detail)
         ck_assert_msg(strstr(r.body, detail), "no %s in %s", detail, r.body);
+    char method[16], path[64];
+    ck_assert_int_eq(sscanf(req, "%15s %63s", method, path), 2);
+    log_raw(method, path, &r);
     expect_closed(fd);
     close(fd);
 }
@@ -377,6 +400,7 @@ START_TEST(test_absolute_form)
         ck_assert_msg(strstr(r.body, cases[i].in_body), "%s", r.body);
         snprintf(id, sizeof id, "abs-%zu", i);
         expect_logged(&p, id, cases[i].status, cases[i].logged);
+        log_raw(i == 2 ? "POST" : "GET", cases[i].logged, &r);
     }
     close(fd);
     expect_serving(&p);
