@@ -138,6 +138,7 @@ const char *loss_status_name(enum loss_status st)
         [LOSS_EAUTH] = "unauthorized",
         [LOSS_EREQUEST] = "bad-request",
         [LOSS_ENOTIMPL] = "not-implemented",
+        [LOSS_ETIMEOUT] = "timeout",
     };
 
     if ((unsigned)st >= LOSS_STATUS_COUNT)

@@ -36,6 +36,7 @@ enum loss_status {
     LOSS_EAUTH,     /* no or wrong credentials (--auth-token-file) */
     LOSS_EREQUEST,  /* malformed HTTP framing or request target */
     LOSS_ENOTIMPL,  /* a transfer coding the server does not implement */
+    LOSS_ETIMEOUT,  /* a request's header block or body came too slowly */
     LOSS_STATUS_COUNT
 };
 

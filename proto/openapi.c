@@ -744,6 +744,12 @@ static json_t *responses_components(struct bld *c)
                          "(bad-request; the connection is closed).",
                          NULL));
     set(c, o, "NotFound", problem_response(c, "Unknown route or loss.", NULL));
+    set(c, o, "Timeout",
+        problem_response(c,
+                         "The header block or the body came too slowly "
+                         "(--header-timeout, --body-min-rate); the "
+                         "connection is closed.",
+                         NULL));
     set(c, o, "MethodNotAllowed",
         problem_response(c, "The route takes another method.", "Allow"));
     set(c, o, "TooLarge",
@@ -810,11 +816,17 @@ static void add_errors(struct bld *c, json_t *responses, const char *codes)
         const char *code;
         const char *name;
     } table[] = {
-        {"400", "BadRequest"},     {"401", "Unauthorized"},
-        {"404", "NotFound"},       {"405", "MethodNotAllowed"},
-        {"413", "TooLarge"},       {"415", "UnsupportedMediaType"},
-        {"422", "Unprocessable"},  {"500", "Internal"},
-        {"501", "NotImplemented"}, {"503", "Unavailable"},
+        {"400", "BadRequest"},
+        {"401", "Unauthorized"},
+        {"404", "NotFound"},
+        {"405", "MethodNotAllowed"},
+        {"408", "Timeout"},
+        {"413", "TooLarge"},
+        {"415", "UnsupportedMediaType"},
+        {"422", "Unprocessable"},
+        {"500", "Internal"},
+        {"501", "NotImplemented"},
+        {"503", "Unavailable"},
     };
 
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
@@ -870,7 +882,7 @@ static json_t *loss_path(struct bld *c, const struct proto_loss_desc *d)
     set(c, responses, "200",
         ok_response(c, "The loss, and gradients if asked.", "application/json",
                     schema_ref(c, "LossResponse")));
-    add_errors(c, responses, "400 401 404 405 413 415 422 500 501 503");
+    add_errors(c, responses, "400 401 404 405 408 413 415 422 500 501 503");
     set(c, op, "responses", responses);
     set(c, item, "post", op);
     json_decref(id);
@@ -895,7 +907,7 @@ static json_t *batch_path(struct bld *c)
     set(c, responses, "200",
         ok_response(c, "One result per item.", "application/json",
                     schema_ref(c, "BatchResponse")));
-    add_errors(c, responses, "400 401 405 413 415 422 500 501 503");
+    add_errors(c, responses, "400 401 405 408 413 415 422 500 501 503");
     set(c, op, "responses", responses);
     set(c, item, "post", op);
     return item;
@@ -919,7 +931,7 @@ static json_t *readyz_path(struct bld *c)
 {
     json_t *item = get_path(c, "readyz", "health", "Readiness: 200 when ready",
                             "application/json", schema_ref(c, "Health"),
-                            "400 405 500 501");
+                            "400 405 408 500 501");
     json_t *op = json_object_get(item, "get");
     json_t *responses = json_object_get(op, "responses");
     json_t *r503 = obj(c), *content = obj(c), *js = obj(c), *pj = obj(c);
@@ -953,15 +965,15 @@ static json_t *paths_object(struct bld *c,
         get_path(c, "listLosses", "meta",
                  "Catalog: every loss, its tensors, options, limits",
                  "application/json", schema_ref(c, "Catalog"),
-                 "400 401 405 500 501"));
+                 "400 401 405 408 500 501"));
     set(c, p, "/openapi.json",
         get_path(c, "getOpenAPI", "meta", "This OpenAPI document",
                  "application/json", json_pack("{s:s}", "type", "object"),
-                 "400 401 405 500 501"));
+                 "400 401 405 408 500 501"));
     set(c, p, "/healthz",
         get_path(c, "healthz", "health",
                  "Liveness: 200 while the process serves", "application/json",
-                 schema_ref(c, "Health"), "400 405 500 501"));
+                 schema_ref(c, "Health"), "400 405 408 500 501"));
     set(c, p, "/readyz", readyz_path(c));
     /* the probes need no token, whatever the configuration */
     set(c, json_object_get(json_object_get(p, "/healthz"), "get"), "security",
@@ -971,7 +983,7 @@ static json_t *paths_object(struct bld *c,
     set(c, p, "/metrics",
         get_path(c, "metrics", "meta", "Prometheus text format 0.0.4",
                  "text/plain", json_pack("{s:s}", "type", "string"),
-                 "400 401 405 500 501"));
+                 "400 401 405 408 500 501"));
     return p;
 }
 

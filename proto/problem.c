@@ -37,6 +37,7 @@ static const struct {
     [LOSS_EAUTH] = {401, "/problems/unauthorized", "Unauthorized"},
     [LOSS_EREQUEST] = {400, "/problems/bad-request", "Bad request"},
     [LOSS_ENOTIMPL] = {501, "/problems/not-implemented", "Not implemented"},
+    [LOSS_ETIMEOUT] = {408, "/problems/timeout", "Request timeout"},
 };
 
 /* Out-of-range values are a caller's bug: answered as internal errors. */

@@ -97,6 +97,7 @@ START_TEST(test_status_table_every_status)
         {LOSS_EAUTH, 401, "/problems/unauthorized"},
         {LOSS_EREQUEST, 400, "/problems/bad-request"},
         {LOSS_ENOTIMPL, 501, "/problems/not-implemented"},
+        {LOSS_ETIMEOUT, 408, "/problems/timeout"},
     };
     bool seen[LOSS_STATUS_COUNT] = {false};
 
@@ -837,7 +838,7 @@ START_TEST(test_openapi_structure)
                 (test_losses[i].reductions != 0) + 3);
         responses = json_object_get(op, "responses");
         ck_assert_str_eq(keys_of(responses),
-                         "200,400,401,404,405,413,415,422,500,501,503");
+                         "200,400,401,404,405,408,413,415,422,500,501,503");
     }
     schemas = json_object_get(schemas, "CrossEntropyRequest");
     ck_assert_ptr_nonnull(schemas);
