@@ -57,6 +57,8 @@ struct conn {
 
 struct conns {
     struct conns_limits lim;
+    const char *late; /* the answer to a connection too slow; NULL: none */
+    size_t late_len;
     pthread_mutex_t lock;
     struct conn **by_fd;
     size_t cap;   /* entries of by_fd */
@@ -88,12 +90,15 @@ static int64_t usec(double t)
     return (int64_t)(t * 1e6);
 }
 
-struct conns *conns_new(const struct conns_limits *lim)
+struct conns *conns_new(const struct conns_limits *lim, const char *late,
+                        size_t late_len)
 {
     struct conns *cs = calloc(1, sizeof *cs);
     if (!cs)
         return NULL;
     cs->lim = *lim;
+    cs->late = late;
+    cs->late_len = late_len;
     pthread_mutex_init(&cs->lock, NULL);
     return cs;
 }
@@ -109,14 +114,22 @@ void conns_free(struct conns *cs)
     free(cs);
 }
 
-/* Shuts c's socket down for reason (under the lock): libmicrohttpd reads
-   the end of stream and closes the connection. */
+/*
+ * Shuts c's socket down for reason (under the lock): libmicrohttpd reads
+ * the end of stream and closes the connection. A client too slow gets the
+ * 408 first: libmicrohttpd writes nothing on a connection whose request is
+ * still arriving, so the bytes cannot interleave with its own, and a
+ * fresh socket buffer takes them whole (MSG_DONTWAIT: never waits).
+ */
 static void shut(struct conns *cs, struct conn *c, enum conns_reason reason)
 {
     if (c->shut)
         return;
     c->shut = true;
     cs->shut++;
+    if (cs->late &&
+        (reason == CONNS_HEADER_TIMEOUT || reason == CONNS_BODY_TOO_SLOW))
+        (void)!send(c->fd, cs->late, cs->late_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     shutdown(c->fd, SHUT_RDWR);
     atomic_fetch_add_explicit(&cs->closed[reason], 1, memory_order_relaxed);
 }

@@ -16,7 +16,8 @@
  * http.c tells each connection's phase as its requests go (conn_begin(),
  * conn_body(), conn_discard(), conn_busy(), conn_end()); conns_tick(), on
  * the accepting thread, closes connections past their deadline by shutting
- * their socket down, which libmicrohttpd sees as the client leaving.
+ * their socket down, which libmicrohttpd sees as the client leaving; a
+ * plain-HTTP client past its header or body deadline first gets a 408.
  */
 #ifndef LOSSD_SERVER_CONNS_H
 #define LOSSD_SERVER_CONNS_H
@@ -51,8 +52,13 @@ enum conns_reason {
 };
 const char *conns_reason_name(enum conns_reason r);
 
-/* NULL when out of memory. */
-struct conns *conns_new(const struct conns_limits *lim);
+/*
+ * NULL when out of memory. late (len bytes, borrowed for the registry's
+ * life; NULL for none) is written to a connection closed for its header
+ * deadline or its body's rate before the close: a whole HTTP response.
+ */
+struct conns *conns_new(const struct conns_limits *lim, const char *late,
+                        size_t late_len);
 void conns_free(struct conns *cs);
 
 /*

@@ -66,30 +66,30 @@ static void doc_release(struct server_doc *d)
 }
 
 /*
- * The whole response to a connection over --max-connections (max), sent by
- * the accepting thread as it is: a 503 problem document that closes. NULL
- * when out of memory.
+ * A whole response sent as it is, outside libmicrohttpd (conns.h): the
+ * problem document of err with its status line, Connection: close and
+ * (for a 503) Retry-After. NULL when out of memory.
  */
-static char *refusal_write(size_t max, size_t *ret_len)
+static char *canned_write(const struct loss_error *err, size_t *ret_len)
 {
-    struct loss_error e;
     struct proto_buf doc, b;
     size_t len = 0;
-    loss_fail(&e, LOSS_EUNAVAIL, NULL,
-              "too many connections (max-connections %zu); retry", max);
+    int status = proto_status_http(err->status);
     proto_buf_init(&doc);
-    proto_problem_write(&doc, &e, NULL, NULL);
+    proto_problem_write(&doc, err, NULL, NULL);
     char *body = proto_buf_steal(&doc, &len);
     if (!body)
         return NULL;
     proto_buf_init(&b);
     proto_buf_printf(&b,
-                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "HTTP/1.1 %d %s\r\n"
                      "Content-Type: application/problem+json\r\n"
                      "Content-Length: %zu\r\n"
-                     "Retry-After: " SERVER_RETRY_AFTER "\r\n"
+                     "%s"
                      "Connection: close\r\n\r\n",
-                     len);
+                     status, MHD_get_reason_phrase_for((unsigned)status), len,
+                     status == 503 ? "Retry-After: " SERVER_RETRY_AFTER "\r\n"
+                                   : "");
     proto_buf_append(&b, body, len);
     free(body);
     return proto_buf_steal(&b, ret_len);
@@ -134,13 +134,24 @@ static int server_init(struct server *s)
     s->oom_problem = proto_buf_steal(&b, &s->oom_problem_len);
     s->pipeline =
         handler_pipeline_new(&s->cfg.limits, s->cfg.max_inflight_bytes);
+    struct loss_error e;
+    loss_fail(&e, LOSS_EUNAVAIL, NULL,
+              "too many connections (max-connections %zu); retry",
+              s->cfg.max_connections);
+    s->refusal = canned_write(&e, &s->refusal_len);
+    loss_fail(&e, LOSS_ETIMEOUT, NULL,
+              "the request came too slowly (header-timeout %g s, "
+              "body-timeout %g s, body-min-rate %g bytes/s)",
+              s->cfg.conns.header_timeout, s->cfg.conns.body_timeout,
+              s->cfg.conns.body_min_rate);
+    s->late = canned_write(&e, &s->late_len);
     struct conns_limits cl = s->cfg.conns;
     cl.max = s->cfg.max_connections;
-    s->conns = conns_new(&cl);
-    s->refusal = refusal_write(s->cfg.max_connections, &s->refusal_len);
+    /* a TLS client would read plain text as a broken record */
+    s->conns = conns_new(&cl, s->cfg.tls_cert[0] ? NULL : s->late, s->late_len);
     s->metrics = metrics_new(s->route_labels, nroutes, s->loss_names, nlosses);
     if (rc < 0 || !s->oom_problem || !s->pipeline || !s->metrics || !s->conns ||
-        !s->refusal)
+        !s->refusal || !s->late)
         return -ENOMEM;
     unsigned long long seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
@@ -154,6 +165,7 @@ static void server_release(struct server *s)
 {
     conns_free(s->conns);
     free(s->refusal);
+    free(s->late);
     metrics_free(s->metrics);
     handler_pipeline_free(s->pipeline);
     doc_release(&s->catalog);

@@ -38,6 +38,8 @@ struct server {
     struct conns *conns;       /* every open connection */
     char *refusal;             /* the answer over --max-connections (conns.h) */
     size_t refusal_len;
+    char *late; /* the answer to a client too slow (conns.h) */
+    size_t late_len;
     struct pool *pool;
     struct metrics *metrics;
     struct server_log *log;

@@ -261,33 +261,51 @@ START_TEST(test_discard_bounds)
 }
 END_TEST
 
+/* Reads what fd has until the peer closes it (EOF or reset) into buf
+   (cap bytes, NUL-terminated). */
+static void read_until_closed(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            break;
+        ck_assert_msg(n > 0, "recv: %s (not closed)", strerror(errno));
+        len += (size_t)n;
+        ck_assert_uint_lt(len, cap - 1);
+    }
+    buf[len] = '\0';
+}
+
 /*
  * Trickles s one byte at a time, a byte whenever fd has said nothing for
- * 200 ms, until the server closes fd; fails if it is still open after 60 s
- * or once all of s is sent. The idle timeout (1 s) never fires: only a
- * deadline on the whole can close it.
+ * 200 ms, until the server answers and closes fd; fails if it is still
+ * open after 60 s or once all of s is sent. The idle timeout (1 s) never
+ * fires: only a deadline on the whole can close it. The answer must be
+ * the 408 problem document.
  */
 static void trickle_until_closed(int fd, const char *s)
 {
+    static char buf[65536];
     double end = harness_now() + 60;
     for (size_t i = 0; s[i]; i++) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, 200) > 0) {
-            expect_closed(fd);
+        if (poll(&pf, 1, 200) > 0 || send(fd, s + i, 1, MSG_NOSIGNAL) != 1) {
+            read_until_closed(fd, buf, sizeof buf);
+            ck_assert_msg(!strncmp(buf, "HTTP/1.1 408 ", 13), "got '%.80s'",
+                          buf);
+            ck_assert_ptr_nonnull(strstr(buf, "\"/problems/timeout\""));
+            ck_assert_ptr_nonnull(strstr(buf, "\r\nConnection: close\r\n"));
             return;
         }
         ck_assert_msg(harness_now() < end, "still open after 60 s");
-        if (send(fd, s + i, 1, MSG_NOSIGNAL) != 1) {
-            expect_closed(fd);
-            return;
-        }
     }
     ck_abort_msg("the whole request went through one byte at a time");
 }
 
-/* A header block or a body sent a byte at a time is cut off by
-   --header-timeout or --body-min-rate, although each byte comes well
-   within the idle timeout; others are served meanwhile. */
+/* A header block or a body sent a byte at a time is answered 408 and
+   closed by --header-timeout or --body-min-rate, although each byte comes
+   well within the idle timeout; others are served meanwhile. */
 START_TEST(test_slow_clients)
 {
     static const char *const args[] = {"--header-timeout",

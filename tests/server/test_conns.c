@@ -67,7 +67,7 @@ static unsigned long long closed(struct conns *cs, enum conns_reason r)
    every connection busy, the new one is refused. */
 START_TEST(test_cap)
 {
-    struct conns *cs = conns_new(&limits);
+    struct conns *cs = conns_new(&limits, NULL, 0);
     int a[2], b[2], c[2], d[2];
     struct conn *ca, *cb, *cc;
     tcp_pair(a);
@@ -110,7 +110,7 @@ START_TEST(test_shed_slack)
 {
     struct conns_limits one = limits;
     one.max = 1;
-    struct conns *cs = conns_new(&one);
+    struct conns *cs = conns_new(&one, NULL, 0);
     enum { N = 200 };
     int fds[N][2];
     struct conn *cn[N];
@@ -141,7 +141,7 @@ END_TEST
    came, and from the first bytes seen after a completed request. */
 START_TEST(test_header_deadline)
 {
-    struct conns *cs = conns_new(&limits);
+    struct conns *cs = conns_new(&limits, NULL, 0);
     int a[2], b[2];
     struct conn *ca, *cb;
     tcp_pair(a);
@@ -180,7 +180,7 @@ END_TEST
    a busy connection has no deadline. */
 START_TEST(test_body_deadlines)
 {
-    struct conns *cs = conns_new(&limits);
+    struct conns *cs = conns_new(&limits, NULL, 0);
     int a[2], b[2], c[2];
     struct conn *ca, *cb, *cc;
     tcp_pair(a);
@@ -226,10 +226,41 @@ START_TEST(test_body_deadlines)
 }
 END_TEST
 
+/* A connection closed for its header deadline or body rate reads the
+   late answer first; one shed at the cap does not. */
+START_TEST(test_late_answer)
+{
+    static const char late[] = "HTTP/1.1 408 Request Timeout\r\n\r\n";
+    struct conns_limits one = limits;
+    one.max = 1;
+    struct conns *cs = conns_new(&one, late, sizeof late - 1);
+    int a[2], b[2];
+    struct conn *ca, *cb;
+    char buf[128];
+    tcp_pair(a);
+    tcp_pair(b);
+    ck_assert_int_eq(conns_admit(cs, a[0], 0.0, &ca), 0);
+    conn_begin(ca, 0.0);
+    conns_tick(cs, 30.0); /* 0 bytes of body in 30 s */
+    ck_assert_int_eq(recv(a[1], buf, sizeof buf, 0), (ssize_t)sizeof late - 1);
+    ck_assert(!memcmp(buf, late, sizeof late - 1));
+    ck_assert(was_shut(a[1]));
+    conns_abandon(cs, ca);
+    ck_assert_int_eq(conns_admit(cs, b[0], 40.0, &cb), 0);
+    ck_assert_int_eq(conns_admit(cs, a[0], 41.0, &ca), 0); /* sheds b */
+    ck_assert(was_shut(b[1]));
+    conns_free(cs);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+}
+END_TEST
+
 /* A connection waiting for its job or answer has no deadline of ours. */
 START_TEST(test_busy_exempt)
 {
-    struct conns *cs = conns_new(&limits);
+    struct conns *cs = conns_new(&limits, NULL, 0);
     int a[2];
     struct conn *ca;
     tcp_pair(a);
@@ -248,7 +279,7 @@ END_TEST
    waiting ones are closed, not a busy one. */
 START_TEST(test_drain)
 {
-    struct conns *cs = conns_new(&limits);
+    struct conns *cs = conns_new(&limits, NULL, 0);
     int a[2], b[2];
     struct conn *ca, *cb;
     tcp_pair(a);
@@ -280,6 +311,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_shed_slack);
     tcase_add_test(tc, test_header_deadline);
     tcase_add_test(tc, test_body_deadlines);
+    tcase_add_test(tc, test_late_answer);
     tcase_add_test(tc, test_busy_exempt);
     tcase_add_test(tc, test_drain);
     suite_add_tcase(s, tc);
