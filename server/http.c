@@ -924,6 +924,31 @@ static bool expects_continue(struct MHD_Connection *c)
     return e && !strcasecmp(e, "100-continue");
 }
 
+/*
+ * No memory for a request's state: the out-of-memory problem written at
+ * start, counted under no route, and the connection closed (its body, if
+ * any, is not read). MHD_NO, which closes without an answer, only when
+ * even the response cannot be made.
+ */
+static enum MHD_Result respond_no_memory(struct server *s,
+                                         struct MHD_Connection *c)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        s->oom_problem_len, s->oom_problem, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "application/problem+json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+                            SERVER_RETRY_AFTER);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    unsigned status = (unsigned)proto_status_http(LOSS_ENOMEM);
+    metrics_request(s->metrics, server_route_count(), (int)status, 0, 0);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
                                     const char *url, const char *method,
                                     const char *version,
@@ -936,7 +961,7 @@ enum MHD_Result server_http_request(void *cls, struct MHD_Connection *c,
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r)
-            return MHD_NO;
+            return respond_no_memory(s, c);
         r->srv = s;
         r->conn = c;
         r->cn = conns_of(c);
