@@ -126,6 +126,16 @@ void http_resp_release(struct http_resp *r);
 void harness_log_response(const char *method, const char *path,
                           const struct http_resp *r);
 
+/*
+ * A raw TCP connection to p on 127.0.0.1, for tests that must send bytes
+ * libcurl would not; sends and receives give up after 60 s (ck_assert on
+ * failure).
+ */
+int raw_connect(const struct lossd_proc *p);
+
+/* Sends all of s on fd (ck_assert on failure; never SIGPIPE). */
+void send_str(int fd, const char *s);
+
 /* Monotonic seconds. */
 double harness_now(void);
 

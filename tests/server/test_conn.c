@@ -36,32 +36,6 @@ static struct lossd_proc start(const char *const *args)
     return p;
 }
 
-/* A connection to p on 127.0.0.1; sends and receives give up after 60 s. */
-static int raw_connect(const struct lossd_proc *p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct timeval tv = {.tv_sec = 60};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)p->port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
-static void send_str(int fd, const char *s)
-{
-    size_t len = strlen(s);
-    while (len > 0) {
-        ssize_t w = send(fd, s, len, MSG_NOSIGNAL);
-        ck_assert_msg(w > 0, "send: %s", strerror(errno));
-        s += w;
-        len -= (size_t)w;
-    }
-}
-
 /*
  * Reads one response from fd into buf (cap bytes): the header block and
  * Content-Length bytes of body. Returns the status, or 0 if the connection

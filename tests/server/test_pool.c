@@ -667,16 +667,6 @@ START_TEST(test_queue_full)
 }
 END_TEST
 
-static int raw_connect(const struct lossd_proc *p)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)p->port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
 /* Sends headers and the start of a 100000-byte body, waits us, closes. */
 static void leave_mid_body(const struct lossd_proc *p, useconds_t us)
 {
