@@ -3,11 +3,14 @@
  * does not keep (conns.h).
  *
  * Connections are found by socket: by_fd[fd] under the registry's mutex.
- * The accepting thread inserts, libmicrohttpd's CLOSED notification removes
- * (it comes before the library closes the socket, so a descriptor in the
- * table is always the connection's own), and conns_tick() and
- * conns_admit() read it under the same mutex, so shutdown() never reaches
- * a descriptor that has been closed and reused.
+ * The accepting thread inserts; libmicrohttpd's CLOSED notification
+ * removes, finding the record through the socket context that STARTED set
+ * (not by descriptor: 0.9.75 may close the socket before it says CLOSED,
+ * and accept() may already have handed the number to a newer connection,
+ * which then replaces the stale entry). conns_tick() and conns_admit()
+ * read the table under the same mutex; a shutdown() of a descriptor that
+ * was closed and reused in that window reaches a newer connection at worst
+ * (it sees the end of a connection the client had just made).
  *
  * A request's phase and its clocks are written by its MHD thread as plain
  * relaxed atomics, without the mutex: the small-request path pays a few
@@ -50,6 +53,8 @@ struct conn {
     _Atomic unsigned completed; /* requests completed */
     /* the reaper's, under the mutex */
     bool shut;        /* shut down by us; libmicrohttpd closes it soon */
+    bool adding;      /* MHD_add_connection() has not returned yet */
+    bool closed;      /* libmicrohttpd said CLOSED while adding was true */
     unsigned seen;    /* completed, when base was taken */
     uint64_t base;    /* bytes received by then */
     int64_t first_us; /* a new header block's first bytes seen; 0: none */
@@ -173,6 +178,23 @@ static bool reserve(struct conns *cs, int fd)
     return true;
 }
 
+/*
+ * Takes c out of the table (under the lock): it is no longer counted and
+ * its descriptor is no longer its own (fd -1). Its memory stays until
+ * libmicrohttpd's CLOSED notification, which finds it through the socket
+ * context, or conns_added().
+ */
+static void detach(struct conns *cs, struct conn *c)
+{
+    if (c->fd < 0)
+        return;
+    cs->by_fd[c->fd] = NULL;
+    c->fd = -1;
+    cs->count--;
+    if (c->shut)
+        cs->shut--;
+}
+
 int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -181,6 +203,7 @@ int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
     c->fd = fd;
     atomic_init(&c->phase, PHASE_WAITING);
     atomic_init(&c->since_us, usec(now));
+    c->adding = true;
     pthread_mutex_lock(&cs->lock);
     int rc = 0;
     if (cs->count - cs->shut >= cs->lim.max) {
@@ -194,6 +217,8 @@ int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
     }
     if (rc == 0 && !reserve(cs, fd))
         rc = -ENOMEM;
+    if (rc == 0 && cs->by_fd[fd])
+        detach(cs, cs->by_fd[fd]);
     if (rc == 0) {
         cs->by_fd[fd] = c;
         cs->count++;
@@ -208,28 +233,17 @@ int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
     return rc;
 }
 
-/* Removes fd's connection (under the lock); NULL if none. */
-static struct conn *take(struct conns *cs, int fd)
-{
-    if (fd < 0 || (size_t)fd >= cs->cap || !cs->by_fd[fd])
-        return NULL;
-    struct conn *c = cs->by_fd[fd];
-    cs->by_fd[fd] = NULL;
-    cs->count--;
-    if (c->shut)
-        cs->shut--;
-    return c;
-}
-
-void conns_abandon(struct conns *cs, struct conn *c)
+void conns_added(struct conns *cs, struct conn *c, bool ok)
 {
     pthread_mutex_lock(&cs->lock);
-    /* libmicrohttpd may have said CLOSED already, and removed it */
-    bool ours = c->fd >= 0 && (size_t)c->fd < cs->cap && cs->by_fd[c->fd] == c;
-    if (ours)
-        take(cs, c->fd);
+    c->adding = false;
+    /* refused: libmicrohttpd has let go of it, whether or not it said
+       CLOSED; added and already CLOSED: it was left to us */
+    bool mine = !ok || c->closed;
+    if (mine)
+        detach(cs, c);
     pthread_mutex_unlock(&cs->lock);
-    if (ours)
+    if (mine)
         free(c);
 }
 
@@ -238,17 +252,27 @@ void conns_notify(void *cls, struct MHD_Connection *connection,
                   enum MHD_ConnectionNotificationCode code)
 {
     struct conns *cs = cls;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-    int fd = ci ? ci->connect_fd : -1;
     pthread_mutex_lock(&cs->lock);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int fd = ci ? ci->connect_fd : -1;
+        /* the descriptor is open and the connection's: the entry is its */
         *socket_context =
             fd >= 0 && (size_t)fd < cs->cap ? cs->by_fd[fd] : NULL;
         pthread_mutex_unlock(&cs->lock);
         return;
     }
-    struct conn *c = take(cs, fd);
+    /* by its context, not its descriptor: libmicrohttpd may have closed
+       that already, and the number may belong to a newer connection */
+    struct conn *c = *socket_context;
+    if (c) {
+        detach(cs, c);
+        if (c->adding) { /* conns_added() frees it */
+            c->closed = true;
+            c = NULL;
+        }
+    }
     pthread_mutex_unlock(&cs->lock);
     *socket_context = NULL;
     free(c);

@@ -62,17 +62,21 @@ struct conns *conns_new(const struct conns_limits *lim, const char *late,
 void conns_free(struct conns *cs);
 
 /*
- * The accepting thread, for a new connection fd: registers it in *ret (then
- * hand fd to libmicrohttpd; conns_abandon() if that fails) and returns 0.
- * At the cap, first shuts down the connection that has waited longest for
- * a request. -EBUSY: at the cap and every connection is busy (refuse fd);
- * -EAGAIN: too many connections shut down are still open (try again in a
- * moment: libmicrohttpd is closing them); -ENOMEM.
+ * The accepting thread, for a new connection fd: registers it in *ret and
+ * returns 0; then hand fd to libmicrohttpd and tell conns_added() whether
+ * it took it. At the cap, first shuts down the connection that has waited
+ * longest for a request. -EBUSY: at the cap and every connection is busy
+ * (refuse fd); -EAGAIN: too many connections shut down are still open (try
+ * again in a moment: libmicrohttpd is closing them); -ENOMEM.
  */
 int conns_admit(struct conns *cs, int fd, double now, struct conn **ret);
 
-/* MHD_add_connection() failed for c, and closed its socket. */
-void conns_abandon(struct conns *cs, struct conn *c);
+/*
+ * MHD_add_connection() returned for c: ok when it took the connection
+ * (false: it closed the socket). Frees c unless libmicrohttpd still holds
+ * it, whatever order its notifications came in.
+ */
+void conns_added(struct conns *cs, struct conn *c, bool ok);
 
 /* MHD_OPTION_NOTIFY_CONNECTION's callback; cls is the struct conns. */
 void conns_notify(void *cls, struct MHD_Connection *connection,

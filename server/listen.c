@@ -159,9 +159,9 @@ static bool accept_pending(struct listener *l)
             continue;
         }
         /* On failure (no memory) it has closed fd already. */
-        if (MHD_add_connection(l->daemon, fd, (struct sockaddr *)&a, len) !=
-            MHD_YES)
-            conns_abandon(l->conns, c);
+        conns_added(l->conns, c,
+                    MHD_add_connection(l->daemon, fd, (struct sockaddr *)&a,
+                                       len) == MHD_YES);
     }
     return true;
 }

@@ -4,8 +4,8 @@
  * waiting while shed ones are still open), every deadline of conns_tick()
  * at explicit clock values, and the drain's idle check. Connections are
  * TCP pairs on 127.0.0.1 (the header deadline reads TCP_INFO); a shutdown
- * is seen at the peer as an end of stream. "Closed by libmicrohttpd" is
- * conns_abandon().
+ * is seen at the peer as an end of stream. A connection gone is one
+ * libmicrohttpd refused (conns_added(..., false)).
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -83,7 +83,7 @@ START_TEST(test_cap)
     ck_assert(was_shut(a[1]));
     ck_assert(!was_shut(b[1]));
     ck_assert_uint_eq(closed(cs, CONNS_SHED), 1);
-    conns_abandon(cs, ca); /* libmicrohttpd closed it */
+    conns_added(cs, ca, false); /* libmicrohttpd refused it */
     ck_assert_uint_eq(conns_count(cs), 2);
     /* both busy: refused, nothing shed */
     conn_begin(cb, 6.0);
@@ -127,7 +127,7 @@ START_TEST(test_shed_slack)
     ck_assert_uint_gt(admitted, 2);
     ck_assert_uint_lt(admitted, N);
     ck_assert_uint_eq(closed(cs, CONNS_SHED), admitted - 1);
-    conns_abandon(cs, cn[0]); /* the oldest shed one closes */
+    conns_added(cs, cn[0], false); /* the oldest shed one goes */
     ck_assert_int_eq(conns_admit(cs, fds[admitted][0], 1e3, &cn[admitted]), 0);
     conns_free(cs);
     for (size_t i = 0; i <= admitted; i++) {
@@ -206,7 +206,7 @@ START_TEST(test_body_deadlines)
     ck_assert(was_shut(b[1]));
     ck_assert_uint_eq(closed(cs, CONNS_DISCARD_TIMEOUT), 1);
     /* discarding at full speed still ends at discard_timeout */
-    conns_abandon(cs, ca);
+    conns_added(cs, ca, false);
     ck_assert_int_eq(conns_admit(cs, c[0], 100.0, &cc), 0);
     conn_begin(cc, 100.0);
     conn_discard(cc, 100.0);
@@ -245,7 +245,7 @@ START_TEST(test_late_answer)
     ck_assert_int_eq(recv(a[1], buf, sizeof buf, 0), (ssize_t)sizeof late - 1);
     ck_assert(!memcmp(buf, late, sizeof late - 1));
     ck_assert(was_shut(a[1]));
-    conns_abandon(cs, ca);
+    conns_added(cs, ca, false);
     ck_assert_int_eq(conns_admit(cs, b[0], 40.0, &cb), 0);
     ck_assert_int_eq(conns_admit(cs, a[0], 41.0, &ca), 0); /* sheds b */
     ck_assert(was_shut(b[1]));
@@ -254,6 +254,44 @@ START_TEST(test_late_answer)
     close(a[1]);
     close(b[0]);
     close(b[1]);
+}
+END_TEST
+
+/*
+ * libmicrohttpd's notifications in either order: a descriptor number
+ * reused by a newer connection before the older one's CLOSED leaves the
+ * newer one counted, and a CLOSED that comes while MHD_add_connection()
+ * has not returned leaves the freeing to conns_added() (ASan checks that
+ * each record is freed once).
+ */
+START_TEST(test_notify_order)
+{
+    struct conns *cs = conns_new(&limits, NULL, 0);
+    int a[2];
+    struct conn *old, *young, *quick;
+    tcp_pair(a);
+    ck_assert_int_eq(conns_admit(cs, a[0], 1.0, &old), 0);
+    conns_added(cs, old, true);
+    /* the number comes back from accept() before old's CLOSED */
+    ck_assert_int_eq(conns_admit(cs, a[0], 2.0, &young), 0);
+    conns_added(cs, young, true);
+    ck_assert_uint_eq(conns_count(cs), 1);
+    void *ctx = old;
+    conns_notify(cs, NULL, &ctx, MHD_CONNECTION_NOTIFY_CLOSED);
+    ck_assert_ptr_null(ctx);
+    ck_assert_uint_eq(conns_count(cs), 1); /* young is still counted */
+    ctx = young;
+    conns_notify(cs, NULL, &ctx, MHD_CONNECTION_NOTIFY_CLOSED);
+    ck_assert_uint_eq(conns_count(cs), 0);
+    /* CLOSED inside MHD_add_connection() */
+    ck_assert_int_eq(conns_admit(cs, a[0], 3.0, &quick), 0);
+    ctx = quick;
+    conns_notify(cs, NULL, &ctx, MHD_CONNECTION_NOTIFY_CLOSED);
+    ck_assert_uint_eq(conns_count(cs), 0);
+    conns_added(cs, quick, true);
+    conns_free(cs);
+    close(a[0]);
+    close(a[1]);
 }
 END_TEST
 
@@ -312,6 +350,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_header_deadline);
     tcase_add_test(tc, test_body_deadlines);
     tcase_add_test(tc, test_late_answer);
+    tcase_add_test(tc, test_notify_order);
     tcase_add_test(tc, test_busy_exempt);
     tcase_add_test(tc, test_drain);
     suite_add_tcase(s, tc);
