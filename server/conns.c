@@ -8,9 +8,11 @@
  * (not by descriptor: 0.9.75 may close the socket before it says CLOSED,
  * and accept() may already have handed the number to a newer connection,
  * which then replaces the stale entry). conns_tick() and conns_admit()
- * read the table under the same mutex; a shutdown() of a descriptor that
- * was closed and reused in that window reaches a newer connection at worst
- * (it sees the end of a connection the client had just made).
+ * read the table under the same mutex. A stale entry never reaches a
+ * newer connection: only the accepting thread makes sockets, and it
+ * registers each one (replacing the stale entry) before its next
+ * conns_tick(); a shutdown() of a number reused for anything else fails
+ * (ENOTSOCK).
  *
  * A request's phase and its clocks are written by its MHD thread as plain
  * relaxed atomics, without the mutex: the small-request path pays a few
