@@ -5,8 +5,9 @@
  *
  * Reading checks the grammar and collects up to 19 significant digits as
  * an integer, then tries two exact paths before strtod_l(). Writing runs
- * Grisu3 with the cached powers of ten of powers_table.h and falls back to
- * the printf() formatter it must agree with.
+ * Schubfach with the powers of ten of pow10_table.h, prints its digits as
+ * printf's %g would, and leaves a few rare doubles to the printf()
+ * formatter it must agree with.
  */
 #include "number.h"
 
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "powers_table.h"
+#include "pow10_table.h"
 
 #define IS_DIGIT(c) ((unsigned)(c) - '0' < 10u)
 
@@ -202,11 +203,12 @@ static bool round_trips(const char *s, double v)
 }
 
 /*
- * The reference formatter, and the fallback for the doubles Grisu3 cannot
- * settle: the shortest of %.15g, %.16g, %.17g that strtod() reads back to v.
- * Up to three snprintf() and two strtod() calls, about 1.4 us a number;
- * the Grisu3 path must match it byte for byte (tests/proto/test_number.c
- * carries a copy and compares the two).
+ * The reference formatter, and the fallback for the doubles the fast path
+ * leaves to it (subnormals, some powers of two, non-finite values): the
+ * shortest of %.15g, %.16g, %.17g that strtod() reads back to v. Up to
+ * three snprintf() and two strtod() calls, about 1.4 us a number; the fast
+ * path must match it byte for byte (tests/proto/test_number.c carries a
+ * copy and compares the two).
  */
 static size_t format_reference(double v, char out[PROTO_DOUBLE_MAX])
 {
@@ -246,243 +248,262 @@ static size_t format_reference(double v, char out[PROTO_DOUBLE_MAX])
 }
 
 /*
- * Grisu3 (Loitsch, "Printing Floating-Point Numbers Quickly and Accurately
- * with Integers", PLDI 2010). Values are 64-bit significands f times 2^e.
- * v, its rounding boundaries m- and m+ (halfway to the neighbouring doubles)
- * are scaled by a cached 10^k so that their product has exponent -60..-56;
- * each product is off by less than one unit of its last place (half a unit
- * for the cached power's rounding, half for the multiplication's). Digits
- * are generated from too_high = M+ + 1, which lies above every decimal that
- * reads back to v, and stop at the first length with a candidate above
- * too_low = M- - 1: no shorter decimal reads back to v, not even one on a
- * boundary. round_weed() then picks the candidate nearest v, or reports that
- * the error bounds cannot tell.
+ * Schubfach (R. Giulietti, "The Schubfach way to render doubles", 2020;
+ * the algorithm of Java's Double.toString since JDK 19), written here from
+ * the paper, figures 4 and 6 and section 9 (no code copied). A normal
+ * v = c 2^q has the rounding interval R of the decimals strtod() reads back
+ * to v: from halfway to the double below to halfway to the one above,
+ * boundaries included when c is even (strtod rounds ties to even). At the
+ * k with 10^k <= 2^q < 10^(k+1) (3/4 2^q when the double below is half as
+ * far, at a power of two), R holds one or two multiples of 10^k and at most
+ * one of 10^(k+1); the shortest decimal in R is that multiple of 10^(k+1)
+ * if there is one, else the multiple of 10^k nearest v.
+ *
+ * The scaled boundaries 4 v 10^-k and (4c -+ 2) 2^(q-2) 10^-k are computed
+ * by round_to_odd() from g, a 126-bit overestimate of 10^-k
+ * (pow10_table.h). The paper proves that these roundings decide every
+ * comparison below exactly as the exact values would, for every double.
  */
-struct diy_fp {
-    uint64_t f;
-    int e;
-};
 
-/* The upper 64 bits of a * b, rounded to nearest. */
-static uint64_t mul_round(uint64_t a, uint64_t b)
+/* floor(x / 2^n) for |x| < 2^40, without shifting a negative number */
+static int floor_shift(int64_t x, int n)
 {
-    const uint64_t m32 = 0xffffffffu;
-    uint64_t ah = a >> 32, al = a & m32, bh = b >> 32, bl = b & m32;
-    uint64_t hh = ah * bh, hl = ah * bl, lh = al * bh, ll = al * bl;
-    uint64_t mid = (ll >> 32) + (hl & m32) + (lh & m32) + (UINT64_C(1) << 31);
+    return (int)((x + ((int64_t)1 << 40)) >> n) -
+           (int)(((int64_t)1 << 40) >> n);
+}
 
-    return hh + (hl >> 32) + (lh >> 32) + (mid >> 32);
+__extension__ typedef unsigned __int128 u128; /* GCC and Clang */
+
+/*
+ * vb = g cp / 2^127 rounded to odd, as the paper's rop() computes it, for
+ * g = g1 2^63 + g0 < 2^126 (pow10_table.h) and an even cp < 2^61: the
+ * integer part, its last bit set when bits 64 to 126 of g cp are not all
+ * zero. The bits below 2^64 are left out on purpose: g exceeds
+ * 10^-k 2^-r by at most one, which adds less than cp < 2^64 to the
+ * product, so where the exact value is an integer (a tie, or a boundary
+ * on a short decimal) vb is that integer, not the odd number above it.
+ */
+
+static uint64_t round_to_odd(uint64_t g1, uint64_t g0, uint64_t cp)
+{
+    const uint64_t low63 = (UINT64_C(1) << 63) - 1;
+    uint64_t x1 = (uint64_t)(((u128)g0 * cp) >> 64);
+    u128 y = (u128)g1 * cp;
+    uint64_t z = ((uint64_t)y >> 1) + x1;
+    uint64_t vbp = (uint64_t)(y >> 64) + (z >> 63);
+
+    return vbp | (((z & low63) + low63) >> 63);
 }
 
 /*
- * Candidates for the last digit sit at distances rest, rest + t, ... below
- * too_high; v (scaled) lies strictly within u of d below too_high; the
- * interval of unsafe units above too_low holds every decimal that reads back
- * to v. Moves the last digit down to the candidate nearest v and accepts it
- * only if it is provably the nearest (v is farther than u from the midpoints
- * with both neighbours, so no tie either) and strictly inside the rounding
- * interval (2u away from too_high and too_low). t is even.
+ * The shortest decimal f 10^*ret_e that reads back to the normal
+ * v = c 2^q (2^52 <= c < 2^53), and of those the nearest to v; f may end
+ * in zeros, f < 10^17. lower_closer: c = 2^52 and the double below v is
+ * half as far as the one above.
  */
-static bool round_weed(char *buf, size_t n, uint64_t d, uint64_t unsafe,
-                       uint64_t rest, uint64_t t, uint64_t u)
+static uint64_t schubfach(uint64_t c, int q, bool lower_closer, int *ret_e)
 {
-    while (rest < d && d - rest > t / 2 && t < unsafe - rest &&
-           buf[n - 1] > '1') {
-        buf[n - 1]--;
-        rest += t;
+    uint64_t out = c & 1; /* an odd c excludes the boundaries */
+    uint64_t cb = c << 2, cbr = cb + 2, cbl = cb - 2 + lower_closer;
+    /* floor(log10(2^q)) or floor(log10(3/4 2^q)); gen_pow10.py checks both */
+    int k = floor_shift((int64_t)q * 1262611 - (lower_closer ? 524031 : 0), 22);
+    /* 1 <= h <= 5: floor(log2(10^-k)) by the formula gen_pow10.py checks */
+    int h = q + floor_shift((int64_t)-k * 1741647, 19) + 2;
+    uint64_t g1 = pow10_table[-k - POW10_MIN_E].g1;
+    uint64_t g0 = pow10_table[-k - POW10_MIN_E].g0;
+    uint64_t vb = round_to_odd(g1, g0, cb << h);
+    uint64_t lower = round_to_odd(g1, g0, cbl << h) + out;
+    uint64_t upper = round_to_odd(g1, g0, cbr << h) - out;
+    /* s = floor(v 10^-k) >= 2^52 / 10 for a normal v: sp >= 10 */
+    uint64_t s = vb >> 2, sp = s / 10;
+    bool u_in, w_in;
+
+    u_in = lower <= 40 * sp;
+    w_in = 40 * sp + 40 <= upper;
+    if (u_in != w_in) {
+        *ret_e = k + 1;
+        return sp + w_in;
     }
-    if (rest < 2 * u || unsafe - rest < 2 * u)
-        return false;
-    return rest + u <= d + t / 2 && d + u <= rest + t / 2;
+    u_in = lower <= 4 * s;
+    w_in = 4 * s + 4 <= upper;
+    *ret_e = k;
+    if (u_in != w_in)
+        return s + w_in;
+    /* both in R: the nearest (a tie cannot happen inside R) */
+    return s + (vb > 4 * s + 2 || (vb == 4 * s + 2 && (s & 1) != 0));
+}
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* x < 10^8 as exactly 8 digits. */
+static void put8(char *p, uint32_t x)
+{
+    uint32_t a = x / 10000, b = x % 10000;
+
+    memcpy(p, digit_pairs + 2 * (a / 100), 2);
+    memcpy(p + 2, digit_pairs + 2 * (a % 100), 2);
+    memcpy(p + 4, digit_pairs + 2 * (b / 100), 2);
+    memcpy(p + 6, digit_pairs + 2 * (b % 100), 2);
+}
+
+/* The number of decimal digits of 0 < f < 10^17. */
+static int decimal_length(uint64_t f)
+{
+    static const uint64_t pow10[18] = {
+        UINT64_C(1),
+        UINT64_C(10),
+        UINT64_C(100),
+        UINT64_C(1000),
+        UINT64_C(10000),
+        UINT64_C(100000),
+        UINT64_C(1000000),
+        UINT64_C(10000000),
+        UINT64_C(100000000),
+        UINT64_C(1000000000),
+        UINT64_C(10000000000),
+        UINT64_C(100000000000),
+        UINT64_C(1000000000000),
+        UINT64_C(10000000000000),
+        UINT64_C(100000000000000),
+        UINT64_C(1000000000000000),
+        UINT64_C(10000000000000000),
+        UINT64_C(100000000000000000),
+    };
+    /* t = floor(bits * log10(2)) is the length or one less */
+    int t = ((64 - __builtin_clzll(f)) * 1233) >> 12;
+
+    return t + (f >= pow10[t]);
 }
 
 /*
- * The shortest digits that read back to v > 0 (finite) and are nearest to
- * it, into buf (no NUL) with *ret_exp the decimal exponent of the first
- * digit; returns the digit count, 1 to 17, or 0 when Grisu3 cannot be sure
- * (0.5% of uniform bit patterns, 2% of uniform values times 10^k).
+ * Writes (-)f 10^e, 0 < f < 10^17, as %.Pg writes it with
+ * P = max(15, n), n the significant digits of f without its trailing
+ * zeros, then ".0" if that has neither '.' nor 'e'. Returns the length.
+ * Writes only within out[0..PROTO_DOUBLE_MAX): the fixed-size copies below
+ * stay in it (the widest ends at byte 31), and bytes after the NUL are
+ * unspecified.
  */
-static size_t grisu3(double v, char buf[24], int *ret_exp)
+static size_t format_decimal(bool neg, uint64_t f, int e,
+                             char out[PROTO_DOUBLE_MAX])
 {
-    uint64_t bits, mant, f;
-    int be, e, s, k, one_e;
-    struct diy_fp mp, w, mm;
-    uint64_t too_high, too_low, unsafe, d, one, frac, rest, unit;
-    uint32_t integral, div;
-    int kappa;
-    size_t n = 0;
+    /* f as 17 digits (leading zeros), then zeros for integral padding */
+    char dig[48];
+    uint32_t hi = (uint32_t)(f / 100000000), lo = (uint32_t)(f % 100000000);
+    int len = decimal_length(f), end = 17, n, x, p;
+    size_t o = neg;
+    const char *d;
 
-    memcpy(&bits, &v, sizeof(bits));
-    mant = bits & ((UINT64_C(1) << 52) - 1);
-    be = (int)((bits >> 52) & 0x7ff);
-    f = be == 0 ? mant : mant | UINT64_C(1) << 52;
-    e = be == 0 ? -1074 : be - 1075;
-    /* m+ = (2f + 1) 2^(e-1); w and m- are brought to its exponent. */
-    s = __builtin_clzll(2 * f + 1);
-    mp.f = (2 * f + 1) << s;
-    mp.e = e - 1 - s;
-    w.f = f << (s + 1);
-    w.e = mp.e;
-    if (mant == 0 && be > 1) /* the double below is half as far away */
-        mm.f = (4 * f - 1) << (s - 1);
-    else
-        mm.f = (2 * f - 1) << s;
-    mm.e = mp.e;
-    /* the smallest k with mp.e + 10^k's exponent + 64 >= -60 */
-    k = (int)ceil((double)(-61 - mp.e) * 0.30102999566398120);
-    if (k < POWERS_MIN_K + 1 || k > POWERS_MAX_K - 1)
-        return 0;
-    while (k < POWERS_MAX_K &&
-           mp.e + powers_table[k - POWERS_MIN_K].e + 64 < -60)
-        k++;
-    while (k > POWERS_MIN_K &&
-           mp.e + powers_table[k - 1 - POWERS_MIN_K].e + 64 >= -60)
-        k--;
-    one_e = -(mp.e + powers_table[k - POWERS_MIN_K].e + 64);
-    if (one_e < 32 || one_e > 60)
-        return 0;
-    too_high = mul_round(mp.f, powers_table[k - POWERS_MIN_K].f) + 1;
-    too_low = mul_round(mm.f, powers_table[k - POWERS_MIN_K].f) - 1;
-    d = too_high - mul_round(w.f, powers_table[k - POWERS_MIN_K].f);
-    unsafe = too_high - too_low;
-    one = UINT64_C(1) << one_e;
-    integral = (uint32_t)(too_high >> one_e);
-    frac = too_high & (one - 1);
-    /* the products are at least 2^62 and one at most 2^60: integral >= 4 */
-    for (div = 1, kappa = 1; div <= integral / 10; div *= 10)
-        kappa++;
-    while (kappa > 0) {
-        buf[n++] = (char)('0' + integral / div);
-        integral %= div;
-        kappa--;
-        rest = ((uint64_t)integral << one_e) + frac;
-        if (rest < unsafe) {
-            if (!round_weed(buf, n, d, unsafe, rest, (uint64_t)div << one_e, 1))
-                return 0;
-            goto done;
-        }
-        div /= 10;
-    }
-    /* rest >= unsafe and frac < one <= 2^60: nothing below overflows */
-    unit = 1;
-    for (;;) {
-        frac *= 10;
-        unit *= 10;
-        unsafe *= 10;
-        buf[n++] = (char)('0' + (frac >> one_e));
-        frac &= one - 1;
-        kappa--;
-        if (frac < unsafe) {
-            if (!round_weed(buf, n, d * unit, unsafe, frac, one, unit))
-                return 0;
-            goto done;
-        }
-        if (n >= 18)
-            return 0;
-    }
-done:
-    if (n > 17)
-        return 0;
-    *ret_exp = (int)n - 1 + kappa - k;
-    return n;
-}
-
-/*
- * What format_reference() prints for v = (-)0.dig[0..n) * 10^(x+1), dig the
- * digits grisu3() found for a normal v that is not a power of two: %.Pg with
- * P = max(15, n), then ".0" if integral. Why: the rounding interval of a
- * normal double is narrower than a unit in the 15th digit, so when n <= 15
- * %.15g rounds to exactly these digits (they lie within half that unit of
- * v) and reads back. When n is 16 or 17 no shorter decimal reads back, the
- * nearest n-digit decimal is inside the (symmetric) interval, and grisu3()
- * proved dig the nearest: %.16g or %.17g prints it.
- */
-static size_t format_digits(bool neg, const char *dig, size_t n, int x,
-                            char out[PROTO_DOUBLE_MAX])
-{
-    int p = n > 15 ? (int)n : 15;
-    size_t o = 0;
-
-    if (neg)
-        out[o++] = '-';
+    dig[0] = (char)('0' + hi / 100000000);
+    put8(dig + 1, hi % 100000000);
+    put8(dig + 9, lo);
+    memset(dig + 17, '0', 24);
+    while (dig[end - 1] == '0') /* f > 0: a digit is not 0 */
+        end--;
+    d = dig + 17 - len;   /* the first significant digit */
+    n = end - (17 - len); /* 1 to 17 */
+    x = e + len - 1;      /* v = d.ddd 10^x */
+    p = n > 15 ? n : 15;
+    out[0] = '-';
     if (x < -4 || x >= p) {
         unsigned ax = (unsigned)(x < 0 ? -x : x);
 
-        out[o++] = dig[0];
-        if (n > 1) {
-            out[o++] = '.';
-            memcpy(out + o, dig + 1, n - 1);
-            o += n - 1;
-        }
+        out[o] = d[0];
+        out[o + 1] = '.';
+        memcpy(out + o + 2, d + 1, 16);
+        o += n > 1 ? (size_t)n + 1 : 1;
         out[o++] = 'e';
         out[o++] = x < 0 ? '-' : '+';
         if (ax >= 100) {
             out[o++] = (char)('0' + ax / 100);
             ax %= 100;
         }
-        out[o++] = (char)('0' + ax / 10);
-        out[o++] = (char)('0' + ax % 10);
+        memcpy(out + o, digit_pairs + 2 * ax, 2);
+        o += 2;
     } else if (x < 0) {
-        out[o++] = '0';
-        out[o++] = '.';
-        for (int i = -1; i > x; i--)
-            out[o++] = '0';
-        memcpy(out + o, dig, n);
-        o += n;
-    } else if (n <= (size_t)x + 1) {
-        memcpy(out + o, dig, n);
-        o += n;
-        for (size_t i = n; i < (size_t)x + 1; i++)
-            out[o++] = '0';
+        /* 0.ddd, 0.0ddd, 0.00ddd or 0.000ddd */
+        memcpy(out + o, "0.000", 5);
+        memcpy(out + o + (size_t)(1 - x), d, 17);
+        o += (size_t)(1 - x + n);
+    } else if (n <= x + 1) {
+        /* integral: d, padded with zeros to x + 1 <= 17 digits, then .0 */
+        memcpy(out + o, d, 17);
+        o += (size_t)x + 1;
         out[o++] = '.';
         out[o++] = '0';
     } else {
-        memcpy(out + o, dig, (size_t)x + 1);
-        o += (size_t)x + 1;
-        out[o++] = '.';
-        memcpy(out + o, dig + x + 1, n - (size_t)x - 1);
-        o += n - (size_t)x - 1;
+        /* x + 1 < n <= 17 digits before the point, the rest after it */
+        memcpy(out + o, d, 16);
+        out[o + (size_t)x + 1] = '.';
+        if (x < 14)
+            memcpy(out + o + (size_t)x + 2, d + x + 1, 16);
+        else /* at most 2 digits after the point */
+            memcpy(out + o + (size_t)x + 2, d + x + 1, 2);
+        o += (size_t)n + 1;
     }
     out[o] = '\0';
     return o;
 }
 
-/* A normal |v| that is a power of two above DBL_MIN. */
-static bool is_power_of_two(double v)
-{
-    uint64_t bits;
-
-    memcpy(&bits, &v, sizeof(bits));
-    return (bits & ((UINT64_C(1) << 52) - 1)) == 0 &&
-           ((bits >> 52) & 0x7ff) > 1;
-}
-
+/*
+ * %.15g of a normal double v rounds to its shortest digits when they are 15
+ * or fewer: R is narrower than a unit in the 15th digit (a relative 2^-53 at
+ * most against 10^-15 at least), so those digits padded with zeros are the
+ * only 15-digit decimal within half a unit of v. When the shortest need 16
+ * or 17 digits, no shorter printf precision reads back, and the nearest
+ * 16- or 17-digit decimal is in R whenever R is symmetric about v (one of
+ * them is): schubfach() picked that nearest, and printf rounds to it.
+ * Where v lies exactly halfway between two n-digit decimals (2^-25 =
+ * 2.98023223876953125e-08 at 17 digits), both are in R; schubfach() takes
+ * the one with the even last digit, as printf does (glibc rounds ties to
+ * even in the default rounding mode, which lossd never changes).
+ * Left to the reference: subnormals, whose R holds many 15-digit decimals
+ * of which %.15g prints the nearest, not the shortest; and powers of two
+ * whose shortest has 16 digits, as the nearest 16 digits may fall below v
+ * outside R's shorter lower half, and %.17g is printed then.
+ */
 size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX])
 {
-    char dig[24];
-    size_t n;
-    int x;
+    uint64_t bits, mant, c, f;
+    int be, q, e;
+    bool neg, lower_closer;
 
-    if (!isfinite(v))
+    memcpy(&bits, &v, sizeof(bits));
+    neg = bits >> 63;
+    be = (int)((bits >> 52) & 0x7ff);
+    mant = bits & ((UINT64_C(1) << 52) - 1);
+    if (be == 0x7ff)
         return format_reference(v, out);
-    if (v == 0) {
-        const char *s = signbit(v) ? "-0.0" : "0.0";
-
-        n = strlen(s);
-        memcpy(out, s, n + 1);
-        return n;
+    if (be == 0) {
+        if (mant != 0)
+            return format_reference(v, out);
+        memcpy(out, "-0.0", 5);
+        if (!neg)
+            memcpy(out, "0.0", 4);
+        return neg ? 4 : 3;
     }
-    /*
-     * Subnormals are left to the reference: their rounding interval is wide
-     * enough to hold many 15-digit decimals, and %.15g prints the nearest,
-     * not the shortest. At a power of two the double below is nearer than
-     * the one above, and the nearest 16 digits may not read back where the
-     * shortest do: the reference then goes on to %.17g.
-     */
-    if (fabs(v) < DBL_MIN)
-        return format_reference(v, out);
-    n = grisu3(fabs(v), dig, &x);
-    if (n == 0 || (n > 15 && is_power_of_two(v)))
-        return format_reference(v, out);
-    return format_digits(signbit(v), dig, n, x, out);
+    c = mant | UINT64_C(1) << 52;
+    q = be - 1075;
+    /* integers below 2^53: v itself, exactly */
+    if (q <= 0 && q > -53 && (c & ((UINT64_C(1) << -q) - 1)) == 0)
+        return format_decimal(neg, c >> -q, 0, out);
+    lower_closer = mant == 0 && be > 1;
+    f = schubfach(c, q, lower_closer, &e);
+    if (lower_closer) {
+        uint64_t t = f;
+
+        while (t % 10 == 0)
+            t /= 10;
+        if (decimal_length(t) == 16)
+            return format_reference(v, out);
+    }
+    return format_decimal(neg, f, e, out);
 }

@@ -8,8 +8,9 @@
  * C locale.
  *
  * Writing: a double becomes the JSON text that reads back (strtod) to the
- * same float64: the shortest of %.15g, %.16g, %.17g that round-trips, found
- * with Grisu3 and, where Grisu3 cannot decide, with those very printf()
+ * same float64: the shortest of %.15g, %.16g, %.17g that round-trips, byte
+ * for byte, found with Schubfach (shortest digits, then printf's layout)
+ * and, for subnormals and some powers of two, with those very printf()
  * calls. Non-finite values are the strings "NaN", "Infinity", "-Infinity";
  * -0 prints as -0.0 and integral values keep a ".0", so clients read
  * floats.
@@ -73,10 +74,12 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
 
 /*
  * Writes v as a JSON value into out, NUL-terminated; returns its length
- * (without the NUL). Never fails. The doubles Grisu3 cannot settle (0.5%
- * to 2% of them), the subnormals and some powers of two are printed with
- * snprintf() and checked with strtod(), which follow LC_NUMERIC: the process
- * must leave it "C" (lossd never calls setlocale()).
+ * (without the NUL). Never fails. out must have PROTO_DOUBLE_MAX bytes: the
+ * writer may use all of them, and those after the NUL are unspecified.
+ * Non-finite values, subnormals and the powers of two whose shortest digits
+ * number 16 (1035 doubles of each sign) are printed with snprintf() and checked
+ * with strtod(), which follow LC_NUMERIC: the process must leave it "C"
+ * (lossd never calls setlocale()).
  */
 size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX]);
 
