@@ -314,23 +314,26 @@ static uint64_t schubfach(uint64_t c, int q, bool lower_closer, int *ret_e)
     uint64_t vb = round_to_odd(g1, g0, cb << h);
     uint64_t lower = round_to_odd(g1, g0, cbl << h) + out;
     uint64_t upper = round_to_odd(g1, g0, cbr << h) - out;
+
     /* s = floor(v 10^-k) >= 2^52 / 10 for a normal v: sp >= 10 */
     uint64_t s = vb >> 2, sp = s / 10;
-    bool u_in, w_in;
+    /* u' = 10 sp 10^k, w' = u' + 10^(k+1), u = s 10^k, w = u + 10^k in R? */
+    uint64_t up_in = lower <= 40 * sp, wp_in = 40 * sp + 40 <= upper;
+    uint64_t u_in = lower <= 4 * s, w_in = 4 * s + 4 <= upper;
+    /* both u and w in R: w if nearer (a tie goes to the even one) */
+    uint64_t w_nearer = vb > 4 * s + 2 || (vb == 4 * s + 2 && (s & 1) != 0);
+    uint64_t one_of_s = u_in ^ w_in, one_of_sp = up_in ^ wp_in;
+    uint64_t fs = s + ((w_in & one_of_s) | (w_nearer & (one_of_s ^ 1)));
+    uint64_t pick_sp = (uint64_t)0 - one_of_sp; /* all ones or none */
 
-    u_in = lower <= 40 * sp;
-    w_in = 40 * sp + 40 <= upper;
-    if (u_in != w_in) {
-        *ret_e = k + 1;
-        return sp + w_in;
-    }
-    u_in = lower <= 4 * s;
-    w_in = 4 * s + 4 <= upper;
-    *ret_e = k;
-    if (u_in != w_in)
-        return s + w_in;
-    /* both in R: the nearest (a tie cannot happen inside R) */
-    return s + (vb > 4 * s + 2 || (vb == 4 * s + 2 && (s & 1) != 0));
+    /*
+     * The one multiple of 10^(k+1) in R if there is one, else the one of
+     * 10^k, else the nearer of the two: chosen with masks, as compilers
+     * turn the ?: into branches, which random doubles mispredict (the
+     * first two cases are about equally likely).
+     */
+    *ret_e = k + (int)one_of_sp;
+    return ((sp + wp_in) & pick_sp) | (fs & ~pick_sp);
 }
 
 static const char digit_pairs[201] = "00010203040506070809"
@@ -392,13 +395,13 @@ static int decimal_length(uint64_t f)
  * stay in it (the widest ends at byte 31), and bytes after the NUL are
  * unspecified.
  */
-static size_t format_decimal(bool neg, uint64_t f, int e,
-                             char out[PROTO_DOUBLE_MAX])
+static inline size_t format_decimal(bool neg, uint64_t f, int e,
+                                    char out[PROTO_DOUBLE_MAX])
 {
     /* f as 17 digits (leading zeros), then zeros for integral padding */
     char dig[48];
     uint32_t hi = (uint32_t)(f / 100000000), lo = (uint32_t)(f % 100000000);
-    int len = decimal_length(f), end = 17, n, x, p;
+    int len = decimal_length(f), end = 17, n, x;
     size_t o = neg;
     const char *d;
 
@@ -411,9 +414,8 @@ static size_t format_decimal(bool neg, uint64_t f, int e,
     d = dig + 17 - len;   /* the first significant digit */
     n = end - (17 - len); /* 1 to 17 */
     x = e + len - 1;      /* v = d.ddd 10^x */
-    p = n > 15 ? n : 15;
     out[0] = '-';
-    if (x < -4 || x >= p) {
+    if (x < -4 || (x >= 15 && x >= n)) { /* x >= P = max(15, n) */
         unsigned ax = (unsigned)(x < 0 ? -x : x);
 
         out[o] = d[0];
