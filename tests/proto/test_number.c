@@ -568,6 +568,37 @@ START_TEST(test_format_matches_reference_edges)
 END_TEST
 
 /*
+ * Where an exact product decides: v halfway between two 17-digit decimals
+ * (1406547535291061.25 and 2^-25 = 2.98023223876953125e-08 print the even
+ * one, as printf does), and rounding boundaries that are themselves short
+ * decimals, included because the significand is even (62774549265726624 - 4
+ * = 6.277454926572662e16; 16 c - 8 and 16 c + 8 multiples of 100 for c just
+ * above 2^52, at 10^k = 10). Schubfach's scaled boundaries must come out
+ * exact there, not rounded up to odd. Each with its neighbours.
+ */
+START_TEST(test_format_exact_cases)
+{
+    static const double cases[] = {
+        0x1.3fcfd78cd8ad5p+50, 0x1p-25,
+        0x1.be0a3d6bd6794p+55, 0x1.000000000002ap+56,
+        0x1.00000000003f8p+56,
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_neighbourhood(cases[i], 8);
+    ck_assert_str_eq(fmt(0x1.3fcfd78cd8ad5p+50), "1406547535291061.2");
+    ck_assert_str_eq(fmt(0x1p-25), "2.9802322387695312e-08");
+    ck_assert_str_eq(fmt(0x1.be0a3d6bd6794p+55), "6.277454926572662e+16");
+    ck_assert_str_eq(fmt(0x1.000000000002ap+56), "7.20575940379286e+16");
+    /* odd significands near 2^52 in the binades 2^46 to 2^52, whose
+       doubles end in .5, .25, ... .0078125: ties and near-ties */
+    for (int e = 46; e <= 52; e++)
+        for (uint64_t m = 1; m < 4000; m += 2)
+            check_same(ldexp((double)((UINT64_C(1) << 52) + m), e - 52), 0);
+}
+END_TEST
+
+/*
  * A decimal of 1 to 17 random digits and a random exponent, read by strtod:
  * the values clients send, whose shortest form is usually short.
  */
@@ -586,10 +617,47 @@ static double random_nice(struct test_rng *r)
 }
 
 /*
- * proto_format_double() against the reference on random doubles: a third
- * uniform bit patterns over all finite doubles, a third short decimals, a
- * third normals times a power of ten. LOSSD_FORMAT_IDENTITY_N sets the count
- * (2M by default, a few seconds; the 50M+ run is done by hand).
+ * The doubles a shortest-digits writer is most likely to get wrong: powers
+ * of two and their neighbours, integers (exact up to 2^53, and beyond),
+ * subnormals and the smallest normals, and the doubles near 10^j, mostly
+ * where %g changes notation (1e-5) or precision (1e15, 1e16, 1e17).
+ */
+static double random_special(struct test_rng *r)
+{
+    static const int hot[] = {-5, -4, 15, 16, 17};
+    char s[16];
+    int j;
+    double v;
+
+    switch ((int)(test_rng_uniform(r) * 4.0)) {
+    case 0:
+        v = ldexp(1.0, (int)(test_rng_uniform(r) * 2098.0) - 1074);
+        return double_of(bits_of(v) + (uint64_t)(test_rng_uniform(r) * 9.0) -
+                         4);
+    case 1:
+        v = (double)(random_bits(r) >> (int)(test_rng_uniform(r) * 64.0));
+        return test_rng_uniform(r) < 0.25
+                   ? ldexp(v, (int)(test_rng_uniform(r) * 100.0))
+                   : v;
+    case 2:
+        return double_of(random_bits(r) & UINT64_C(0x001fffffffffffff));
+    default:
+        j = test_rng_uniform(r) < 0.5
+                ? hot[(int)(test_rng_uniform(r) * 5.0)]
+                : (int)(test_rng_uniform(r) * 600.0) - 300;
+        snprintf(s, sizeof(s), "1e%d", j);
+        v = strtod(s, NULL);
+        return double_of(bits_of(v) + (uint64_t)(test_rng_uniform(r) * 2049.0) -
+                         1024);
+    }
+}
+
+/*
+ * proto_format_double() against the reference on random doubles: uniform
+ * bit patterns over all finite doubles, short decimals (twice as many),
+ * normals times a power of ten, and random_special(). LOSSD_FORMAT_IDENTITY_N
+ * sets the count (2M by default, a few seconds); bench/number_diff runs 10^8
+ * by hand.
  */
 START_TEST(test_format_matches_reference_random)
 {
@@ -608,12 +676,16 @@ START_TEST(test_format_matches_reference_random)
     for (size_t i = 0; i < count; i++) {
         double v;
 
-        switch (i % 3) {
+        switch (i % 6) {
         case 0:
             v = double_of(random_bits(&rng));
             break;
         case 1:
+        case 3:
             v = random_nice(&rng);
+            break;
+        case 4:
+            v = random_special(&rng);
             break;
         default:
             v = test_rng_normal(&rng) *
@@ -640,6 +712,7 @@ static Suite *number_suite(void)
     tcase_add_test(wr, test_format_extremes);
     tcase_add_test(wr, test_format_random_round_trip);
     tcase_add_test(wr, test_format_matches_reference_edges);
+    tcase_add_test(wr, test_format_exact_cases);
     tcase_add_test(wr, test_format_matches_reference_random);
     suite_add_tcase(s, rd);
     suite_add_tcase(s, wr);
