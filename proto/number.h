@@ -8,12 +8,12 @@
  * C locale.
  *
  * Writing: a double becomes the JSON text that reads back (strtod) to the
- * same float64: the shortest of %.15g, %.16g, %.17g that round-trips, byte
- * for byte, found with Schubfach (shortest digits, then printf's layout)
- * and, for subnormals and some powers of two, with those very printf()
- * calls. Non-finite values are the strings "NaN", "Infinity", "-Infinity";
- * -0 prints as -0.0 and integral values keep a ".0", so clients read
- * floats.
+ * same float64: the shortest of %.15g, %.16g, %.17g that round-trips,
+ * exactly as printf() writes it, found with Schubfach (the shortest digits
+ * that read back, laid out as %g would) and, for subnormals and some
+ * powers of two, with those very printf() calls. Non-finite values are
+ * the strings "NaN", "Infinity", "-Infinity"; -0 prints as -0.0 and
+ * integral values keep a ".0", so clients read floats.
  *
  * Reading and writing are pure functions of their arguments: no
  * allocation, no state, safe from any thread (one C locale may serve many
@@ -76,10 +76,10 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
  * Writes v as a JSON value into out, NUL-terminated; returns its length
  * (without the NUL). Never fails. out must have PROTO_DOUBLE_MAX bytes: the
  * writer may use all of them, and those after the NUL are unspecified.
- * Non-finite values, subnormals and the powers of two whose shortest digits
- * number 16 (1035 doubles of each sign) are printed with snprintf() and checked
- * with strtod(), which follow LC_NUMERIC: the process must leave it "C"
- * (lossd never calls setlocale()).
+ * Subnormals and the 1032 powers of two (of each sign; none an integer
+ * below 2^53) whose shortest digits number 16 are printed with snprintf()
+ * and checked with strtod(), which follow LC_NUMERIC: the process must
+ * leave it "C" (lossd never calls setlocale()).
  */
 size_t proto_format_double(double v, char out[PROTO_DOUBLE_MAX]);
 
