@@ -250,7 +250,9 @@ static size_t format_reference(double v, char out[PROTO_DOUBLE_MAX])
 /*
  * Schubfach (R. Giulietti, "The Schubfach way to render doubles", 2020;
  * the algorithm of Java's Double.toString since JDK 19), written here from
- * the paper, figures 4 and 6 and section 9 (no code copied). A normal
+ * the paper: figures 4 and 6, and the table g and rop() of section 9. No
+ * code is copied; Alexander Bolz's C++ port (Boost Software License,
+ * github.com/abolz/Drachennest) was read as a cross-check. A normal
  * v = c 2^q has the rounding interval R of the decimals strtod() reads back
  * to v: from halfway to the double below to halfway to the one above,
  * boundaries included when c is even (strtod rounds ties to even). At the
@@ -259,8 +261,8 @@ static size_t format_reference(double v, char out[PROTO_DOUBLE_MAX])
  * one of 10^(k+1); the shortest decimal in R is that multiple of 10^(k+1)
  * if there is one, else the multiple of 10^k nearest v.
  *
- * The scaled boundaries 4 v 10^-k and (4c -+ 2) 2^(q-2) 10^-k are computed
- * by round_to_odd() from g, a 126-bit overestimate of 10^-k
+ * v and its boundaries, scaled to 4 v 10^-k and (4c -+ 2) 2^q 10^-k, are
+ * computed by round_to_odd() from g, a 126-bit overestimate of 10^-k
  * (pow10_table.h). The paper proves that these roundings decide every
  * comparison below exactly as the exact values would, for every double.
  */
