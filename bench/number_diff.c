@@ -11,7 +11,7 @@
  * 1e15, 1e16, 1e17 most of all) and the specials; each with either sign.
  * The printf reference costs 1 to 2 us a value: 10^8 values take a few
  * minutes on 2 threads. Too slow for the test suite, which runs the same
- * comparison on 2 * 10^6 values (tests/proto/test_number.c).
+ * comparison on 10^6 values (tests/proto/test_number.c).
  *
  * Usage: number_diff [count [seed [threads]]]   (defaults 100000000 1 2)
  * Prints the values checked per kind and every difference (the first 20);
