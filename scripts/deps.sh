@@ -28,8 +28,10 @@ fuzz_pkgs=(clang libclang-rt-14-dev)
 # where node does not bring its own.
 deploy_pkgs=(podman runc debootstrap yamllint prometheus curl python3 nodejs)
 # bench/http_bench.sh: load generator, the nginx ceiling, the FastAPI +
-# PyTorch peer (run with /usr/bin/python3).
-bench_pkgs=(wrk nginx-light python3-fastapi python3-uvicorn python3-torch)
+# PyTorch peer (run with /usr/bin/python3). bench/bench_json.c: simdjson
+# On-Demand (C++) to compare the decoder with.
+bench_pkgs=(wrk nginx-light python3-fastapi python3-uvicorn python3-torch
+            g++ libsimdjson-dev)
 
 want=()
 [ $# -eq 0 ] && set -- build
