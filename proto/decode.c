@@ -433,9 +433,14 @@ static enum loss_status escape_unit(struct proto_decoder *d,
 /*
  * The hot loop for the common case: numbers separated by commas inside the
  * innermost level of a tensor whose rank is known, all within the chunk.
- * It stops (leaving the decision to the general machine, which then reports
- * any error exactly as it would have) at anything else: a token cut by the
- * chunk end, a ']', a string, a full row, the element limit.
+ * proto_number_scan() reads each number and finds its end in one pass; a
+ * token it does not settle (one that needs strtod, or is not a number) is
+ * delimited here and read by number_read(), as value_start() would. The
+ * loop stops (leaving the decision to the general machine, which then
+ * reports any error exactly as it would have) at anything else: a token
+ * that may go on past the chunk end, a ']', a string, a full row, the
+ * element limit, a full buffer. Counters are kept in locals and written
+ * back as each number is stored.
  */
 static const unsigned char *tensor_run(struct proto_decoder *d,
                                        const unsigned char *p,
@@ -444,39 +449,50 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
     struct tens *t = &d->t;
     size_t L = t->level;
     size_t limit = (t->known >> L & 1u) ? t->dims[L] : SIZE_MAX;
-    size_t max = d->lim.max_elements;
+    size_t room, len = t->len;
+    double *data = t->data;
 
-    while (p < end && (IS_DIGIT(*p) || *p == '-')) {
-        const unsigned char *q = p;
-        double x;
+    /* numbers that fit: in the row, under max_elements, in the buffer */
+    room = t->cap - len;
+    if (t->count[L] >= limit || d->elements >= d->lim.max_elements)
+        return p;
+    if (limit - t->count[L] < room)
+        room = limit - t->count[L];
+    if (d->lim.max_elements - d->elements < room)
+        room = d->lim.max_elements - d->elements;
+    while (room > 0 && p < end && (IS_DIGIT(*p) || *p == '-')) {
+        size_t n =
+            proto_number_scan((const char *)p, (const char *)end, &data[len]);
+        const unsigned char *q = p + n;
 
-        while (q < end && IS_NUM(*q))
-            q++;
-        if (q == end || t->count[L] >= limit || d->elements >= max ||
-            t->len == t->cap)
-            break;
-        switch (number_read(d, (const char *)p, (size_t)(q - p), &x)) {
-        case PROTO_NUMBER_OK:
-            break;
-        default:
-            /* let the general path report it */
-            return p;
+        if (n == 0) {
+            while (q < end && IS_NUM(*q))
+                q++;
+            if (q == end || number_read(d, (const char *)p, (size_t)(q - p),
+                                        &data[len]) != PROTO_NUMBER_OK)
+                break; /* the general path reads it, or reports it */
         }
-        t->data[t->len++] = x;
-        t->count[L]++;
-        d->elements++;
+        len++;
+        room--;
         p = q;
         while (p < end && IS_WS(*p))
             p++;
         if (p == end || *p != ',') {
+            t->count[L] += len - t->len;
+            d->elements += len - t->len;
+            t->len = len;
             d->state = ST_AFTER;
             return p;
         }
         p++;
-        d->state = ST_VALUE;
         while (p < end && IS_WS(*p))
             p++;
     }
+    t->count[L] += len - t->len;
+    d->elements += len - t->len;
+    if (len != t->len)
+        d->state = ST_VALUE;
+    t->len = len;
     return p;
 }
 

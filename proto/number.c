@@ -4,10 +4,11 @@
  * writer.
  *
  * Reading checks the grammar and collects up to 19 significant digits as
- * an integer, then tries two exact paths before strtod_l(). Writing runs
- * Schubfach with the powers of ten of pow10_table.h, prints its digits as
- * printf's %g would, and leaves a few rare doubles to the printf()
- * formatter it must agree with.
+ * an integer (eight at a time in the decoder's hot path,
+ * proto_number_scan()), then tries Clinger's exact path and Eisel-Lemire
+ * before strtod_l(). Writing runs Schubfach with the powers of ten of
+ * pow10_table.h, prints its digits as printf's %g would, and leaves a few
+ * rare doubles to the printf() formatter it must agree with.
  */
 #include "number.h"
 
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "pow10_table.h"
+#include "powers5_table.h"
 
 #define IS_DIGIT(c) ((unsigned)(c) - '0' < 10u)
 
@@ -41,65 +43,274 @@ static const double pow10_exact[23] = {
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 };
 
-#if defined(__x86_64__) && LDBL_MANT_DIG == 64
-#define HAVE_EXTENDED_PATH 1
-static const long double pow10_ext[28] = {
-    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+static const uint64_t pow10_u64[9] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
 };
 
-/*
- * The second fast path, for up to 19 significant digits (most shortest
- * round-trip prints of doubles have 16 or 17). w < 10^19 < 2^64 and 10^|e|
- * for |e| <= 27 (5^27 < 2^64) are exact in x87 extended precision, so
- * r = w * 10^e (or w / 10^-e) is rounded once, to 64 bits: |r - v| <= 1/2
- * ulp64 of the true value v. Rounding r to double then gives the correctly
- * rounded double of v unless v and r may sit on different sides of (or on)
- * a halfway point between doubles, which needs r's 11 bits below the
- * double's 53 to be within one of 0x400: those cases go to strtod. The
- * results lie in [1e-27, 1e46], far from subnormals and overflow.
- */
-static bool extended_path(uint64_t w, long exp10, double *ret)
+/* The 128-bit product a * b as *ret_hi, *ret_lo. */
+static void mul_128(uint64_t a, uint64_t b, uint64_t *ret_hi, uint64_t *ret_lo)
 {
-    long double r = (long double)w;
-    uint64_t mant;
-    unsigned low;
+#ifdef __SIZEOF_INT128__
+    __extension__ typedef unsigned __int128 u128;
+    u128 r = (u128)a * b;
 
-    if (exp10 < -27 || exp10 > 27)
+    *ret_hi = (uint64_t)(r >> 64);
+    *ret_lo = (uint64_t)r;
+#else
+    const uint64_t m32 = 0xffffffffu;
+    uint64_t ah = a >> 32, al = a & m32, bh = b >> 32, bl = b & m32;
+    uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+    uint64_t mid = (ll >> 32) + (lh & m32) + (hl & m32);
+
+    *ret_hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    *ret_lo = (mid << 32) | (ll & m32);
+#endif
+}
+
+/*
+ * Eisel-Lemire (Lemire, "Number Parsing at a Gigabyte per Second",
+ * Software: Practice and Experience 51(8), 2021, section 5): the double
+ * nearest w * 10^q for 0 < w < 2^64, computed from w times a 128-bit
+ * truncation of 5^q (powers5_table.h) and an exponent for 2^q. The paper
+ * proves the result is the correctly rounded one whenever this returns
+ * true, ties to even included (exact halfway points need q in [-4, 23]
+ * and a product whose bits below the 54th are zero, checked below). It
+ * returns false, for the caller's slower exact path, where the truncated
+ * product cannot decide the rounding (its low 64 bits all ones after the
+ * second multiplication), for subnormal or zero results and for overflow.
+ */
+static bool eisel_lemire(uint64_t w, long q, double *ret)
+{
+    uint64_t hi, lo, mant, upper, bits;
+    const uint64_t *pw;
+    int lz, upperbit;
+    long e2;
+
+    if (q < POWERS5_MIN_Q || q > POWERS5_MAX_Q)
         return false;
-    r = exp10 < 0 ? r / pow10_ext[-exp10] : r * pow10_ext[exp10];
-    memcpy(&mant, &r, sizeof(mant)); /* the 64-bit significand */
-    low = (unsigned)(mant & 0x7FF);
-    if (low >= 0x3FF && low <= 0x401)
-        return false;
-    *ret = (double)r;
+    lz = __builtin_clzll(w);
+    w <<= lz;
+    pw = powers5_table[q - POWERS5_MIN_Q];
+    mul_128(w, pw[0], &hi, &lo);
+    /* the result needs the top 55 bits of the product; the lower 5^q word
+       can change them only when the 9 bits below them are all ones */
+    if ((hi & 0x1FF) == 0x1FF) {
+        uint64_t p2hi, p2lo;
+
+        mul_128(w, pw[1], &p2hi, &p2lo);
+        lo += p2hi;
+        if (p2hi > lo)
+            hi++;
+        if (lo == UINT64_MAX)
+            return false;
+    }
+    upperbit = (int)(hi >> 63);
+    mant = hi >> (upperbit + 9); /* 54 bits: 53 and a rounding bit */
+    /*
+     * The binary exponent, biased: floor(q log2(10)) + 1086 + upperbit -
+     * lz. floor(q log2(10)) = (217706 q) >> 16 for |q| <= 350; 2^40 keeps
+     * the shifted value non-negative.
+     */
+    e2 = (long)((((int64_t)q * 217706 + ((int64_t)1 << 40)) >> 16) -
+                ((int64_t)1 << 24)) +
+         1086 + upperbit - lz;
+    if (e2 <= 0)
+        return false; /* subnormal or zero: strtod */
+    /* exactly halfway between two doubles: round to even, not up */
+    if (lo <= 1 && q >= -4 && q <= 23 && (mant & 3) == 1 &&
+        mant << (upperbit + 9) == hi)
+        mant &= ~(uint64_t)1;
+    mant += mant & 1;
+    mant >>= 1;
+    if (mant >= (UINT64_C(1) << 53)) {
+        mant = UINT64_C(1) << 52;
+        e2++;
+    }
+    if (e2 >= 0x7FF)
+        return false; /* overflow: strtod says ERANGE */
+    upper = (uint64_t)e2 << 52;
+    bits = upper | (mant & ((UINT64_C(1) << 52) - 1));
+    memcpy(ret, &bits, sizeof(*ret));
     return true;
 }
-#endif
 
 /*
- * Fast path (Clinger): when the significant digits form an integer w <= 2^53
- * and the decimal exponent e is in [-22, 22], both w and 10^|e| are exact
- * doubles, so w * 10^e (or w / 10^-e) is one correctly rounded operation:
- * the same double as strtod's correctly rounded result. Then, on x86-64,
- * extended_path() for up to 19 digits and |e| <= 27. Everything else goes
- * to strtod_l (a private C locale, whatever setlocale() the process did).
- * The tests compare every path with strtod bit for bit.
+ * The double nearest w * 10^q for w < 2^64 (w and q exact), when a fast
+ * path can tell: Clinger's (w <= 2^53 and |q| <= 22: w and 10^|q| are
+ * exact doubles, so one correctly rounded multiplication or division is
+ * the correctly rounded result), then Eisel-Lemire. False: strtod.
+ */
+static bool fast_value(uint64_t w, long q, bool neg, double *ret)
+{
+    double x;
+
+    if (w == 0) {
+        x = 0.0;
+    } else if (w <= (UINT64_C(1) << 53) && q >= -22 && q <= 22) {
+        x = (double)w;
+        x = q < 0 ? x / pow10_exact[-q] : x * pow10_exact[q];
+    } else if (!eisel_lemire(w, q, &x)) {
+        return false;
+    }
+    *ret = neg ? -x : x;
+    return true;
+}
+
+/* --- digits, eight at a time ---------------------------------------------
+ *
+ * SWAR on a 64-bit word (any CPU; the byte order is fixed by the load): x
+ * is 8 bytes of text minus '0' each, the first byte in the low bits.
+ */
+
+static uint64_t load8(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* Bit 8i+7 set for each byte i of x that is not a digit (x = text ^ '0');
+   exact up to the first such byte, which is all the callers use. */
+static uint64_t nondigit_mask(uint64_t x)
+{
+    return ((x + UINT64_C(0x7676767676767676)) | x) &
+           UINT64_C(0x8080808080808080);
+}
+
+/* The value of 8 digits x (each byte 0-9, the first most significant). */
+static uint64_t digits8(uint64_t x)
+{
+    x = x * 10 + (x >> 8);
+    return ((x & UINT64_C(0x000000FF000000FF)) *
+                (100 + (UINT64_C(1000000) << 32)) +
+            ((x >> 16) & UINT64_C(0x000000FF000000FF)) *
+                (1 + (UINT64_C(10000) << 32))) >>
+           32;
+}
+
+/*
+ * Reads the digits at p (before end) into *w (w * 10 + digit each, modulo
+ * 2^64: the callers refuse more than 19 digits); returns the position after
+ * the last one.
+ */
+static const char *digit_run(const char *p, const char *end, uint64_t *w)
+{
+    uint64_t acc = *w;
+
+    while (end - p >= 8) {
+        uint64_t x = load8(p) ^ UINT64_C(0x3030303030303030);
+        uint64_t m = nondigit_mask(x);
+        unsigned k;
+
+        if (m == 0) {
+            acc = acc * 100000000 + digits8(x);
+            p += 8;
+            continue;
+        }
+        k = (unsigned)__builtin_ctzll(m) >> 3; /* digits before it */
+        if (k > 0) {
+            /* the k digits become the last of 8, after leading zeros */
+            acc = acc * pow10_u64[k] + digits8(x << (64 - 8 * k));
+            p += k;
+        }
+        *w = acc;
+        return p;
+    }
+    for (; p < end && IS_DIGIT(*p); p++)
+        acc = acc * 10 + (uint64_t)(*p - '0');
+    *w = acc;
+    return p;
+}
+
+/* Whether c may continue a number token: the decoder's token bytes. */
+static bool is_number_byte(char c)
+{
+    return IS_DIGIT(c) || c == '.' || c == 'e' || c == 'E' || c == '-' ||
+           c == '+';
+}
+
+size_t proto_number_scan(const char *s, const char *end, double *ret)
+{
+    const char *p = s, *d;
+    bool neg = false;
+    uint64_t w = 0;
+    long nd = 0, q = 0, ev = 0;
+
+    if (p < end && *p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p == end)
+        return 0;
+    if (*p == '0') {
+        p++;
+    } else if (IS_DIGIT(*p)) {
+        d = p;
+        p = digit_run(p, end, &w);
+        nd = p - d;
+    } else {
+        return 0;
+    }
+    if (p < end && *p == '.') {
+        const char *frac = ++p;
+
+        if (nd == 0) /* 0.000ddd: these zeros are not significant */
+            while (p < end && *p == '0')
+                p++;
+        d = p;
+        p = digit_run(p, end, &w);
+        if (p == frac)
+            return 0;
+        nd += p - d;
+        q = -(long)(p - frac);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        bool eneg = false;
+
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        d = p;
+        for (; p < end && IS_DIGIT(*p); p++)
+            if (ev < 100000)
+                ev = ev * 10 + (*p - '0');
+        if (p == d)
+            return 0;
+        q += eneg ? -ev : ev;
+    }
+    /* the token must end here, before end, within the fast paths' reach */
+    if (p == end || is_number_byte(*p) || nd > 19 || ev >= 100000 ||
+        !fast_value(w, q, neg, ret))
+        return 0;
+    return (size_t)(p - s);
+}
+
+/*
+ * The general reader: the grammar byte by byte, up to 19 significant
+ * digits kept in w, the rest dropped (w * 10^exp10 <= v < (w + 1) *
+ * 10^exp10). Exactly read tokens take fast_value(); with dropped digits,
+ * Eisel-Lemire of both bounds settles v when they round to the same double
+ * (rounding is monotonic). Everything else goes to strtod_l (a private C
+ * locale, whatever setlocale() the process did). The tests compare every
+ * path with strtod bit for bit.
  */
 enum proto_number_result proto_number_read(const char *s, size_t n,
                                            bool terminated, locale_t c_locale,
                                            double *ret)
 {
     const char *p = s, *e = s + n;
-    bool neg = false, exact = true;
+    bool neg = false, dropped = false, huge_exp = false;
     uint64_t w = 0;
     int nd = 0;
     long exp10 = 0, ev = 0;
     char small[PROTO_NUMBER_COPY_MAX + 1];
     const char *z;
     char *endp;
-    double x;
+    double x, hi;
 
     if (p < e && *p == '-') {
         neg = true;
@@ -115,7 +326,8 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
                 w = w * 10 + (uint64_t)(*p - '0');
                 nd++;
             } else {
-                exact = false;
+                exp10++;
+                dropped = true;
             }
         }
     } else {
@@ -132,7 +344,7 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
                 if (w != 0)
                     nd++;
             } else {
-                exact = false;
+                dropped = true;
             }
         }
     }
@@ -148,29 +360,18 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
             if (ev < 100000)
                 ev = ev * 10 + (*p - '0');
             else
-                exact = false;
+                huge_exp = true;
         }
         exp10 += eneg ? -ev : ev;
     }
     if (p != e)
         return PROTO_NUMBER_SYNTAX;
-    if (exact) {
-        if (w == 0) {
-            *ret = neg ? -0.0 : 0.0;
-            return PROTO_NUMBER_OK;
-        }
-        if (w <= (UINT64_C(1) << 53) && exp10 >= -22 && exp10 <= 22) {
-            x = (double)w;
-            x = exp10 < 0 ? x / pow10_exact[-exp10] : x * pow10_exact[exp10];
-            *ret = neg ? -x : x;
-            return PROTO_NUMBER_OK;
-        }
-#ifdef HAVE_EXTENDED_PATH
-        if (extended_path(w, exp10, &x)) {
-            *ret = neg ? -x : x;
-            return PROTO_NUMBER_OK;
-        }
-#endif
+    if (!huge_exp && !dropped && fast_value(w, exp10, neg, ret))
+        return PROTO_NUMBER_OK;
+    if (!huge_exp && dropped && eisel_lemire(w, exp10, &x) &&
+        eisel_lemire(w + 1, exp10, &hi) && x == hi) {
+        *ret = neg ? -x : x;
+        return PROTO_NUMBER_OK;
     }
     /* strtod needs a NUL-terminated token; a long one is the caller's */
     if (terminated) {

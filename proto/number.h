@@ -3,9 +3,12 @@
  *
  * Reading: a JSON number token becomes exactly the double strtod() in the C
  * locale reads from it (correctly rounded; -0 keeps its sign; a 20-digit
- * integer is a number too), whatever locale the process runs in. Most
- * tokens take an exact fast path; the rest go to strtod_l() with a private
- * C locale.
+ * integer is a number too), whatever locale the process runs in. Tokens of
+ * up to 19 significant digits take Clinger's exact path or Eisel-Lemire
+ * (128-bit powers of five), which settle all but the rarest (subnormals,
+ * overflow, a handful of near-halfway cases); longer ones, Eisel-Lemire of
+ * their first 19 digits and of the next integer up when both give the same
+ * double; the rest go to strtod_l() with a private C locale.
  *
  * Writing: a double becomes the JSON text that reads back (strtod) to the
  * same float64: the shortest of %.15g, %.16g, %.17g that round-trips,
@@ -66,6 +69,19 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
 /* The longest unterminated token proto_number_read() copies itself, in
    bytes. */
 #define PROTO_NUMBER_COPY_MAX 63
+
+/*
+ * The decoder's hot path: reads the number token that starts at s and may
+ * not reach end (s < end; s is borrowed, read only below end). The token
+ * is the longest run of number bytes (digits, '.', 'e', 'E', '+', '-') from
+ * s. Returns its length and writes *ret, exactly what proto_number_read()
+ * gives for it, when the run ends before end, is a JSON number of at most
+ * 19 significant digits and an exponent below 100000, and a fast path
+ * settles it. Returns 0 otherwise (a syntax error, a token that may go on
+ * past end, a number that needs strtod or is out of range), leaving *ret
+ * alone: the caller then reads the token with proto_number_read().
+ */
+size_t proto_number_scan(const char *s, const char *end, double *ret);
 
 /* --- writing ------------------------------------------------------------ */
 

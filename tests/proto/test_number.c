@@ -230,10 +230,11 @@ START_TEST(test_read_long_tokens)
     memset(zeros, '0', sizeof(zeros) - 1);
     zeros[sizeof(zeros) - 1] = '\0';
 
-    /* 64 significant digits: strtod, and too long to copy */
-    snprintf(
-        tok, sizeof(tok), "1%.63s",
-        "1234567890123456789012345678901234567890123456789012345678901234");
+    /* 64 bytes just above the halfway point 2^53 + 1 between two doubles:
+       its first 19 digits (the halfway point, read as 2^53) and the next
+       integer up (read as 2^53 + 2) do not settle it, strtod must; and it
+       is too long to copy */
+    snprintf(tok, sizeof(tok), "9007199254740993.%.46s1", zeros);
     ck_assert_uint_eq(strlen(tok), PROTO_NUMBER_COPY_MAX + 1);
     ck_assert_int_eq(proto_number_read(tok, strlen(tok), false, loc, &x),
                      PROTO_NUMBER_UNTERMINATED);
