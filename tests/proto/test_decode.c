@@ -1514,7 +1514,7 @@ START_TEST(test_numbers_match_strtod)
 
     /*
      * Doubles printed with 15 to 19 significant digits, the prints clients
-     * send (and the range of the decoder's extended-precision fast path),
+     * send (and the range of the decoder's Eisel-Lemire fast path),
      * read in one tensor and compared with strtod.
      */
     {
@@ -1550,6 +1550,103 @@ START_TEST(test_numbers_match_strtod)
     sb_free(&tok);
     sb_free(&body);
     ck_assert_msg(failed == 0, "%d numbers differ from strtod", failed);
+}
+END_TEST
+
+/*
+ * A tensor of random tokens (random_number(), overflowing ones left out,
+ * and %.17g and %.6g prints), separated by ',' and varied white space, fed
+ * in chunks of random sizes (1 to 64 bytes, and about 16 KiB): the decoder's
+ * hot loop meets tokens, separators and rows cut at every kind of place,
+ * and must still store exactly strtod's doubles. A shorter body is also
+ * checked split everywhere (check_splits()).
+ */
+START_TEST(test_numbers_in_chunks)
+{
+    static const char *const seps[] = {",", ", ", " ,", ",\n  ", "\t,\r\n"};
+    const unsigned long long seed = 20261203;
+    struct test_rng rng;
+    struct sb tok = {0}, body = {0}, row = {0};
+    const size_t m = 30000;
+    double *want = malloc(m * sizeof(*want));
+    size_t *cuts = malloc(m * 64 * sizeof(*cuts) / 4);
+    int failed = 0;
+
+    ck_assert_ptr_nonnull(want);
+    ck_assert_ptr_nonnull(cuts);
+    test_rng_seed(&rng, seed);
+    sb_puts(&body, "{\"input\": [");
+    for (size_t i = 0; i < m;) {
+        double u = test_rng_uniform(&rng), x;
+        char *end;
+
+        if (u < 0.4) {
+            random_number(&rng, &tok);
+        } else {
+            sb_reset(&tok);
+            sb_printf(&tok, "%.*g", u < 0.7 ? 17 : 6,
+                      (2 * test_rng_uniform(&rng) - 1) *
+                          pow(10, (int)(test_rng_uniform(&rng) * 8) - 4));
+        }
+        errno = 0;
+        x = strtod(tok.p, &end);
+        if (errno == ERANGE && (x == HUGE_VAL || x == -HUGE_VAL))
+            continue;
+        want[i] = x;
+        sb_printf(&body, "%s%s", i ? seps[i % 5] : "", tok.p);
+        if (i < 120)
+            sb_printf(&row, "%s%s", i ? seps[i % 5] : "", tok.p);
+        i++;
+    }
+    sb_puts(&body, "]}");
+    for (int r = 0; r < 6; r++) {
+        struct proto_decoder *d = proto_decoder_new(&big_limits);
+        struct proto_doc *doc = NULL;
+        struct loss_error err;
+        const struct proto_value *in;
+        size_t n = 0, at = 0;
+
+        ck_assert_ptr_nonnull(d);
+        loss_error_init(&err);
+        while (at < body.len) {
+            at += r < 3 ? 1 + (size_t)(test_rng_uniform(&rng) * 64)
+                        : 16000 + (size_t)(test_rng_uniform(&rng) * 800);
+            if (at < body.len)
+                cuts[n++] = at;
+        }
+        for (size_t i = 0, from = 0; i <= n; i++) {
+            size_t to = i < n ? cuts[i] : body.len;
+
+            ck_assert_int_eq(
+                proto_decoder_feed(d, body.p + from, to - from, &err), LOSS_OK);
+            from = to;
+        }
+        ck_assert_int_eq(proto_decoder_finish(d, &doc, &err), LOSS_OK);
+        in = &proto_doc_root(doc)->u.object.members[0].value;
+        ck_assert_int_eq(in->type, PROTO_TENSOR);
+        ck_assert_uint_eq(in->u.tensor->t.shape[0], m);
+        for (size_t i = 0; i < m; i++)
+            if (memcmp(&in->u.tensor->t.data[i], &want[i], sizeof(double)) !=
+                    0 &&
+                failed++ < 10)
+                fprintf(stderr, "chunks %d: number %zu: got %a want %a\n", r, i,
+                        in->u.tensor->t.data[i], want[i]);
+        proto_doc_free(doc);
+        proto_decoder_free(d);
+    }
+    /* 120 of them, and two rows of them, split everywhere */
+    sb_reset(&tok);
+    sb_printf(&tok, "[%s]", row.p);
+    failed += check_splits("numbers", tok.p, tok.len, &big_limits, &rng);
+    sb_reset(&tok);
+    sb_printf(&tok, "[[%s], [%s]]", row.p, row.p);
+    failed += check_splits("rows", tok.p, tok.len, &big_limits, &rng);
+    sb_free(&tok);
+    sb_free(&body);
+    sb_free(&row);
+    free(want);
+    free(cuts);
+    ck_assert_msg(failed == 0, "%d numbers differ (see log)", failed);
 }
 END_TEST
 
@@ -2838,6 +2935,7 @@ int main(void)
     tcase_add_test(limits, test_recover_bound);
     tcase_add_test(limits, test_recover_many);
     tcase_add_test(numbers, test_numbers_match_strtod);
+    tcase_add_test(numbers, test_numbers_in_chunks);
     tcase_add_test(numbers, test_base64_dtypes);
     tcase_add_test(limits, test_limits_before_memory);
     tcase_add_test(limits, test_many_keys);

@@ -102,19 +102,70 @@ static enum proto_number_result read_token(const char *s, locale_t loc,
     return ra;
 }
 
-/* s must read as strtod() reads it, bit for bit; false if it does not. */
+/*
+ * proto_number_scan() on token s followed by term (0: nothing, the token
+ * ends where the buffer does). Returns the length it reports; *ret is
+ * written only then.
+ */
+static size_t scan_token(const char *s, char term, double *ret)
+{
+    size_t n = strlen(s);
+    char *buf = malloc(n + 1);
+    double x = -3.5;
+    size_t r;
+
+    ck_assert_ptr_nonnull(buf);
+    memcpy(buf, s, n);
+    buf[n] = term;
+    r = proto_number_scan(buf, buf + n + (term != 0), &x);
+    free(buf);
+    if (r == 0)
+        ck_assert_msg(x == -3.5, "%s: *ret written by a scan of 0", s);
+    else
+        *ret = x;
+    return r;
+}
+
+/*
+ * s must read as strtod() reads it, bit for bit; false if it does not.
+ * proto_number_scan() must agree where it settles s (followed by ',', ']'
+ * or a space), and settle nothing when the buffer ends with the token
+ * (more may follow in the next chunk) or when a number byte follows it.
+ */
 static bool same_as_strtod(const char *s, locale_t loc)
 {
-    double got = 0, want;
+    double got = 0, want, x = 0;
     enum proto_number_result r = read_token(s, loc, &got);
+    static const char terms[] = {',', ']', ' '};
     char *end;
+    bool ok;
 
     errno = 0;
     want = strtod(s, &end);
     ck_assert_ptr_eq(end, s + strlen(s));
     if (errno == ERANGE && (want == HUGE_VAL || want == -HUGE_VAL))
-        return r == PROTO_NUMBER_RANGE;
-    return r == PROTO_NUMBER_OK && bits_of(got) == bits_of(want);
+        ok = r == PROTO_NUMBER_RANGE;
+    else
+        ok = r == PROTO_NUMBER_OK && bits_of(got) == bits_of(want);
+    for (size_t i = 0; i < sizeof(terms); i++) {
+        size_t n = scan_token(s, terms[i], &x);
+
+        if (n != 0 && (n != strlen(s) || r != PROTO_NUMBER_OK ||
+                       bits_of(x) != bits_of(got)))
+            ok = false;
+    }
+    if (scan_token(s, 0, &x) != 0 || scan_token(s, '.', &x) != 0 ||
+        scan_token(s, 'e', &x) != 0)
+        ok = false;
+    return ok;
+}
+
+/* Whether proto_number_scan() settles s (followed by a comma) itself. */
+static bool scan_settles(const char *s)
+{
+    double x;
+
+    return scan_token(s, ',', &x) != 0;
 }
 
 /*
@@ -330,6 +381,170 @@ START_TEST(test_read_random_tokens)
                   failed);
 }
 END_TEST
+
+/*
+ * Random doubles as clients print them: every bit pattern (subnormals
+ * included) with %.17g (the repr of most doubles), %.16g and %.6g, and
+ * values 2u - 1 as the benchmark's bodies hold them. The decoder's hot path
+ * must settle nearly all of those: only subnormals (about 1 pattern in
+ * 2048) and Eisel-Lemire's rare undecided products go to strtod, so fewer
+ * than 1% left to strtod means the fast paths still run.
+ */
+START_TEST(test_read_random_doubles)
+{
+    static const int precisions[] = {17, 16, 6};
+    unsigned long long seed = test_seed();
+    locale_t loc = proto_number_locale_new();
+    struct test_rng rng;
+    size_t settled = 0, total = 0;
+    int failed = 0;
+
+    ck_assert(loc != (locale_t)0);
+    fprintf(stderr,
+            "# test_read_random_doubles seed %llu "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed);
+    test_rng_seed(&rng, seed);
+    for (int i = 0; i < 60000; i++) {
+        double v = i % 2 ? double_of(random_bits(&rng))
+                         : 2 * test_rng_uniform(&rng) - 1;
+        char tok[64];
+
+        if (!isfinite(v))
+            continue;
+        for (size_t k = 0; k < 3; k++) {
+            snprintf(tok, sizeof(tok), "%.*g", precisions[k], v);
+            if (!same_as_strtod(tok, loc) && failed++ < 10)
+                fprintf(stderr, "seed %llu: %s differs from strtod\n", seed,
+                        tok);
+            settled += scan_settles(tok);
+            total++;
+        }
+    }
+    proto_number_locale_free(loc);
+    ck_assert_msg(failed == 0, "seed %llu: %d tokens differ from strtod", seed,
+                  failed);
+    ck_assert_msg(settled >= total / 100 * 99,
+                  "the fast paths settle only %zu of %zu", settled, total);
+}
+END_TEST
+
+/*
+ * Random digit strings of 1 to 25 significant digits, with or without a
+ * fraction point and leading zeros, times 10 to a random exponent over the
+ * whole range and past it: subnormals, underflow to zero, overflow to a
+ * range error and the 19/20-digit edge of the fast paths.
+ */
+START_TEST(test_read_random_digits)
+{
+    unsigned long long seed = test_seed();
+    locale_t loc = proto_number_locale_new();
+    struct test_rng rng;
+    int failed = 0;
+
+    ck_assert(loc != (locale_t)0);
+    fprintf(stderr,
+            "# test_read_random_digits seed %llu "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed);
+    test_rng_seed(&rng, seed);
+    for (int i = 0; i < 100000; i++) {
+        size_t nd = 1 + (size_t)(test_rng_uniform(&rng) * 25), o = 0;
+        size_t point = (size_t)(test_rng_uniform(&rng) * (double)(nd + 1));
+        int ev = (int)(test_rng_uniform(&rng) * 720) - 380;
+        char tok[96];
+
+        if (test_rng_uniform(&rng) < 0.5)
+            tok[o++] = '-';
+        if (point == 0) {
+            /* 0.000ddd: zeros that are not significant digits */
+            size_t z = (size_t)(test_rng_uniform(&rng) * 4);
+
+            tok[o++] = '0';
+            tok[o++] = '.';
+            for (size_t j = 0; j < z; j++)
+                tok[o++] = '0';
+        }
+        for (size_t j = 0; j < nd; j++) {
+            if (j > 0 && j == point && point < nd)
+                tok[o++] = '.';
+            tok[o++] =
+                (char)((j == 0 ? '1' : '0') +
+                       (int)(test_rng_uniform(&rng) * (j == 0 ? 9 : 10)));
+        }
+        snprintf(tok + o, sizeof(tok) - o, "e%d", ev);
+        if (!same_as_strtod(tok, loc) && failed++ < 10)
+            fprintf(stderr, "seed %llu: %s differs from strtod\n", seed, tok);
+    }
+    proto_number_locale_free(loc);
+    ck_assert_msg(failed == 0, "seed %llu: %d tokens differ from strtod", seed,
+                  failed);
+}
+END_TEST
+
+#if LDBL_MANT_DIG >= 64
+/*
+ * Decimals at and near the halfway point between a double and the next
+ * one up: the point itself (exact in 64-bit long double, printed in full:
+ * it must round to the even double) and its roundings to 16 to 25
+ * significant digits, just below or above it. Normal and subnormal
+ * doubles.
+ */
+START_TEST(test_read_near_halfway)
+{
+    unsigned long long seed = test_seed();
+    locale_t loc = proto_number_locale_new();
+    struct test_rng rng;
+    int failed = 0;
+    char *tok = malloc(1200);
+
+    ck_assert(loc != (locale_t)0);
+    ck_assert_ptr_nonnull(tok);
+    fprintf(stderr,
+            "# test_read_near_halfway seed %llu "
+            "(replay with LOSSD_TEST_SEED)\n",
+            seed);
+    test_rng_seed(&rng, seed);
+    for (int i = 0; i < 8000; i++) {
+        uint64_t b = random_bits(&rng) & ~(UINT64_C(1) << 63);
+        double v, up;
+        long double mid;
+
+        if (i % 8 == 0)
+            b &= (UINT64_C(1) << 52) - 1; /* subnormal */
+        v = double_of(b);
+        up = nextafter(v, INFINITY);
+        if (!isfinite(up))
+            continue;
+        mid = ((long double)v + (long double)up) / 2;
+        for (int digits = 15; digits <= 26; digits++) {
+            if (digits == 26) {
+                /* the exact point: %Le prints it digit for digit */
+                int n = snprintf(tok, 1200, "%.1100Le", mid);
+                char *e = strchr(tok, 'e');
+                char *z = e;
+
+                ck_assert(n > 0 && n < 1200 && e != NULL);
+                while (z[-1] == '0')
+                    z--;
+                if (z[-1] == '.')
+                    z--;
+                memmove(z, e, strlen(e) + 1);
+            } else {
+                snprintf(tok, 1200, "%.*Le", digits, mid);
+            }
+            if (!same_as_strtod(tok, loc) && failed++ < 10)
+                fprintf(stderr, "seed %llu: %.80s differs from strtod\n", seed,
+                        tok);
+        }
+    }
+    free(tok);
+    proto_number_locale_free(loc);
+    ck_assert_msg(failed == 0, "seed %llu: %d tokens differ from strtod", seed,
+                  failed);
+}
+END_TEST
+#endif
 
 /* --- writing ------------------------------------------------------------ */
 
@@ -709,6 +924,11 @@ static Suite *number_suite(void)
     tcase_add_test(rd, test_read_hard_cases);
     tcase_add_test(rd, test_read_long_tokens);
     tcase_add_test(rd, test_read_random_tokens);
+    tcase_add_test(rd, test_read_random_doubles);
+    tcase_add_test(rd, test_read_random_digits);
+#if LDBL_MANT_DIG >= 64
+    tcase_add_test(rd, test_read_near_halfway);
+#endif
     tcase_add_test(wr, test_format_short_forms);
     tcase_add_test(wr, test_format_extremes);
     tcase_add_test(wr, test_format_random_round_trip);
