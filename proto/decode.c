@@ -460,7 +460,9 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
         room = limit - t->count[L];
     if (d->lim.max_elements - d->elements < room)
         room = d->lim.max_elements - d->elements;
-    while (room > 0 && p < end && (IS_DIGIT(*p) || *p == '-')) {
+    /* '|', not '||': half the numbers of a body may start with '-', and a
+       branch on it would be mispredicted as often */
+    while (room > 0 && p < end && (IS_DIGIT(*p) | (*p == '-'))) {
         size_t n =
             proto_number_scan((const char *)p, (const char *)end, &data[len]);
         const unsigned char *q = p + n;
