@@ -433,14 +433,13 @@ static enum loss_status escape_unit(struct proto_decoder *d,
 /*
  * The hot loop for the common case: numbers separated by commas inside the
  * innermost level of a tensor whose rank is known, all within the chunk.
- * proto_number_scan() reads each number and finds its end in one pass; a
- * token it does not settle (one that needs strtod, or is not a number) is
- * delimited here and read by number_read(), as value_start() would. The
- * loop stops (leaving the decision to the general machine, which then
- * reports any error exactly as it would have) at anything else: a token
- * that may go on past the chunk end, a ']', a string, a full row, the
- * element limit, a full buffer. Counters are kept in locals and written
- * back as each number is stored.
+ * proto_number_scan_list() reads runs of them in one pass each; a token it
+ * does not settle (one that needs strtod, or is not a number) is delimited
+ * here and read by number_read(), as value_start() would, and the run goes
+ * on. The loop stops (leaving the decision to the general machine, which
+ * then reports any error exactly as it would have) at anything else: a
+ * token that may go on past the chunk end, a ']', a string, a full row,
+ * the element limit, a full buffer.
  */
 static const unsigned char *tensor_run(struct proto_decoder *d,
                                        const unsigned char *p,
@@ -450,7 +449,7 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
     size_t L = t->level;
     size_t limit = (t->known >> L & 1u) ? t->dims[L] : SIZE_MAX;
     size_t room, len = t->len;
-    double *data = t->data;
+    bool after = false;
 
     /* numbers that fit: in the row, under max_elements, in the buffer */
     room = t->cap - len;
@@ -460,31 +459,32 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
         room = limit - t->count[L];
     if (d->lim.max_elements - d->elements < room)
         room = d->lim.max_elements - d->elements;
-    /* '|', not '||': half the numbers of a body may start with '-', and a
-       branch on it would be mispredicted as often */
-    while (room > 0 && p < end && (IS_DIGIT(*p) | (*p == '-'))) {
-        size_t n =
-            proto_number_scan((const char *)p, (const char *)end, &data[len]);
-        const unsigned char *q = p + n;
+    while (room > 0 && p < end) {
+        const char *stop;
+        const unsigned char *q;
+        size_t n = proto_number_scan_list((const char *)p, (const char *)end,
+                                          &t->data[len], room, &stop, &after);
 
-        if (n == 0) {
-            while (q < end && IS_NUM(*q))
-                q++;
-            if (q == end || number_read(d, (const char *)p, (size_t)(q - p),
-                                        &data[len]) != PROTO_NUMBER_OK)
-                break; /* the general path reads it, or reports it */
-        }
+        len += n;
+        room -= n;
+        p = (const unsigned char *)stop;
+        /* '|', not '||': half the numbers of a body may start with '-' */
+        if (after || room == 0 || p == end || !(IS_DIGIT(*p) | (*p == '-')))
+            break;
+        /* a token the fast paths decline */
+        for (q = p; q < end && IS_NUM(*q);)
+            q++;
+        if (q == end || number_read(d, (const char *)p, (size_t)(q - p),
+                                    &t->data[len]) != PROTO_NUMBER_OK)
+            break; /* the general path reads it, or reports it */
         len++;
         room--;
         p = q;
         while (p < end && IS_WS(*p))
             p++;
         if (p == end || *p != ',') {
-            t->count[L] += len - t->len;
-            d->elements += len - t->len;
-            t->len = len;
-            d->state = ST_AFTER;
-            return p;
+            after = true;
+            break;
         }
         p++;
         while (p < end && IS_WS(*p))
@@ -492,8 +492,10 @@ static const unsigned char *tensor_run(struct proto_decoder *d,
     }
     t->count[L] += len - t->len;
     d->elements += len - t->len;
-    if (len != t->len)
-        d->state = ST_VALUE;
+    if (after)
+        d->state = ST_AFTER;
+    else if (len != t->len)
+        d->state = ST_VALUE; /* after a ',' */
     t->len = len;
     return p;
 }

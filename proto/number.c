@@ -242,7 +242,8 @@ HOT bool is_number_byte(char c)
            c == '+';
 }
 
-size_t proto_number_scan(const char *s, const char *end, double *ret)
+/* proto_number_scan(), inlined into proto_number_scan_list() */
+HOT size_t scan_one(const char *s, const char *end, double *ret)
 {
     const char *p = s, *d;
     bool neg;
@@ -296,6 +297,46 @@ size_t proto_number_scan(const char *s, const char *end, double *ret)
         !fast_value(w, q, neg, ret))
         return 0;
     return (size_t)(p - s);
+}
+
+size_t proto_number_scan(const char *s, const char *end, double *ret)
+{
+    return scan_one(s, end, ret);
+}
+
+HOT bool is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+size_t proto_number_scan_list(const char *s, const char *end, double *out,
+                              size_t max, const char **ret_end,
+                              bool *ret_after_number)
+{
+    const char *p = s;
+    size_t n = 0;
+    bool after = false;
+
+    while (n < max) {
+        size_t len = p < end ? scan_one(p, end, &out[n]) : 0;
+
+        if (len == 0)
+            break;
+        n++;
+        p += len;
+        while (p < end && is_ws(*p))
+            p++;
+        if (p == end || *p != ',') {
+            after = true;
+            break;
+        }
+        p++;
+        while (p < end && is_ws(*p))
+            p++;
+    }
+    *ret_end = p;
+    *ret_after_number = after;
+    return n;
 }
 
 /*

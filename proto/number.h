@@ -83,6 +83,21 @@ enum proto_number_result proto_number_read(const char *s, size_t n,
  */
 size_t proto_number_scan(const char *s, const char *end, double *ret);
 
+/*
+ * The decoder's hot loop: proto_number_scan() over a run of numbers
+ * separated by ',' and JSON white space, from s (before end), storing at
+ * most max of them in out[0..) (borrowed). It stops before a token that
+ * proto_number_scan() does not settle (or that does not start like a
+ * number), after max numbers (their ',' and the white space after it
+ * consumed), or after a number that no ',' follows (white space consumed:
+ * *ret_after_number is then true). Returns how many numbers it stored;
+ * *ret_end is where it stopped. One call per run instead of one per
+ * number: its loop keeps everything in registers.
+ */
+size_t proto_number_scan_list(const char *s, const char *end, double *out,
+                              size_t max, const char **ret_end,
+                              bool *ret_after_number);
+
 /* --- writing ------------------------------------------------------------ */
 
 /* Longest text proto_format_double() writes, with the NUL. */
