@@ -14,7 +14,10 @@
  * decode_value.c, which builds values and containers and skips invalid
  * values, and which hands everything inside a tensor to decode_tensor.c.
  * One shortcut crosses that line: tensor_run() below stores the numbers of
- * a tensor's innermost rows itself, the hot loop of large bodies.
+ * a tensor's innermost rows itself, the hot loop of large bodies; it hands
+ * whole runs of comma-separated numbers within the chunk to
+ * proto_number_scan_list() (number.h), and leaves whatever that does not
+ * settle, a token cut by the chunk's end included, to the byte machine.
  *
  * Reuse. proto_decoder_reset() starts a new body from the state calloc()
  * gives proto_decoder_new(), but keeps the capacity of the stacks and

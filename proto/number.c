@@ -4,11 +4,12 @@
  * writer.
  *
  * Reading checks the grammar and collects up to 19 significant digits as
- * an integer (eight at a time in the decoder's hot path,
- * proto_number_scan()), then tries Clinger's exact path and Eisel-Lemire
- * before strtod_l(). Writing runs Schubfach with the powers of ten of
- * pow10_table.h, prints its digits as printf's %g would, and leaves a few
- * rare doubles to the printf() formatter it must agree with.
+ * an integer (eight at a time on the decoder's hot path,
+ * proto_number_scan_list()), then tries Clinger's exact path and
+ * Eisel-Lemire (powers5_table.h) before strtod_l(). Writing runs Schubfach
+ * with the powers of ten of pow10_table.h, prints its digits as printf's
+ * %g would, and leaves a few rare doubles to the printf() formatter it
+ * must agree with.
  */
 #include "number.h"
 

@@ -5,8 +5,9 @@
  * locale reads from it (correctly rounded; -0 keeps its sign; a 20-digit
  * integer is a number too), whatever locale the process runs in. Tokens of
  * up to 19 significant digits take Clinger's exact path or Eisel-Lemire
- * (128-bit powers of five), which settle all but the rarest (subnormals,
- * overflow, a handful of near-halfway cases); longer ones, Eisel-Lemire of
+ * (128-bit powers of five), which settle all but the rarest (subnormal,
+ * zero by underflow or overflowing results, and the rare product
+ * Eisel-Lemire cannot round); longer ones, Eisel-Lemire of
  * their first 19 digits and of the next integer up when both give the same
  * double; the rest go to strtod_l() with a private C locale.
  *
