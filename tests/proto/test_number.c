@@ -546,6 +546,51 @@ START_TEST(test_read_near_halfway)
 END_TEST
 #endif
 
+/* proto_number_scan_list(): where a run stops, and what it says there. */
+START_TEST(test_read_scan_list)
+{
+    static const struct {
+        const char *text;
+        size_t max;
+        size_t n;          /* numbers stored */
+        const char *stop;  /* the text left */
+        bool after_number; /* stopped right after a number */
+    } cases[] = {
+        {"1.5, -2e3 ,0.1,\n 7]", 10, 4, "]", true},
+        {"1.5, -2e3 ,0.1,\n 7 ]", 10, 4, "]", true},
+        {"1.5, -2e3 ,0.1,\n 7]", 2, 2, "0.1,\n 7]", false},
+        {"1,2,", 10, 2, "", false},
+        {"1,2", 10, 1, "2", false}, /* may go on in the next chunk */
+        {"1,2 ", 10, 2, "", true},  /* it cannot */
+        {"1, 1e400, 3]", 10, 1, "1e400, 3]", false}, /* needs strtod */
+        {"1, 2.5.5]", 10, 1, "2.5.5]", false},
+        {"1, -x]", 10, 1, "-x]", false},
+        {"1, ]", 10, 1, "]", false},
+        {"]", 10, 0, "]", false},
+        {"1 2", 10, 1, "2", true},
+        {"-0, 0.000123456789012345678, 12345678901234567890, 1", 10, 2,
+         "12345678901234567890, 1", false},
+    };
+    double out[10];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *t = cases[i].text, *stop = NULL;
+        bool after = !cases[i].after_number;
+        size_t n = proto_number_scan_list(t, t + strlen(t), out, cases[i].max,
+                                          &stop, &after);
+
+        ck_assert_msg(n == cases[i].n, "%s: %zu numbers", t, n);
+        ck_assert_msg(strcmp(stop, cases[i].stop) == 0, "%s: stops at %s", t,
+                      stop);
+        ck_assert_msg(after == cases[i].after_number, "%s: after %d", t,
+                      (int)after);
+    }
+    ck_assert(out[0] == -0.0 && signbit(out[0]));
+    ck_assert(bits_of(out[1]) ==
+              bits_of(strtod("0.000123456789012345678", NULL)));
+}
+END_TEST
+
 /* --- writing ------------------------------------------------------------ */
 
 START_TEST(test_format_short_forms)
@@ -925,6 +970,7 @@ static Suite *number_suite(void)
     tcase_add_test(rd, test_read_long_tokens);
     tcase_add_test(rd, test_read_random_tokens);
     tcase_add_test(rd, test_read_random_doubles);
+    tcase_add_test(rd, test_read_scan_list);
     tcase_add_test(rd, test_read_random_digits);
 #if LDBL_MANT_DIG >= 64
     tcase_add_test(rd, test_read_near_halfway);
