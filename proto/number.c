@@ -269,15 +269,21 @@ HOT size_t scan_one(const char *s, const char *end, double *ret)
     if (p < end && *p == '.') {
         const char *frac = ++p;
 
-        if (nd == 0) /* 0.000ddd: these zeros are not significant */
-            while (p < end && *p == '0')
-                p++;
-        d = p;
         p = digit_run(p, end, &w);
         if (p == frac)
             return 0;
-        nd += p - d;
         q = -(long)(p - frac);
+        /*
+         * The zeros of 0.000ddd are not significant digits. They add
+         * nothing to w, which is exact while the significant digits are at
+         * most 19: they are counted out only when that count matters (a
+         * loop on every number would be a mispredicted branch for one in
+         * ten of uniform values).
+         */
+        if (nd == 0 && p - frac > 19)
+            for (d = frac; d < p && *d == '0'; d++)
+                nd--;
+        nd += p - frac;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         bool eneg = false;
