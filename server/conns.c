@@ -4,15 +4,16 @@
  *
  * Connections are found by socket: by_fd[fd] under the registry's mutex.
  * The accepting thread inserts; libmicrohttpd's CLOSED notification
- * removes, finding the record through the socket context that STARTED set
- * (not by descriptor: 0.9.75 may close the socket before it says CLOSED,
- * and accept() may already have handed the number to a newer connection,
- * which then replaces the stale entry). conns_tick() and conns_admit()
- * read the table under the same mutex. A stale entry never reaches a
- * newer connection: only the accepting thread makes sockets, and it
- * registers each one (replacing the stale entry) before its next
- * conns_tick(); a shutdown() of a number reused for anything else fails
- * (ENOTSOCK).
+ * removes, finding the record through the socket context that STARTED set.
+ * 0.9.75's cleanup notifies before it closes the socket, but nothing here
+ * depends on that: were a number handed out again by accept() before the
+ * older connection's CLOSED, the newer connection would replace the stale
+ * entry and the late CLOSED would still free the right record.
+ * conns_tick() and conns_admit() read the table under the same mutex. A
+ * stale entry could never reach a newer connection: only the accepting
+ * thread makes sockets, and it registers each one (replacing the stale
+ * entry) before its next conns_tick(); a shutdown() of a number reused for
+ * anything else fails (ENOTSOCK).
  *
  * A request's phase and its clocks are written by its MHD thread as plain
  * relaxed atomics, without the mutex: the small-request path pays a few

@@ -317,6 +317,37 @@ START_TEST(test_slow_clients)
 END_TEST
 
 /*
+ * Waits until p's access log has n lines: each is written after the
+ * request's completion reached the connection table, so the order of the
+ * connections' idle times is the order the test made them in.
+ */
+static void wait_completed(const struct lossd_proc *p, size_t n)
+{
+    double end = harness_now() + 60;
+    for (;;) {
+        char *log = lossd_stderr_read(p);
+        size_t k = 0;
+        for (const char *at = log;
+             at && (at = strstr(at, "\"event\":\"access\"")); at++)
+            k++;
+        free(log);
+        if (k >= n)
+            return;
+        ck_assert_msg(harness_now() < end, "%zu of %zu requests logged", k, n);
+        usleep(5000);
+    }
+}
+
+/* GET /healthz on fd, answered 200, then logged as the n-th request. */
+static void get_healthz(const struct lossd_proc *p, int fd, size_t n)
+{
+    char buf[4096];
+    send_str(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(read_response(fd, buf, sizeof buf), 200);
+    wait_completed(p, n);
+}
+
+/*
  * At --max-connections, a new client is served and the connection that
  * has waited longest for a request (here idle keep-alive ones, oldest
  * first) is closed to make room, one for one: health probes keep
@@ -327,21 +358,18 @@ START_TEST(test_cap_sheds_oldest)
     static const char *const args[] = {"--max-connections", "8", NULL};
     struct lossd_proc p = start(args);
     enum { CAP = 8 };
-    const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    char buf[4096];
     int fds[2 * CAP];
+    size_t logged = 0;
     /* CAP connections, each idle after one answer: the server is full */
     for (size_t i = 0; i < CAP; i++) {
         fds[i] = raw_connect(&p);
-        send_str(fds[i], get);
-        ck_assert_int_eq(read_response(fds[i], buf, sizeof buf), 200);
+        get_healthz(&p, fds[i], ++logged);
     }
     /* each new client is served and sheds the oldest; it stays open, so
        the server stays full */
     for (size_t i = 0; i < CAP; i++) {
         fds[CAP + i] = raw_connect(&p);
-        send_str(fds[CAP + i], get);
-        ck_assert_int_eq(read_response(fds[CAP + i], buf, sizeof buf), 200);
+        get_healthz(&p, fds[CAP + i], ++logged);
         expect_closed(fds[i]);
         close(fds[i]);
         if (i + 1 < CAP) { /* the next oldest is still open */
