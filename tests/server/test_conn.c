@@ -451,8 +451,9 @@ START_TEST(test_over_cap_flood)
     for (size_t i = 0; i < N; i++) {
         fds[i] = raw_connect(&p);
         /* shed or refused connections may be gone already */
-        (void)!send(fds[i], "GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: b\r\n",
-                    39, MSG_NOSIGNAL);
+        static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                   "X-A: b\r\n";
+        (void)!send(fds[i], head, sizeof head - 1, MSG_NOSIGNAL);
     }
     expect_serving(&p);
     for (size_t i = 0; i < N; i++)
@@ -478,8 +479,8 @@ START_TEST(test_stalled_clients)
     static const char *const stalls[] = {
         "",
         "POST /v1/mse HTTP/1.1\r\nHost: x\r\nContent-Ty",
-        "POST /v1/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-        "\r\nContent-Length: 100\r\n\r\n{\"input\": [1,",
+        ("POST /v1/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+         "\r\nContent-Length: 100\r\n\r\n{\"input\": [1,"),
     };
     enum { N = sizeof stalls / sizeof stalls[0] };
     int fds[N];

@@ -439,7 +439,7 @@ static const double size_bounds[] = {100, 1000, 10000,   100000,
 static double bucket_at(const char *text, const char *family,
                         const char *labels, size_t k)
 {
-    char key[256];
+    char key[1024];
     const char *p;
 
     snprintf(key, sizeof key, "\n%s_bucket{%sle=\"", family, labels);
