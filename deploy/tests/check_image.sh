@@ -217,7 +217,7 @@ t_exit=$(now)
     fail "exit code $exit_code"
 podman logs "$container" >"$work/lossd.log" 2>&1
 closing=$(grep '"event":"closing"' "$work/lossd.log" || true)
-inflight=$(sed -n 's/.*"msg":"not accepting; \([0-9]*\) requests in flight".*/\1/p' <<<"$closing")
+inflight=$(sed -n 's/.*"msg":"not accepting; \([0-9]*\) requests in flight.*/\1/p' <<<"$closing")
 if grep -q '"event":"draining"' "$work/lossd.log" && [ "${inflight:-0}" -ge 1 ] &&
     grep -q '"event":"stopped".*exit 0' "$work/lossd.log"; then
     pass "drained: stopped accepting with $inflight request(s) in flight, which completed"
