@@ -618,3 +618,20 @@ void send_str(int fd, const char *s)
         len -= (size_t)w;
     }
 }
+
+double lossd_metric(const struct lossd_proc *p, const char *series)
+{
+    struct http_resp r;
+    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    size_t n = strlen(series);
+    double v = -1;
+    for (const char *l = r.body; l && *l;
+         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, series, n) && l[n] == ' ') {
+            v = atof(l + n + 1);
+            break;
+        }
+    http_resp_release(&r);
+    return v;
+}

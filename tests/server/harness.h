@@ -136,6 +136,13 @@ int raw_connect(const struct lossd_proc *p);
 /* Sends all of s on fd (ck_assert on failure; never SIGPIPE). */
 void send_str(int fd, const char *s);
 
+/*
+ * The value of the series whose line starts with series (name and labels,
+ * exactly as written) in p's /metrics, or -1 when there is none.
+ * ck_assert when the scrape fails.
+ */
+double lossd_metric(const struct lossd_proc *p, const char *series);
+
 /* Monotonic seconds. */
 double harness_now(void);
 

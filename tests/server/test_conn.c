@@ -90,23 +90,6 @@ static void expect_serving(const struct lossd_proc *p)
     http_resp_release(&r);
 }
 
-/* The value of the series line that starts with prefix in p's /metrics. */
-static double metric(const struct lossd_proc *p, const char *prefix)
-{
-    struct http_resp r;
-    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
-    size_t n = strlen(prefix);
-    double v = -1;
-    for (const char *l = r.body; l && *l;
-         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, prefix, n) && l[n] == ' ') {
-            v = atof(l + n + 1);
-            break;
-        }
-    http_resp_release(&r);
-    return v;
-}
-
 /* Sends total bytes of body (chunked when asked, in 1 MiB chunks) in
    full; ck_assert if the server stops taking them. */
 static void send_body(int fd, size_t total, bool chunked)
@@ -192,8 +175,8 @@ START_TEST(test_body_without_expect)
     }
     /* nothing of 1.3 GiB was kept: less than 16 MiB more at the peak */
     ck_assert_uint_lt(peak_rss(p.pid), peak + ((size_t)16 << 20));
-    ck_assert(metric(&p, "lossd_requests_total{route=\"/v1/{loss}\","
-                         "code=\"413\"}") == N);
+    ck_assert(lossd_metric(&p, "lossd_requests_total{route=\"/v1/{loss}\","
+                               "code=\"413\"}") == N);
     expect_serving(&p);
     lossd_finish(&p);
 }
@@ -221,10 +204,10 @@ START_TEST(test_discard_bounds)
     send_body(fd, 5000000, false);
     expect_closed(fd);
     close(fd);
-    ck_assert(metric(&p, "lossd_connections_closed_total{reason="
-                         "\"discard_timeout\"}") == 1);
-    ck_assert(metric(&p, "lossd_requests_total{route=\"/v1/{loss}\","
-                         "code=\"413\"}") == 1);
+    ck_assert(lossd_metric(&p, "lossd_connections_closed_total{reason="
+                               "\"discard_timeout\"}") == 1);
+    ck_assert(lossd_metric(&p, "lossd_requests_total{route=\"/v1/{loss}\","
+                               "code=\"413\"}") == 1);
     expect_serving(&p);
     double end = harness_now() + 60; /* the log is flushed every 100 ms */
     while (!lossd_stderr_contains(&p, "\"path\":\"/v1/mse\",\"status\":413")) {
@@ -307,10 +290,10 @@ START_TEST(test_slow_clients)
                 "Content-Length: 1000\r\n\r\n");
     trickle_until_closed(b, body_req);
     close(b);
-    ck_assert(metric(&p, "lossd_connections_closed_total{reason="
-                         "\"header_timeout\"}") == 1);
-    ck_assert(metric(&p, "lossd_connections_closed_total{reason="
-                         "\"body_too_slow\"}") == 1);
+    ck_assert(lossd_metric(&p, "lossd_connections_closed_total{reason="
+                               "\"header_timeout\"}") == 1);
+    ck_assert(lossd_metric(&p, "lossd_connections_closed_total{reason="
+                               "\"body_too_slow\"}") == 1);
     expect_serving(&p);
     lossd_finish(&p);
 }
@@ -379,8 +362,9 @@ START_TEST(test_cap_sheds_oldest)
     }
     for (size_t i = CAP; i < 2 * CAP; i++)
         close(fds[i]);
-    ck_assert(metric(&p, "lossd_connections_closed_total{reason=\"shed\"}") >=
-              CAP);
+    ck_assert(
+        lossd_metric(&p, "lossd_connections_closed_total{reason=\"shed\"}") >=
+        CAP);
     lossd_finish(&p);
 }
 END_TEST
@@ -459,10 +443,11 @@ START_TEST(test_over_cap_flood)
     for (size_t i = 0; i < N; i++)
         close(fds[i]);
     expect_serving(&p);
-    ck_assert(metric(&p, "lossd_connections_closed_total{reason=\"shed\"}") +
-                  metric(&p, "lossd_connections_closed_total{reason="
+    ck_assert(
+        lossd_metric(&p, "lossd_connections_closed_total{reason=\"shed\"}") +
+            lossd_metric(&p, "lossd_connections_closed_total{reason="
                              "\"refused\"}") >=
-              N - 100);
+        N - 100);
     lossd_finish(&p);
 }
 END_TEST
@@ -501,7 +486,7 @@ START_TEST(test_stalled_clients)
     /* the stalled request is completed: only the scrape is in flight
        (libmicrohttpd closes the socket before it notifies completion) */
     double end = harness_now() + 60;
-    while (metric(&p, "lossd_requests_in_flight") != 1) {
+    while (lossd_metric(&p, "lossd_requests_in_flight") != 1) {
         ck_assert_msg(harness_now() < end, "the stalled request stays");
         usleep(5000);
     }

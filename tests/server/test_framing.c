@@ -199,18 +199,8 @@ static void expect_logged(const struct lossd_proc *p, const char *id,
    0 when absent (no zero series are written). */
 static double metric(const struct lossd_proc *p, const char *prefix)
 {
-    struct http_resp r;
-    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
-    size_t n = strlen(prefix);
-    double v = 0;
-    for (const char *l = r.body; l && *l;
-         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, prefix, n) && l[n] == ' ') {
-            v = atof(l + n + 1);
-            break;
-        }
-    http_resp_release(&r);
-    return v;
+    double v = lossd_metric(p, prefix);
+    return v < 0 ? 0 : v;
 }
 
 #define POST_MSE                                                               \

@@ -297,18 +297,7 @@ END_TEST
 /* The value of the series line that starts with prefix in p's /metrics. */
 static double metric(const struct lossd_proc *p, const char *prefix)
 {
-    struct http_resp r;
-    ck_assert_int_eq(http_do(p, "GET", "/metrics", NULL, NULL, 0, &r), 0);
-    ck_assert_int_eq(r.status, 200);
-    size_t n = strlen(prefix);
-    double v = -1;
-    for (const char *l = r.body; l && *l;
-         l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (!strncmp(l, prefix, n) && l[n] == ' ') {
-            v = atof(l + n + 1);
-            break;
-        }
-    http_resp_release(&r);
+    double v = lossd_metric(p, prefix);
     ck_assert_msg(v >= 0, "no %s in /metrics", prefix);
     return v;
 }
