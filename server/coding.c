@@ -133,6 +133,34 @@ int server_coding_compress(enum server_coding c, int level, const char *data,
     return 0;
 }
 
+bool server_coding_worth(const char *data, size_t len)
+{
+    char out[16384];
+    z_stream z;
+    size_t zlen = 0;
+    int zr;
+
+    if (len <= SERVER_COMPRESS_SAMPLE)
+        return true;
+    memset(&z, 0, sizeof z);
+    /* raw deflate: the framing is the same for every body */
+    if (deflateInit2(&z, SERVER_COMPRESS_LEVEL, Z_DEFLATED, -15, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return false;
+    z.next_in = (Bytef *)(uintptr_t)(data + (len - SERVER_COMPRESS_SAMPLE) / 2);
+    z.avail_in = (uInt)SERVER_COMPRESS_SAMPLE;
+    do {
+        z.next_out = (Bytef *)out;
+        z.avail_out = sizeof out;
+        zr = deflate(&z, Z_FINISH);
+        zlen += sizeof out - z.avail_out;
+    } while (zr == Z_OK);
+    deflateEnd(&z);
+    return zr == Z_STREAM_END &&
+           zlen * SERVER_COMPRESS_SAMPLE_DEN <=
+               SERVER_COMPRESS_SAMPLE * SERVER_COMPRESS_SAMPLE_NUM;
+}
+
 int server_inflater_init(struct server_inflater *in, size_t max)
 {
     memset(in, 0, sizeof *in);

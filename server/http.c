@@ -98,7 +98,9 @@ static unsigned long long splitmix64(unsigned long long x)
 
 /*
  * Compresses *body (*len bytes; owned when *owned) in the client's coding
- * when it is large enough, replacing it; returns the coding of *body. Sets
+ * when it is large enough and worth it (server_coding_worth(): a large body
+ * that shrinks little, such as base64 of floats, costs more time to
+ * compress than it saves), replacing it; returns the coding of *body. Sets
  * *ret_varies when the body was large enough, so the response carries
  * Vary: Accept-Encoding whether or not this client asked. Any thread.
  */
@@ -109,6 +111,7 @@ static enum server_coding encode(const struct req *r, char **body, size_t *len,
     size_t zlen = 0;
     *ret_varies = *len >= SERVER_COMPRESS_MIN;
     if (!*ret_varies || r->coding == SERVER_CODING_IDENTITY ||
+        !server_coding_worth(*body, *len) ||
         server_coding_compress(r->coding, SERVER_COMPRESS_LEVEL, *body, *len,
                                &z, &zlen) < 0)
         return SERVER_CODING_IDENTITY;

@@ -1,7 +1,8 @@
 /*
  * test_coding.c - server/coding.c without a socket: which coding an
  * Accept-Encoding value selects, the coding of a request body, compressed
- * responses checked by zlib's own inflate, and the streaming inflater fed
+ * responses checked by zlib's own inflate, which large responses are worth
+ * compressing, and the streaming inflater fed
  * in every split of its input, past its bound, corrupt, and with data after
  * its end.
  *
@@ -80,6 +81,38 @@ static char *random_bytes(size_t len, unsigned long long seed)
     test_rng_seed(&rng, seed);
     for (size_t i = 0; i < len; i++)
         s[i] = (char)(unsigned char)(test_rng_uniform(&rng) * 256.0);
+    return s;
+}
+
+/*
+ * Base64 of float64 values drawn from a normal distribution, len
+ * characters: what a response with "output_format": "base64" is made of.
+ * deflate shrinks it by only about a quarter (the sign and exponent bytes
+ * repeat; the mantissas do not).
+ */
+static char *base64_doubles(size_t len, unsigned long long seed)
+{
+    static const char abc[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    struct test_rng rng;
+    unsigned char raw[24]; /* three doubles: 32 characters */
+    char *s = malloc(len + 32);
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(s);
+    test_rng_seed(&rng, seed);
+    while (n < len) {
+        for (int i = 0; i < 3; i++) {
+            double v = test_rng_normal(&rng);
+            memcpy(raw + 8 * i, &v, 8);
+        }
+        for (int i = 0; i < 24; i += 3) {
+            unsigned w =
+                (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+            for (int k = 3; k >= 0; k--)
+                s[n++] = abc[(w >> (6 * k)) & 63];
+        }
+    }
     return s;
 }
 
@@ -837,6 +870,73 @@ START_TEST(test_inflate_sink_stops)
 }
 END_TEST
 
+/* --- server_coding_worth ------------------------------------------------ */
+
+/*
+ * Up to the sample size every body is worth trying (compress decides by
+ * the result); above it, JSON numbers are, base64 of floats and random
+ * bytes are not, the same every time for the same bytes.
+ */
+START_TEST(test_worth)
+{
+    const size_t big = (size_t)1 << 20;
+    char *text = json_like(big, 11);
+    char *b64 = base64_doubles(big, 12);
+    char *rnd = random_bytes(big, 13);
+
+    ck_assert(server_coding_worth(rnd, SERVER_COMPRESS_SAMPLE));
+    ck_assert(server_coding_worth(b64, SERVER_COMPRESS_SAMPLE));
+    ck_assert(!server_coding_worth(rnd, SERVER_COMPRESS_SAMPLE + 1));
+    for (int rep = 0; rep < 2; rep++) {
+        ck_assert(server_coding_worth(text, big));
+        ck_assert(!server_coding_worth(b64, big));
+        ck_assert(!server_coding_worth(rnd, big));
+    }
+    /* base64 of floats does shrink, only too little to pay for itself */
+    char *z = NULL;
+    size_t zlen = 0;
+    ck_assert_int_eq(server_coding_compress(SERVER_CODING_GZIP,
+                                            SERVER_COMPRESS_LEVEL, b64, big, &z,
+                                            &zlen),
+                     0);
+    ck_assert_uint_gt(zlen * SERVER_COMPRESS_SAMPLE_DEN,
+                      big * SERVER_COMPRESS_SAMPLE_NUM);
+    free(z);
+    free(text);
+    free(b64);
+    free(rnd);
+}
+END_TEST
+
+/*
+ * The sample is the middle of the body: text with random bytes in the
+ * middle is not worth it, random bytes with text in the middle are, whatever
+ * the head says.
+ */
+START_TEST(test_worth_middle)
+{
+    const size_t len = 4 * SERVER_COMPRESS_SAMPLE;
+    const size_t mid = (len - SERVER_COMPRESS_SAMPLE) / 2;
+    char *text = json_like(len, 21);
+    char *rnd = random_bytes(len, 22);
+    char *a = malloc(len);
+    char *b = malloc(len);
+
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    memcpy(a, text, len);
+    memcpy(a + mid, rnd, SERVER_COMPRESS_SAMPLE);
+    memcpy(b, rnd, len);
+    memcpy(b + mid, text, SERVER_COMPRESS_SAMPLE);
+    ck_assert(!server_coding_worth(a, len));
+    ck_assert(server_coding_worth(b, len));
+    free(text);
+    free(rnd);
+    free(a);
+    free(b);
+}
+END_TEST
+
 static Suite *coding_suite(void)
 {
     Suite *s = suite_create("server_coding");
@@ -852,6 +952,8 @@ static Suite *coding_suite(void)
     tcase_add_test(tc, test_compress_round_trip);
     tcase_add_test(tc, test_compress_refuses);
     tcase_add_test(tc, test_compress_boundary);
+    tcase_add_test(tc, test_worth);
+    tcase_add_test(tc, test_worth_middle);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("inflate");

@@ -648,6 +648,88 @@ static void check_compressed(const struct lossd_proc *p, const char *method,
     }
 }
 
+/*
+ * An mse body of n pseudo-random inputs against 0, reduction none, with
+ * gradients, its tensors answered in output_format: value and gradient
+ * are 2 n float64 of full precision, so as base64 they barely compress.
+ */
+static char *mse_random_body(size_t n, const char *output_format,
+                             size_t *ret_len)
+{
+    char *s = malloc(n * 28 + 128);
+    unsigned long long x = 88172645463325252ULL; /* xorshift64 */
+    size_t len = (size_t)sprintf(s, "{\"input\": [");
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len += (size_t)sprintf(s + len, i ? ",%.17g" : "%.17g",
+                               (double)(x >> 11) / 9007199254740992.0);
+    }
+    len += (size_t)sprintf(s + len,
+                           "], \"target\": 0, \"reduction\": \"none\", "
+                           "\"grad\": [\"input\"], \"output_format\": "
+                           "\"%s\"}",
+                           output_format);
+    *ret_len = len;
+    return s;
+}
+
+/* server/coding.h's SERVER_COMPRESS_SAMPLE: the black-box tests do not
+   link the server */
+#define COMPRESS_SAMPLE ((size_t)64 * 1024)
+
+/*
+ * Above COMPRESS_SAMPLE, an answer that barely shrinks (base64 of
+ * full-precision floats) goes out as identity to a client that accepts gzip
+ * or deflate, still with Vary; the same numbers as JSON are compressed and
+ * inflate to exactly the identity body.
+ */
+START_TEST(test_compression_not_worth)
+{
+    struct lossd_proc p = start(NULL);
+    static const char *const aes[] = {"Accept-Encoding: gzip",
+                                      "Accept-Encoding: deflate",
+                                      "Accept-Encoding: gzip, deflate"};
+    struct http_resp plain, r;
+    char buf[256];
+    size_t len;
+    char *body = mse_random_body(8000, "base64", &len);
+
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", json_ct, body, len, &plain),
+                     0);
+    expect_status(&plain, 200, NULL);
+    /* two tensors of 8000 float64: 2 * 64000 bytes as base64 */
+    ck_assert_uint_gt(plain.len, 2 * COMPRESS_SAMPLE);
+    for (size_t i = 0; i < sizeof aes / sizeof aes[0]; i++) {
+        const char *const hs[] = {"Content-Type: application/json", aes[i],
+                                  NULL};
+        ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", hs, body, len, &r), 0);
+        expect_status(&r, 200, NULL);
+        ck_assert_msg(!http_header(&r, "Content-Encoding", buf, sizeof buf),
+                      "%s: compressed", aes[i]);
+        ck_assert_str_eq(http_header(&r, "Vary", buf, sizeof buf),
+                         "Accept-Encoding");
+        ck_assert(r.len == plain.len && !memcmp(r.body, plain.body, r.len));
+        http_resp_release(&r);
+    }
+    http_resp_release(&plain);
+    free(body);
+
+    /* the same numbers as JSON: compressed, and inflating to the identity
+       body */
+    body = mse_random_body(8000, "nested", &len);
+    ck_assert_int_eq(http_do(&p, "POST", "/v1/mse", json_ct, body, len, &plain),
+                     0);
+    expect_status(&plain, 200, NULL);
+    ck_assert_uint_gt(plain.len, 2 * COMPRESS_SAMPLE);
+    check_compressed(&p, "POST", "/v1/mse", body, len, &plain);
+    http_resp_release(&plain);
+    free(body);
+    lossd_finish(&p);
+}
+END_TEST
+
 START_TEST(test_compression)
 {
     /* jobs above 5000 units run on the pool: mse of 200 elements (1600)
@@ -995,6 +1077,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_metrics);
     tcase_add_test(tc, test_bad_config);
     tcase_add_test(tc, test_compression);
+    tcase_add_test(tc, test_compression_not_worth);
     tcase_add_test(tc, test_log_text);
     tcase_add_test(tc, test_log_level);
     tcase_add_test(tc, test_help);
