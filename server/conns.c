@@ -208,8 +208,11 @@ int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
     atomic_init(&c->since_us, usec(now));
     c->adding = true;
     pthread_mutex_lock(&cs->lock);
-    int rc = 0;
-    if (cs->count - cs->shut >= cs->lim.max) {
+    int rc = reserve(cs, fd) ? 0 : -ENOMEM;
+    /* a stale entry (conns.c's head) is not counted against the cap */
+    if (rc == 0 && cs->by_fd[fd])
+        detach(cs, cs->by_fd[fd]);
+    if (rc == 0 && cs->count - cs->shut >= cs->lim.max) {
         struct conn *old = oldest_waiting(cs);
         if (!old)
             rc = -EBUSY;
@@ -218,10 +221,6 @@ int conns_admit(struct conns *cs, int fd, double now, struct conn **ret)
         else
             shut(cs, old, CONNS_SHED);
     }
-    if (rc == 0 && !reserve(cs, fd))
-        rc = -ENOMEM;
-    if (rc == 0 && cs->by_fd[fd])
-        detach(cs, cs->by_fd[fd]);
     if (rc == 0) {
         cs->by_fd[fd] = c;
         cs->count++;

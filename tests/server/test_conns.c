@@ -266,7 +266,9 @@ END_TEST
  */
 START_TEST(test_notify_order)
 {
-    struct conns *cs = conns_new(&limits, NULL, 0);
+    struct conns_limits one = limits;
+    one.max = 1; /* a stale entry must not count against it */
+    struct conns *cs = conns_new(&one, NULL, 0);
     int a[2];
     struct conn *old, *young, *quick;
     tcp_pair(a);
@@ -276,6 +278,7 @@ START_TEST(test_notify_order)
     ck_assert_int_eq(conns_admit(cs, a[0], 2.0, &young), 0);
     conns_added(cs, young, true);
     ck_assert_uint_eq(conns_count(cs), 1);
+    ck_assert_uint_eq(closed(cs, CONNS_SHED), 0);
     void *ctx = old;
     conns_notify(cs, NULL, &ctx, MHD_CONNECTION_NOTIFY_CLOSED);
     ck_assert_ptr_null(ctx);
