@@ -368,54 +368,10 @@ static bool json_media_type(const char *ct)
            !strncasecmp(ct + n - 5, "+json", 5);
 }
 
-/* The request headers begin() reads (NULL: absent; the first of repeats,
-   as MHD_lookup_connection_value() would give), valid while the request
-   lives. */
-struct req_headers {
-    const char *request_id, *origin, *accept_encoding, *content_type,
-        *content_encoding, *content_length, *transfer_encoding, *authorization;
-};
-
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
-                                      const char *key, size_t key_size,
-                                      const char *value, size_t value_size)
-{
-    static const struct {
-        const char *name;
-        size_t len, field;
-    } wanted[] = {
-#define WANT(n, f) {n, sizeof n - 1, offsetof(struct req_headers, f)}
-        WANT("X-Request-Id", request_id),
-        WANT("Origin", origin),
-        WANT("Accept-Encoding", accept_encoding),
-        WANT("Content-Type", content_type),
-        WANT("Content-Encoding", content_encoding),
-        WANT("Content-Length", content_length),
-        WANT("Transfer-Encoding", transfer_encoding),
-        WANT("Authorization", authorization),
-#undef WANT
-    };
-    (void)kind;
-    (void)value_size;
-    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
-        if (key_size != wanted[i].len ||
-            strncasecmp(key, wanted[i].name, key_size) != 0)
-            continue;
-        const char **slot =
-            (const char **)(void *)((char *)cls + wanted[i].field);
-        if (!*slot)
-            *slot = value;
-        break;
-    }
-    return MHD_YES;
-}
-
-/* ---- framing: the first call ------------------------------------------- */
-
 /*
  * Every Content-Length and Transfer-Encoding field of a request, repeats
- * included: collect_header() keeps only the first, which is also the only
- * one libmicrohttpd 0.9.75 reads.
+ * included (libmicrohttpd 0.9.75 reads only the first of each), noted in
+ * the same pass over the headers as the rest (collect_header()).
  */
 struct req_framing {
     size_t lengths;            /* Content-Length fields */
@@ -445,29 +401,75 @@ static bool parse_length(const char *v, size_t n, unsigned long long *ret)
     return true;
 }
 
-static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind,
-                                       const char *key, size_t key_size,
-                                       const char *value, size_t value_size)
+/* Notes a Content-Length (is_length) or Transfer-Encoding field in f. */
+static void framing_note(struct req_framing *f, bool is_length,
+                         const char *value, size_t value_size)
 {
-    struct req_framing *f = cls;
-    (void)kind;
-    if (key_size == 14 && !strncasecmp(key, "Content-Length", 14)) {
+    if (is_length) {
         unsigned long long n = 0;
         if (!parse_length(value, value_size, &n) ||
             (f->lengths > 0 && n != f->length))
             f->lengths_differ = true;
         if (f->lengths++ == 0)
             f->length = n;
-    } else if (key_size == 17 && !strncasecmp(key, "Transfer-Encoding", 17)) {
-        /* libmicrohttpd 0.9.75 decodes chunked only when the first field is
-           "chunked" (any case) with nothing after it: trailing whitespace,
-           tolerated by RFC 9110, leaves the body undecoded */
-        if (f->codings++ == 0)
-            f->chunked = value_size == 7 && !strncasecmp(value, "chunked", 7);
-        size_t len = strlen(f->coding_list);
-        snprintf(f->coding_list + len, sizeof f->coding_list - len, "%s%.*s",
-                 len ? ", " : "", (int)(value_size < 100 ? value_size : 100),
-                 value);
+        return;
+    }
+    /* libmicrohttpd 0.9.75 decodes chunked only when the first field is
+       "chunked" (any case) with nothing after it: trailing whitespace,
+       tolerated by RFC 9110, leaves the body undecoded */
+    if (f->codings++ == 0)
+        f->chunked = value_size == 7 && !strncasecmp(value, "chunked", 7);
+    size_t len = strlen(f->coding_list);
+    snprintf(f->coding_list + len, sizeof f->coding_list - len, "%s%.*s",
+             len ? ", " : "", (int)(value_size < 100 ? value_size : 100),
+             value);
+}
+
+/* The request headers begin() reads (NULL: absent; the first of repeats,
+   as MHD_lookup_connection_value() would give), valid while the request
+   lives. */
+struct req_headers {
+    const char *request_id, *origin, *accept_encoding, *content_type,
+        *content_encoding, *authorization;
+    struct req_framing framing; /* Content-Length, Transfer-Encoding */
+};
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, size_t key_size,
+                                      const char *value, size_t value_size)
+{
+    static const struct {
+        const char *name;
+        size_t len, field;
+    } wanted[] = {
+#define WANT(n, f) {n, sizeof n - 1, offsetof(struct req_headers, f)}
+        WANT("X-Request-Id", request_id),
+        WANT("Origin", origin),
+        WANT("Accept-Encoding", accept_encoding),
+        WANT("Content-Type", content_type),
+        WANT("Content-Encoding", content_encoding),
+        WANT("Authorization", authorization),
+#undef WANT
+    };
+    struct req_framing *f = &((struct req_headers *)cls)->framing;
+    (void)kind;
+    if (key_size == 14 && !strncasecmp(key, "Content-Length", 14)) {
+        framing_note(f, true, value, value_size);
+        return MHD_YES;
+    }
+    if (key_size == 17 && !strncasecmp(key, "Transfer-Encoding", 17)) {
+        framing_note(f, false, value, value_size);
+        return MHD_YES;
+    }
+    for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+        if (key_size != wanted[i].len ||
+            strncasecmp(key, wanted[i].name, key_size) != 0)
+            continue;
+        const char **slot =
+            (const char **)(void *)((char *)cls + wanted[i].field);
+        if (!*slot)
+            *slot = value;
+        break;
     }
     return MHD_YES;
 }
@@ -480,24 +482,22 @@ static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind,
  * answer goes in the first call and closes the connection: whatever follows
  * the headers is never read as a body or as the next request.
  */
-static bool framing_refused(struct req *r)
+static bool framing_refused(struct req *r, const struct req_framing *f)
 {
-    struct req_framing f = {0};
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, collect_framing, &f);
     r->framing = true;
-    if (f.lengths > 0 && f.codings > 0)
+    if (f->lengths > 0 && f->codings > 0)
         req_fail(r, LOSS_EREQUEST,
                  "Content-Length and Transfer-Encoding together: send one "
                  "(RFC 9112, section 6.1)");
-    else if (f.lengths_differ)
+    else if (f->lengths_differ)
         req_fail(r, LOSS_EREQUEST,
                  "Content-Length is given %zu times with different values",
-                 f.lengths);
-    else if (f.codings > 0 && !(f.codings == 1 && f.chunked))
+                 f->lengths);
+    else if (f->codings > 0 && !(f->codings == 1 && f->chunked))
         req_fail(r, LOSS_ENOTIMPL,
                  "Transfer-Encoding '%s' is not implemented: send chunked "
                  "alone (nothing after it), or Content-Length",
-                 f.coding_list);
+                 f->coding_list);
     else
         r->framing = false;
     return r->framing;
@@ -590,8 +590,8 @@ static void begin(struct req *r, const char *url, const char *method)
     struct req_headers h = {0};
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, collect_header, &h);
     copy_request_id(r, h.request_id);
-    if (h.content_length && !h.transfer_encoding) {
-        unsigned long long n = strtoull(h.content_length, NULL, 10);
+    if (h.framing.lengths > 0 && h.framing.codings == 0) {
+        unsigned long long n = h.framing.length;
         r->has_length = true;
         r->content_length = n < SIZE_MAX ? (size_t)n : SIZE_MAX;
     }
@@ -601,7 +601,7 @@ static void begin(struct req *r, const char *url, const char *method)
         r->origin = origin;
     r->coding = server_coding_accept(h.accept_encoding);
 
-    if (framing_refused(r))
+    if (framing_refused(r, &h.framing))
         return;
     if (has_control(path)) {
         req_fail(r, LOSS_EREQUEST,
@@ -743,13 +743,14 @@ static bool client_gone(const struct req *r)
 static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
 {
     size_t max = r->srv->cfg.limits.max_body_bytes;
+    double now = now_mono();
     r->bytes_in += n;
-    conn_body(r->cn, n, now_mono());
+    conn_body(r->cn, n, now);
     if (!r->failed && r->bytes_in > max)
         req_fail(r, LOSS_ETOOLARGE, "the body exceeds max-body-bytes (%zu)",
                  max);
     if (r->failed || !r->hr) {
-        conn_discard(r->cn, now_mono());
+        conn_discard(r->cn, now);
     } else if (r->inflating) {
         inflate_feed(r, data, n);
     } else {
