@@ -109,8 +109,8 @@ static const struct opt opts[] = {
      "request, before it is closed; 0 never closes (libmicrohttpd's "
      "default, which lets idle clients hold connections forever); at most "
      "86400. A connection waiting for its job on the pool has no timeout."},
-    {"max-connections", "LOSSD_MAX_CONNECTIONS", OPT_COUNT,
-     OFF(max_connections), NULL,
+    {"max-connections", "LOSSD_MAX_CONNECTIONS", OPT_COUNT, OFF(conns.max),
+     NULL,
      "Open connections. At the cap, the connection that has waited "
      "longest for a request (idle keep-alive, or a header block still "
      "arriving) is closed to make room, so new clients such as health "
@@ -279,7 +279,7 @@ void server_config_default(struct server_config *c)
     c->exit_timeout = 20;
     c->connection_timeout = 60;
     c->connection_memory = 8192;
-    c->max_connections = 4096;
+    c->conns.max = 4096;
     c->conns.header_timeout = 10;
     c->conns.body_timeout = 10;
     c->conns.body_min_rate = 1024;

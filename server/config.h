@@ -41,8 +41,7 @@ struct server_config {
     double exit_timeout;
     unsigned connection_timeout; /* seconds */
     size_t connection_memory;    /* bytes: libmicrohttpd's pool */
-    size_t max_connections;
-    struct conns_limits conns; /* all but max (max_connections) */
+    struct conns_limits conns;   /* --max-connections and the deadlines */
     /* comma-separated origins, "*" for any, "" for none */
     char cors_origins[SERVER_ORIGINS_MAX];
     enum server_log_format log_format;

@@ -886,7 +886,7 @@ static enum MHD_Result respond_metrics(struct req *r)
         .inflight_bytes = handler_pipeline_inflight(s->pipeline),
         .max_inflight_bytes = s->cfg.max_inflight_bytes,
         .connections = conns_count(s->conns),
-        .max_connections = s->cfg.max_connections,
+        .max_connections = s->cfg.conns.max,
     };
     conns_closed(s->conns, st.conns_closed);
     proto_buf_init(&b);

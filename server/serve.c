@@ -137,7 +137,7 @@ static int server_init(struct server *s)
     struct loss_error e;
     loss_fail(&e, LOSS_EUNAVAIL, NULL,
               "too many connections (max-connections %zu); retry",
-              s->cfg.max_connections);
+              s->cfg.conns.max);
     s->refusal = canned_write(&e, &s->refusal_len);
     loss_fail(&e, LOSS_ETIMEOUT, NULL,
               "the request came too slowly (header-timeout %g s, "
@@ -145,10 +145,9 @@ static int server_init(struct server *s)
               s->cfg.conns.header_timeout, s->cfg.conns.body_timeout,
               s->cfg.conns.body_min_rate);
     s->late = canned_write(&e, &s->late_len);
-    struct conns_limits cl = s->cfg.conns;
-    cl.max = s->cfg.max_connections;
     /* a TLS client would read plain text as a broken record */
-    s->conns = conns_new(&cl, s->cfg.tls_cert[0] ? NULL : s->late, s->late_len);
+    s->conns = conns_new(&s->cfg.conns, s->cfg.tls_cert[0] ? NULL : s->late,
+                         s->late_len);
     s->metrics = metrics_new(s->route_labels, nroutes, s->loss_names, nlosses);
     if (rc < 0 || !s->oom_problem || !s->pipeline || !s->metrics || !s->conns ||
         !s->refusal || !s->late)
@@ -473,7 +472,7 @@ static int drain(struct server *s, const sigset_t *set)
 static size_t connections_allowed(const struct server *s)
 {
     struct rlimit rl;
-    size_t want = s->cfg.max_connections;
+    size_t want = s->cfg.conns.max;
     size_t reserve = 64 + 4 * s->cfg.threads;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return want;
@@ -551,12 +550,12 @@ int server_serve_main(int argc, char **argv)
     }
     s->log = server_log_new(STDERR_FILENO, s->cfg.log_format, s->cfg.log_level);
     size_t allowed = connections_allowed(s);
-    if (s->log && allowed < s->cfg.max_connections) {
+    if (s->log && allowed < s->cfg.conns.max) {
         server_log_event(s->log, SERVER_LOG_WARN, "start",
                          "--max-connections lowered from %zu to %zu: the "
                          "file descriptor limit allows no more",
-                         s->cfg.max_connections, allowed);
-        s->cfg.max_connections = allowed;
+                         s->cfg.conns.max, allowed);
+        s->cfg.conns.max = allowed;
     }
     if (!s->log || server_init(s) < 0) {
         fprintf(stderr, "lossd serve: out of memory\n");
@@ -612,7 +611,7 @@ int server_serve_main(int argc, char **argv)
      * and not yet closed, plus an accept batch.
      */
     unsigned conn_limit =
-        (unsigned)((s->cfg.max_connections + 256) * (s->cfg.threads + 1));
+        (unsigned)((s->cfg.conns.max + 256) * (s->cfg.threads + 1));
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, server_http_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, server_http_logger, s, /* first, as asked */
