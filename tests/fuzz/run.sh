@@ -8,6 +8,9 @@
 # from its committed corpus. New inputs go to BUILD_DIR/fuzz-corpus, never
 # into the repository; a crash or a broken invariant stops the target,
 # leaves its input in BUILD_DIR/fuzz-artifacts and makes the script fail.
+# Each target's output is kept in BUILD_DIR/fuzz-logs; the report of a
+# failed target is printed again at the end, where a CI log's tail shows
+# it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
@@ -26,14 +29,22 @@ failed=()
 for t in "${targets[@]}"; do
     work="$build/fuzz-corpus/$t"
     art="$build/fuzz-artifacts/$t/"
-    mkdir -p "$work" "$art"
+    log="$build/fuzz-logs/$t.log"
+    mkdir -p "$work" "$art" "$build/fuzz-logs"
     echo "fuzz_$t: ${secs}s" >&2
     if ! "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 \
         -dict=tests/fuzz/json.dict -artifact_prefix="$art" \
-        "$work" "tests/fuzz/corpus/$t"; then
+        "$work" "tests/fuzz/corpus/$t" 2>&1 | tee "$log" >&2; then
         failed+=("$t")
     fi
+done
+for t in "${failed[@]}"; do
+    # from the first report line (sanitizer, libFuzzer or FUZZ_CHECK) on
+    echo "run.sh: fuzz_$t failed; its report:" >&2
+    grep -n -m1 -A80 -E '^==[0-9]+==|ERROR: libFuzzer|invariant broken|runtime error' \
+        "$build/fuzz-logs/$t.log" >&2 || tail -n 40 "$build/fuzz-logs/$t.log" >&2
+    ls -l "$build/fuzz-artifacts/$t" >&2
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "run.sh: crashes in: ${failed[*]}; inputs in $build/fuzz-artifacts" \
