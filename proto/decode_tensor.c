@@ -267,14 +267,38 @@ static struct proto_tensor *tensor_new(struct proto_decoder *d, size_t ndim,
 }
 
 /*
+ * The extent of a shape: its element count or, for an empty tensor, the
+ * product of its dimensions other than 0 (0 when all are 0); false when it
+ * overflows. It is what an empty tensor costs all the same: a (10^8, 0)
+ * tensor holds no number, but a loss over it has 10^8 samples and its
+ * per-sample answer 10^8 rows. Limits count extents, so a small body can
+ * never ask for more work than max_elements allows.
+ */
+static bool shape_extent(const size_t *dims, size_t n, size_t *ret)
+{
+    size_t e = 1;
+    bool empty = false, nonzero = false;
+
+    for (size_t i = 0; i < n; i++) {
+        empty = empty || dims[i] == 0;
+        nonzero = nonzero || dims[i] != 0;
+        if (!tensor_mul(e, dims[i] ? dims[i] : 1, &e))
+            return false;
+    }
+    *ret = empty && !nonzero ? 0 : e;
+    return true;
+}
+
+/*
  * The dimensions of a checked shape value (x holds n non-negative integers
- * below 2^64) and their product, refused when it overflows or exceeds room.
+ * below 2^64) and their product, refused when the extent overflows or
+ * exceeds room.
  */
 static enum loss_status shape_check(struct proto_decoder *d, const double *x,
                                     size_t n, size_t room, size_t *dims,
                                     size_t *ret_numel, bool closing)
 {
-    size_t numel = 1;
+    size_t numel = 1, extent = 0;
     bool overflow = false;
     char ptr[LOSS_POINTER_MAX];
 
@@ -282,7 +306,8 @@ static enum loss_status shape_check(struct proto_decoder *d, const double *x,
         dims[i] = (size_t)x[i];
         overflow = overflow || !tensor_mul(numel, dims[i], &numel);
     }
-    if (!overflow && numel <= room) {
+    overflow = overflow || !shape_extent(dims, n, &extent);
+    if (!overflow && extent <= room) {
         *ret_numel = numel;
         return LOSS_OK;
     }
@@ -295,10 +320,36 @@ static enum loss_status shape_check(struct proto_decoder *d, const double *x,
                                  "shape has more elements than the limit "
                                  "max_elements = %zu",
                                  d->lim.max_elements);
+    if (numel < extent)
+        return proto_decode_fail(d, LOSS_ETOOLARGE, ptr,
+                                 "shape spans %zu elements (its dimensions "
+                                 "but 0), more than the limit "
+                                 "max_elements = %zu allows",
+                                 extent, d->lim.max_elements);
     return proto_decode_fail(d, LOSS_ETOOLARGE, ptr,
                              "shape has %zu elements, more than the limit "
                              "max_elements = %zu allows",
                              numel, d->lim.max_elements);
+}
+
+/*
+ * Counts an empty tensor of shape dims (rank n) against max_elements by its
+ * extent (shape_extent()); ptr names it.
+ */
+static enum loss_status count_empty(struct proto_decoder *d, const size_t *dims,
+                                    size_t n, const char *ptr)
+{
+    size_t extent;
+
+    if (!shape_extent(dims, n, &extent) ||
+        extent > d->lim.max_elements - d->elements)
+        return proto_decode_fail(d, LOSS_ETOOLARGE, ptr,
+                                 "an empty tensor spans more elements (its "
+                                 "dimensions but 0) than the "
+                                 "limit max_elements = %zu allows",
+                                 d->lim.max_elements);
+    d->elements += extent;
+    return LOSS_OK;
 }
 
 /*
@@ -343,6 +394,12 @@ static enum loss_status tensor_finish(struct proto_decoder *d)
 
         if (shape_check(d, t->data, t->len, shape_room(d), dims, &numel,
                         false) != LOSS_OK)
+            return d->status;
+    } else if (numel == 0) {
+        char ptr[LOSS_POINTER_MAX];
+
+        proto_decode_pointer_of(d, d->nframes, false, 0, ptr);
+        if (count_empty(d, t->dims, t->rank, ptr) != LOSS_OK)
             return d->status;
     }
     if (t->len <= TENSOR_COPY_MAX) {
@@ -555,6 +612,9 @@ enum loss_status proto_decode_tensor_object(struct proto_decoder *d,
                 "data has %zu numbers but shape %s has %zu elements",
                 dv->t.shape[0], s, numel);
         }
+        if (numel == 0 &&
+            count_empty(d, dims, rank, mptr(d, "shape", ptr)) != LOSS_OK)
+            return d->status;
         pt = tensor_new(d, rank, dims, dv->t.data, numel, PROTO_ENC_FLAT);
         if (pt == NULL)
             return proto_decode_oom(d);
@@ -579,6 +639,9 @@ enum loss_status proto_decode_tensor_object(struct proto_decoder *d,
             return proto_decode_fail_value(d, ret, LOSS_ETENSOR,
                                            mptr(d, "base64", ptr),
                                            "base64 must be a string");
+        if (numel == 0 &&
+            count_empty(d, dims, rank, mptr(d, "shape", ptr)) != LOSS_OK)
+            return d->status;
         if (numel > d->lim.max_elements - d->elements)
             return proto_decode_fail(
                 d, LOSS_ETOOLARGE, mptr(d, "shape", ptr),

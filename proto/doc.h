@@ -27,7 +27,8 @@ struct proto_doc;
 /* The root value; borrowed from doc. */
 const struct proto_value *proto_doc_root(const struct proto_doc *doc);
 
-/* Total tensor elements in the document (what max_elements counted). */
+/* Total tensor elements in the document (what max_elements counted): an
+   empty tensor counts the product of its dimensions but 0 (none: 0). */
 size_t proto_doc_elements(const struct proto_doc *doc);
 
 /* Bytes the document holds on the heap, for in-flight memory accounting. */

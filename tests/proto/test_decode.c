@@ -698,6 +698,42 @@ static const struct limit_case limit_cases[] = {
      NULL,
      NULL},
     {{0, 8, 64, false, 0}, "[]", LOSS_OK, NULL, NULL},
+    /* an empty tensor counts its dimensions but 0: a loss over a (10^8, 0)
+       tensor has 10^8 samples */
+    {{4, 8, 64, false, 0},
+     "{\"shape\":[5,0],\"data\":[]}",
+     LOSS_ETOOLARGE,
+     "/shape",
+     "spans 5 elements"},
+    {{4, 8, 64, false, 0},
+     "{\"shape\":[100000000,0],\"dtype\":\"float64\",\"base64\":\"\"}",
+     LOSS_ETOOLARGE,
+     "/shape",
+     "spans 100000000 elements"},
+    {{4, 8, 64, false, 0},
+     "{\"a\":{\"shape\":[2,0,2],\"data\":[]},\"b\":{\"shape\":[0,0],"
+     "\"data\":[]}}",
+     LOSS_OK,
+     NULL,
+     NULL},
+    {{4, 8, 64, false, 0},
+     "{\"a\":[1,2],\"b\":{\"shape\":[0,3],\"data\":[]}}",
+     LOSS_ETOOLARGE,
+     "/b/shape",
+     "spans 3 elements"},
+    {{4, 8, 64, false, 0},
+     "{\"a\":[1,2],\"b\":{\"shape\":[3,0],\"dtype\":\"int64\","
+     "\"base64\":\"\"}}",
+     LOSS_ETOOLARGE,
+     "/b/shape",
+     "spans 3 elements"},
+    {{4, 8, 64, false, 0}, "[[],[],[],[]]", LOSS_OK, NULL, NULL},
+    {{4, 8, 64, false, 0},
+     "{\"a\":[[],[],[],[],[]]}",
+     LOSS_ETOOLARGE,
+     "/a",
+     "an empty tensor spans more elements"},
+
     {{0, 8, 64, false, 0}, "[1]", LOSS_ETOOLARGE, "/0", "max_elements = 0"},
 };
 
