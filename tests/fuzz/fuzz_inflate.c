@@ -88,7 +88,7 @@ static void check_answer(int status, const struct proto_buf *out)
 
     FUZZ_CHECK(status == 200 || (status >= 400 && status < 500) ||
                status == 503);
-    doc = json_loadb(out->data, out->len, 0, &jerr);
+    doc = json_loadb(out->data, out->len, JSON_ALLOW_NUL, &jerr);
     FUZZ_CHECK(doc != NULL && json_is_object(doc));
     json_decref(doc);
 }
