@@ -42,8 +42,8 @@ few ulps off in float64 may round to the neighbouring float32, so one
 float32 ulp (2^-23 relative) is allowed. A 0-d output's shape may be [] or
 [1]: both reshape the same in tritonclient's and KServe's as_numpy.
 
-Prints TAP (one test point a fixture) and exits 1 when any fails, 2 on bad
-usage.
+Prints TAP (one test point a fixture; "Bail out!" when nothing listens at
+BASE_URL) and exits 1 when any fails, 2 on bad usage.
 """
 import argparse
 import gzip
@@ -379,6 +379,9 @@ def main(argv=None):
         try:
             status, headers, data = poster.post(side, body)
             problems = check_answer(side["expect"], status, headers, data)
+        except ConnectionRefusedError as e:
+            print(f"Bail out! no server at {args.base_url}: {e}")
+            return 1
         except (OSError, http.client.HTTPException) as e:
             problems = [f"{type(e).__name__}: {e} (was the connection "
                         "dropped after the previous answer?)"]
