@@ -72,13 +72,22 @@ def check_json_values(obj, where="$"):
             check_json_values(v, f"{where}[{i}]")
 
 
+try:  # Debian's python3-rapidjson, when installed: cross-check with it.
+    import rapidjson
+except ImportError:
+    rapidjson = None
+
+
 def rapidjson_dumps(obj):
     """python-rapidjson's rapidjson.dumps(obj) with its defaults
     (WM_COMPACT, ensure_ascii=True): '{"foo":100,"bar":"baz"}'. Returns str,
     as rapidjson does; tritonclient takes len() of that str."""
     check_json_values(obj)
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+    s = json.dumps(obj, separators=(",", ":"), ensure_ascii=True,
+                   allow_nan=False)
+    if rapidjson is not None:
+        assert rapidjson.dumps(obj) == s, "rapidjson writes otherwise"
+    return s
 
 
 def orjson_dumps(obj):
@@ -263,12 +272,16 @@ def kserve_path(model):
     return f"/v2/models/{model}/infer"
 
 
-# What the transports add besides Host and Content-Length; the checker sends
-# these too (httpx's Accept-Encoding makes a compressed answer possible).
+# What the transports add besides Host and Content-Length, as captured on
+# the wire from Debian 12's geventhttpclient 2.0.8 and httpx 0.23.3 (httpx
+# adds ", br" to Accept-Encoding only when brotli is installed). The checker
+# sends these too: httpx's Accept-Encoding makes a compressed answer
+# possible.
 TRANSPORT = {
-    "tritonclient": [["User-Agent", "python/gevent-http-client-2.3.1"]],
-    "kserve": [["accept", "*/*"], ["accept-encoding", "gzip, deflate"],
-               ["user-agent", "python-httpx/0.27.0"]],
+    "tritonclient": [["user-agent", "python/gevent-http-client-2.0.8"]],
+    "kserve": [["Accept", "*/*"], ["Accept-Encoding", "gzip, deflate"],
+               ["Connection", "keep-alive"],
+               ["User-Agent", "python-httpx/0.23.3"]],
 }
 
 
