@@ -98,7 +98,7 @@ export function decodeResponse(buffer, headerLength) {
     const size = out.parameters?.binary_data_size;
     let data;
     if (size === undefined) { // this output came as JSON data
-      data = [out.data].flat(Infinity).map((v) => (v in NONFINITE ? NONFINITE[v] : v));
+      data = [out.data].flat(Infinity).map((v) => (typeof v === "string" ? NONFINITE[v] : v));
     } else {
       const Type = ARRAYS[out.datatype];
       if (!Type) throw new TypeError(`${out.name}: datatype ${out.datatype}`);
