@@ -123,8 +123,8 @@ def infer(url, loss, inputs, parameters=None, outputs=None, timeout=60):
             "Inference-Header-Content-Length": str(n)})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return decode_response(
-                resp.read(), resp.headers.get("Inference-Header-Content-Length"))
+            length = resp.headers.get("Inference-Header-Content-Length")
+            return decode_response(resp.read(), length)
     except urllib.error.HTTPError as err:
         text = err.read().decode("utf-8", "replace")
         try:
