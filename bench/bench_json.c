@@ -17,18 +17,27 @@
  *             body), finish, sum the "input" tensor; one decoder, reset
  *             between bodies, with the limits handlers use
  *   simdjson  parser.iterate() on the buffer (padded once, untimed), then
- *             "input" as an array, get_double() of each element; one parser
+ *             "input" as an array, its count_elements(), a std::vector
+ *             reserved to that count and filled with get_double() of each
+ *             element, then summed; one parser. The vector is the same
+ *             output as lossd's tensor: every double stored in memory the
+ *             body's reader allocated.
+ *   simdjson-sum  the same, but each element added as it is read, no
+ *             vector: what simdjson's reading alone costs (a body decoded
+ *             for a tensor cannot do without the store)
  *   jansson   json_loadb(), then json_number_value() of each element
  *
- * The three sums must be equal bit for bit (each reader is correctly
- * rounded), or the run fails. The decoders take turns within a repetition;
- * the figures are the median and the best over the repetitions (on a
- * shared machine the best is the steadier), in MB/s (10^6 bytes of
- * body per second).
+ * The sums must be equal bit for bit (each reader is correctly rounded),
+ * or the run fails. The decoders take turns within a repetition, the first
+ * rotating; the figures are the median and the best over the repetitions
+ * (on a shared machine the best is the steadier), in MB/s (10^6 bytes of
+ * body per second), and lossd's ratio to each other decoder: of the
+ * medians, of the bests, and per repetition (lossd's time and the
+ * other's in the same repetition), the median and the range of those.
  *
  * Usage: bench_json [count [reps [chunk [decoders]]]]
- *        (defaults 1000000 11 16384 lossd,simdjson,jansson; naming fewer
- *        decoders, e.g. under perf, skips the others)
+ *        (defaults 1000000 11 16384 lossd,simdjson,simdjson-sum,jansson;
+ *        naming fewer decoders, e.g. under perf, skips the others)
  * Output: one line per body and decoder, then the ratios per body.
  */
 #include <jansson.h>
@@ -50,9 +59,10 @@
 /* simdjson reads up to SIMDJSON_PADDING (64) bytes past the body */
 #define PAD 64
 
-enum { LOSSD, SIMDJSON, JANSSON, NDECODERS };
+enum { LOSSD, SIMDJSON, SIMDJSON_SUM, JANSSON, NDECODERS };
 
-static const char *const names[NDECODERS] = {"lossd", "simdjson", "jansson"};
+static const char *const names[NDECODERS] = {"lossd", "simdjson",
+                                             "simdjson-sum", "jansson"};
 
 struct body {
     const char *name;
@@ -173,9 +183,10 @@ static double time_one(struct ctx *c, int k, const struct body *b,
         *ret_sum = sum_lossd(c, b, ret_n);
         break;
     case SIMDJSON:
+    case SIMDJSON_SUM:
 #if HAVE_SIMDJSON
-        if (bench_simdjson_sum(c->sj, b->buf, b->len, b->len + PAD, ret_sum,
-                               ret_n) != 0)
+        if (bench_simdjson_sum(c->sj, b->buf, b->len, b->len + PAD,
+                               k == SIMDJSON, ret_sum, ret_n) != 0)
             die("simdjson failed");
         break;
 #else
@@ -186,6 +197,29 @@ static double time_one(struct ctx *c, int k, const struct body *b,
         break;
     }
     return now() - t0;
+}
+
+static int cmp_double(const void *a, const void *b);
+
+/* Whether name is one of the comma-separated names of list. */
+static bool in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; *p != '\0'; p += strcspn(p, ","), p += *p == ',')
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* The median of x[0..n) (sorted in place) in *ret_mid, min and max. */
+static void spread(double *x, int n, double *ret_mid, double *ret_lo,
+                   double *ret_hi)
+{
+    qsort(x, (size_t)n, sizeof(*x), cmp_double);
+    *ret_mid = x[n / 2];
+    *ret_lo = x[0];
+    *ret_hi = x[n - 1];
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -212,7 +246,7 @@ int main(int argc, char **argv)
 
     c.chunk = argc > 3 ? strtoull(argv[3], NULL, 10) : 16384;
     for (int k = 0; k < NDECODERS; k++)
-        c.use[k] = argc <= 4 || strstr(argv[4], names[k]) != NULL;
+        c.use[k] = argc <= 4 || in_list(argv[4], names[k]);
     if (count == 0 || reps < 1 || c.chunk == 0)
         die("usage: bench_json [count [reps [chunk [decoders]]]]");
     secs = malloc((size_t)reps * sizeof(*secs));
@@ -267,16 +301,25 @@ int main(int argc, char **argv)
                         b->name, names[k], sums[k], sums[LOSSD]);
                 exit(EXIT_FAILURE);
             }
-            printf("%-7s %-9s %9zu bytes  median %7.1f MB/s  best %7.1f MB/s"
+            printf("%-7s %-12s %9zu bytes  median %7.1f MB/s  best %7.1f MB/s"
                    "  (sum %.17g)\n",
                    b->name, names[k], b->len, mbs[k], best[k], sums[k]);
         }
-        if (mbs[LOSSD] > 0 && mbs[SIMDJSON] > 0)
-            printf("%-7s lossd/simdjson median %.2f  best %.2f\n", b->name,
-                   mbs[LOSSD] / mbs[SIMDJSON], best[LOSSD] / best[SIMDJSON]);
-        if (mbs[LOSSD] > 0 && mbs[JANSSON] > 0)
-            printf("%-7s lossd/jansson  median %.2f  best %.2f\n", b->name,
-                   mbs[LOSSD] / mbs[JANSSON], best[LOSSD] / best[JANSSON]);
+        /* per repetition, lossd's time over the other's: the two ran
+           within the same second, so load that comes and goes moves both */
+        for (int k = SIMDJSON; k < NDECODERS; k++) {
+            double mid, lo, hi;
+
+            if (mbs[LOSSD] <= 0 || mbs[k] <= 0)
+                continue;
+            for (int r = 0; r < reps; r++)
+                secs[r] = all[k][r] / all[LOSSD][r];
+            spread(secs, reps, &mid, &lo, &hi);
+            printf("%-7s lossd/%-12s median %.2f  best %.2f  "
+                   "per repetition: median %.2f, %.2f-%.2f\n",
+                   b->name, names[k], mbs[LOSSD] / mbs[k],
+                   best[LOSSD] / best[k], mid, lo, hi);
+        }
     }
     for (int bi = 0; bi < 2; bi++)
         free(bodies[bi].buf);

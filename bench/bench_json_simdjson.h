@@ -6,6 +6,7 @@
 #ifndef LOSSD_BENCH_JSON_SIMDJSON_H
 #define LOSSD_BENCH_JSON_SIMDJSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -23,10 +24,13 @@ const char *bench_simdjson_implementation(void);
 
 /*
  * Sums the numbers of {"input": [...]} in buf[0..len), which stays readable
- * up to cap >= len + SIMDJSON_PADDING bytes. 0, or -1 on any error.
+ * up to cap >= len + SIMDJSON_PADDING bytes. With store, the numbers are
+ * first stored into a new std::vector<double> of the right size (the work
+ * lossd's decoder does for its tensor) and summed from it; without, each
+ * is added as it is read. 0, or -1 on any error.
  */
 int bench_simdjson_sum(struct bench_simdjson *b, const char *buf, size_t len,
-                       size_t cap, double *ret_sum, size_t *ret_n);
+                       size_t cap, bool store, double *ret_sum, size_t *ret_n);
 
 #ifdef __cplusplus
 }
