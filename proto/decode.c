@@ -896,6 +896,8 @@ void proto_decoder_reset(struct proto_decoder *d)
     n.vals = keep_or_free(d->vals, &n.vals_cap, sizeof(*n.vals), &budget);
     n.mems_cap = d->mems_cap;
     n.mems = keep_or_free(d->mems, &n.mems_cap, sizeof(*n.mems), &budget);
+    if (d->t.map_len > 0) /* never within the budget */
+        proto_decode_tensor_release(&d->t);
     n.t.cap = d->t.cap;
     n.t.data = keep_or_free(d->t.data, &n.t.cap, sizeof(double), &budget);
     n.skip_cap = d->skip_cap;
@@ -926,7 +928,7 @@ void proto_decoder_free(struct proto_decoder *d)
     free(d->frames);
     free(d->vals);
     free(d->mems);
-    free(d->t.data);
+    proto_decode_tensor_release(&d->t);
     free(d->skipk);
     free(d->str);
     free(d->tok);

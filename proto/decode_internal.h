@@ -64,6 +64,7 @@ struct tens {
     double *data;
     size_t len;
     size_t cap;
+    size_t map_len; /* data is a mapping of map_len bytes; 0: malloc() */
 };
 
 struct proto_decoder {
@@ -257,6 +258,9 @@ enum loss_status proto_decode_tensor_open(struct proto_decoder *d);
 
 /* A number (or a non-finite string) inside a tensor: checked and stored. */
 enum loss_status proto_decode_tensor_number(struct proto_decoder *d, double x);
+
+/* Frees the tensor buffer, a mapping or not; it is then empty. */
+void proto_decode_tensor_release(struct tens *t);
 
 /* ']' inside a tensor; the tensor's last one emits it. */
 enum loss_status proto_decode_tensor_close(struct proto_decoder *d);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "value.h"
 
@@ -23,10 +24,17 @@ struct chunk {
     max_align_t data[];
 };
 
+/* A block the document frees: from malloc() (map_len 0) or a mapping of
+   map_len bytes (proto_doc_own_mapping()). */
+struct owned {
+    void *p;
+    size_t map_len;
+};
+
 struct proto_doc {
     struct proto_value root;
     struct chunk *chunks; /* arena; the head serves small allocations */
-    void **owned;         /* large blocks: tensor data, long strings */
+    struct owned *owned;  /* large blocks: tensor data, long strings */
     size_t nowned;
     size_t owned_cap;
     size_t elements;
@@ -83,8 +91,12 @@ void proto_doc_clear(struct proto_doc *doc)
         next = c->next;
         free(c);
     }
-    for (size_t i = 0; i < doc->nowned; i++)
-        free(doc->owned[i]);
+    for (size_t i = 0; i < doc->nowned; i++) {
+        if (doc->owned[i].map_len > 0)
+            munmap(doc->owned[i].p, doc->owned[i].map_len);
+        else
+            free(doc->owned[i].p);
+    }
     free(doc->owned);
     free(doc->errors);
     memset(doc, 0, sizeof(*doc));
@@ -139,11 +151,11 @@ void *proto_doc_alloc(struct proto_doc *doc, size_t n)
     return p;
 }
 
-bool proto_doc_own(struct proto_doc *doc, void *p, size_t size)
+static bool own(struct proto_doc *doc, void *p, size_t map_len, size_t size)
 {
     if (doc->nowned == doc->owned_cap) {
         size_t ncap = doc->owned_cap ? doc->owned_cap * 2 : 16;
-        void **n;
+        struct owned *n;
 
         if (ncap > SIZE_MAX / sizeof(*n))
             return false;
@@ -154,9 +166,21 @@ bool proto_doc_own(struct proto_doc *doc, void *p, size_t size)
         doc->owned = n;
         doc->owned_cap = ncap;
     }
-    doc->owned[doc->nowned++] = p;
+    doc->owned[doc->nowned].p = p;
+    doc->owned[doc->nowned].map_len = map_len;
+    doc->nowned++;
     doc->bytes += size;
     return true;
+}
+
+bool proto_doc_own(struct proto_doc *doc, void *p, size_t size)
+{
+    return own(doc, p, 0, size);
+}
+
+bool proto_doc_own_mapping(struct proto_doc *doc, void *p, size_t len)
+{
+    return own(doc, p, len, len);
 }
 
 void proto_doc_set_root(struct proto_doc *doc, const struct proto_value *v)

@@ -86,6 +86,13 @@ void *proto_doc_alloc(struct proto_doc *doc, size_t n);
  */
 bool proto_doc_own(struct proto_doc *doc, void *p, size_t size);
 
+/*
+ * proto_doc_own() for an anonymous mapping of len bytes at p (from mmap()
+ * or mremap()): the document unmaps it with itself. False when out of
+ * memory: then the mapping stays the caller's.
+ */
+bool proto_doc_own_mapping(struct proto_doc *doc, void *p, size_t len);
+
 /* Sets the root value (copied; what it points to must be doc's). */
 void proto_doc_set_root(struct proto_doc *doc, const struct proto_value *v);
 

@@ -1903,8 +1903,88 @@ START_TEST(test_tensor_buffers)
     ck_assert_uint_ge(tensor_doc_bytes(1000), one + 1024 * sizeof(double));
     /* 4096 doubles, 2047 unused: shrunk */
     ck_assert_uint_ge(tensor_doc_bytes(2049), one + 2049 * sizeof(double));
+    /* the document's list of 16 owned blocks: a pointer and a size each */
     ck_assert_uint_lt(tensor_doc_bytes(2049),
-                      one + 2050 * sizeof(double) + 16 * sizeof(void *));
+                      one + 2050 * sizeof(double) + 32 * sizeof(void *));
+}
+END_TEST
+
+/* Feeds body to d (reset first) in chunks of step bytes; the status. */
+static enum loss_status feed_steps(struct proto_decoder *d, const char *body,
+                                   size_t len, size_t step,
+                                   struct proto_doc **ret_doc)
+{
+    struct loss_error err;
+    enum loss_status st = LOSS_OK;
+
+    proto_decoder_reset(d);
+    for (size_t o = 0; o < len && st == LOSS_OK; o += step)
+        st = proto_decoder_feed(d, body + o, len - o < step ? len - o : step,
+                                &err);
+    return st == LOSS_OK ? proto_decoder_finish(d, ret_doc, &err) : st;
+}
+
+/*
+ * A tensor buffer of 2 MiB or more is a mapping of its own (grown with
+ * mremap(), shrunk when it closes, unmapped with the document): the values
+ * and the byte counts are those of a malloc() buffer; a failed or
+ * abandoned one is released. 400000 doubles: mapped at 2 MiB, grown to
+ * 4 MiB, shrunk to 3.2 MB.
+ */
+START_TEST(test_tensor_mapped)
+{
+    const size_t n = 400000;
+    struct proto_decoder *d = proto_decoder_new(&recover_limits);
+    struct sb body = {0};
+    struct proto_doc *doc = NULL;
+    const struct proto_value *root;
+    const struct tensor *t;
+    struct loss_error err;
+    size_t base;
+
+    ck_assert_ptr_nonnull(d);
+    base = proto_decoder_bytes(d);
+    sb_puts(&body, "[[");
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&body, "%s%.1f",
+                  i == 0       ? ""
+                  : i == n / 2 ? "],["
+                               : ",",
+                  (double)i * 0.5 - 1000);
+    sb_puts(&body, "]]");
+    ck_assert_int_eq(feed_steps(d, body.p, body.len, 4093, &doc), LOSS_OK);
+    root = proto_doc_root(doc);
+    ck_assert_int_eq(root->type, PROTO_TENSOR);
+    t = &root->u.tensor->t;
+    ck_assert_uint_eq(t->ndim, 2);
+    ck_assert_uint_eq(t->shape[0] * t->shape[1], n);
+    for (size_t i = 0; i < n; i++)
+        if (t->data[i] != (double)i * 0.5 - 1000)
+            ck_abort_msg("element %zu is %.17g", i, t->data[i]);
+    /* shrunk to its pages: within 64 KiB of the data */
+    ck_assert_uint_ge(proto_doc_bytes(doc), n * sizeof(double));
+    ck_assert_uint_lt(proto_doc_bytes(doc), n * sizeof(double) + 65536);
+    proto_doc_free(doc);
+    doc = NULL;
+
+    /* failed: a ragged second row, recovered; the buffer is released */
+    body.len -= 2;
+    sb_puts(&body, ",1]]");
+    ck_assert_int_eq(feed_steps(d, body.p, body.len, 65536, &doc), LOSS_OK);
+    ck_assert_int_eq(proto_doc_root(doc)->type, PROTO_INVALID);
+    ck_assert_uint_lt(proto_doc_bytes(doc), 65536);
+    proto_doc_free(doc);
+    doc = NULL;
+
+    /* abandoned while open */
+    proto_decoder_reset(d);
+    ck_assert_int_eq(proto_decoder_feed(d, body.p, body.len - 4, &err),
+                     LOSS_OK);
+    ck_assert_uint_gt(proto_decoder_bytes(d), base + n * sizeof(double));
+    proto_decoder_reset(d);
+    ck_assert_uint_le(proto_decoder_bytes(d), base + PROTO_DECODER_KEEP_BYTES);
+    sb_free(&body);
+    proto_decoder_free(d);
 }
 END_TEST
 
@@ -2976,6 +3056,7 @@ int main(void)
     tcase_add_test(limits, test_limits_before_memory);
     tcase_add_test(limits, test_many_keys);
     tcase_add_test(limits, test_tensor_buffers);
+    tcase_add_test(limits, test_tensor_mapped);
     tcase_add_test(diff, test_jansson_corpus);
     tcase_add_test(diff, test_jansson_random);
     tcase_add_test(reset, test_reset_matches_new);
