@@ -331,13 +331,18 @@ size_t proto_number_scan_list(const char *s, const char *end, double *out,
             break;
         n++;
         p += len;
-        while (p < end && is_ws(*p))
-            p++;
-        if (p == end || *p != ',') {
-            after = true;
-            break;
+        /* scan_one() saw a byte at p: the common ", " costs two tests */
+        if (*p != ',') {
+            while (p < end && is_ws(*p))
+                p++;
+            if (p == end || *p != ',') {
+                after = true;
+                break;
+            }
         }
         p++;
+        if (p < end && *p == ' ')
+            p++;
         while (p < end && is_ws(*p))
             p++;
     }
