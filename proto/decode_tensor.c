@@ -14,9 +14,10 @@
  * count at each open level, and each dimension, known once the first array
  * at that level closed. Rectangularity is checked at every '[', ']' and
  * number, before the number is stored; numbers go into one doubling buffer
- * whose growth is capped by what max_elements still allows. A small closed
- * tensor is copied into the document's arena and the buffer serves the
- * next one; a large one's buffer moves to the document.
+ * whose growth is capped by what max_elements still allows (from
+ * TENSOR_MAP_MIN bytes a mapping of its own, see tens_resize()). A small
+ * closed tensor is copied into the document's arena and the buffer serves
+ * the next one; a large one's buffer moves to the document.
  *
  * An object with a "shape" key is a tensor object. Its "shape" value is read
  * as a flat array of non-negative integers that is not counted as tensor
