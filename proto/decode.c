@@ -787,6 +787,11 @@ static void run(struct proto_decoder *d, const unsigned char *p,
 
 /* --- the interface -------------------------------------------------------- */
 
+void proto_decoder_set_plain_objects(struct proto_decoder *d)
+{
+    d->plain_objects = true;
+}
+
 struct proto_decoder *proto_decoder_new(const struct proto_limits *lim)
 {
     struct proto_decoder *d = calloc(1, sizeof(*d));

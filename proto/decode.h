@@ -99,6 +99,14 @@ size_t proto_decoder_bytes(const struct proto_decoder *d);
  */
 void proto_decoder_reset(struct proto_decoder *d);
 
+/*
+ * From now on (resets included), an object with a "shape" member stays a
+ * PROTO_OBJECT instead of becoming a {"shape", "data"} tensor: for the Open
+ * Inference Protocol's inputs, whose "shape" and "data" are read by their
+ * caller. Call it before the first feed.
+ */
+void proto_decoder_set_plain_objects(struct proto_decoder *d);
+
 /* Frees the decoder and any partial document. NULL is fine. */
 void proto_decoder_free(struct proto_decoder *d);
 

@@ -69,6 +69,7 @@ struct tens {
 
 struct proto_decoder {
     struct proto_limits lim;
+    bool plain_objects; /* proto_decoder_set_plain_objects() */
     struct proto_doc *doc;
     enum state state;
     enum loss_status status; /* the first error, replayed */

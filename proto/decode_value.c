@@ -472,7 +472,7 @@ enum loss_status proto_decode_close_object(struct proto_decoder *d)
                                      "duplicate key \"%.64s\"", m[dup].key);
         }
     }
-    for (size_t i = 0; i < n && !tensor; i++)
+    for (size_t i = 0; i < n && !tensor && !d->plain_objects; i++)
         tensor = proto_decode_key_is(&m[i], "shape");
     if (tensor) {
         if (proto_decode_tensor_object(d, m, n, &v) != LOSS_OK)
