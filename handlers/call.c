@@ -696,7 +696,10 @@ enum loss_status call_run(struct handler_call *c, const struct loss_exec *ex,
     }
     r.warnings = c->warnings;
     r.nwarnings = c->nwarnings;
-    proto_response_write(out, &r);
+    if (c->oip != NULL)
+        oip_response_write(c->oip, &r, out);
+    else
+        proto_response_write(out, &r);
     if (!proto_buf_ok(out))
         st = loss_fail(err, LOSS_ENOMEM, NULL,
                        "out of memory writing the response");

@@ -94,6 +94,51 @@ size_t handler_pipeline_inflight(const struct handler_pipeline *p);
 struct handler_request *handler_request_new(struct handler_pipeline *p,
                                             const struct handler_loss *loss);
 
+/* --- the Open Inference Protocol (KServe v2), docs/api.md ---------------- */
+
+/* The one version every model has: "/versions/1" names it. */
+#define HANDLER_OIP_VERSION "1"
+
+/* An absent Inference-Header-Content-Length, or an unknown body length. */
+#define HANDLER_OIP_WHOLE SIZE_MAX
+
+/*
+ * A new request for POST /v2/models/{loss}/infer (loss not NULL): the body
+ * is a JSON inference header of header_len bytes followed by the binary
+ * data of the inputs that give parameters.binary_data_size
+ * (HANDLER_OIP_WHOLE: the whole body is the header, as without
+ * Inference-Header-Content-Length). body_len is the body's length when the
+ * caller knows it (Content-Length), else HANDLER_OIP_WHOLE: the sizes are
+ * then checked against it before anything large is allocated. A request
+ * whose framing is wrong (a header length of 0 or beyond the body) is
+ * failed at once: feed() and finish() return the failure. Binary data is
+ * widened to float64 straight into the tensors as it is fed; it is bounded
+ * by max_elements, the header by max_body_bytes. run() writes the
+ * protocol's response. NULL when out of memory.
+ */
+struct handler_request *handler_request_new_oip(struct handler_pipeline *p,
+                                                const struct handler_loss *loss,
+                                                size_t header_len,
+                                                size_t body_len);
+
+/*
+ * After a 200 run() of an infer request: the length of the response's JSON
+ * header when binary outputs follow it (the response is then
+ * application/octet-stream with Inference-Header-Content-Length), else 0.
+ */
+size_t handler_request_oip_header_len(const struct handler_request *r);
+
+/* The most bytes an infer body can have under lim: the header's
+   max_body_bytes plus max_elements of 8 bytes. SIZE_MAX on overflow. */
+size_t handler_oip_body_max(const struct handler_limits *lim);
+
+/* GET /v2/models/{loss}: the model's metadata (inputs with their
+   datatypes, outputs). */
+void handler_oip_model_write(struct proto_buf *b, const struct handler_loss *l);
+
+/* GET /v2/models: every model (one per loss). */
+void handler_oip_models_write(struct proto_buf *b);
+
 /*
  * Decodes the next n bytes of the body. Counts them against max_body_bytes
  * and what the decoder holds against the in-flight budget. On the first

@@ -123,6 +123,9 @@ struct handler_call {
     double cost;     /* work units */
     size_t bytes;    /* peak bytes while running */
     bool scalar_out; /* softmax: false; losses: reduction != none */
+    /* an Open Inference Protocol request: call_run() writes its response
+       (oip_response_write()) instead of the v1 document; NULL otherwise */
+    struct handler_oip *oip;
     union {
         struct {
             struct loss_pointwise_args args;
@@ -273,5 +276,62 @@ enum loss_status job_run(struct handler_job *job, const struct loss_exec *ex,
 
 /* Frees the job, its calls and its document. NULL is fine. */
 void job_free(struct handler_job *job);
+
+/* The call of a one-loss job (borrowed); NULL for a batch. */
+struct handler_call *job_call(struct handler_job *job);
+
+/* --- the Open Inference Protocol (oip.c) --------------------------------- */
+
+/*
+ * The state of one infer request, owned by its handler_request: the framing
+ * (header_len and body_len, HANDLER_OIP_WHOLE when absent or unknown), the
+ * binary inputs being widened, the requested outputs and, after the run,
+ * the response's header length. request.c drives it:
+ *
+ *   oip_new()            with the request;
+ *   oip_check_framing()  at once: 0 < header_len <= body_len, and the header
+ *                        within max_body_bytes;
+ *   oip_header_room()    how many of the next bytes are the header's, which
+ *                        go to the decoder (oip_header_fed() counts them);
+ *   oip_plan()           the decoded header checked in full (before any
+ *                        large allocation) and the document's root rewritten
+ *                        into the v1 body; *ret_bytes: what oip_allocate()
+ *                        will add to the document (to hold first);
+ *   oip_allocate()       the binary inputs' float64 buffers, in the document;
+ *   oip_binary_feed()    the bytes after the header, widened in place;
+ *   oip_binary_finish()  at the end of the body: every byte came;
+ *   oip_attach()         after job_prepare(): the outputs checked against the
+ *                        prepared call, which then writes an OIP response.
+ */
+struct handler_oip;
+
+struct handler_oip *oip_new(const struct handler_loss *loss, size_t header_len,
+                            size_t body_len);
+void oip_free(struct handler_oip *o);
+enum loss_status oip_check_framing(const struct handler_oip *o,
+                                   const struct handler_limits *lim,
+                                   struct loss_error *err);
+size_t oip_header_room(const struct handler_oip *o);
+void oip_header_fed(struct handler_oip *o, size_t n);
+enum loss_status oip_plan(struct handler_oip *o, struct proto_doc *doc,
+                          const struct handler_limits *lim, size_t *ret_bytes,
+                          struct loss_error *err);
+enum loss_status oip_allocate(struct handler_oip *o, struct proto_doc *doc,
+                              struct loss_error *err);
+enum loss_status oip_binary_feed(struct handler_oip *o, const char *data,
+                                 size_t n, struct loss_error *err);
+enum loss_status oip_binary_finish(const struct handler_oip *o,
+                                   struct loss_error *err);
+enum loss_status oip_attach(struct handler_oip *o, struct handler_call *c,
+                            struct loss_error *err);
+
+/*
+ * Writes the infer response of r to out: the JSON header, then the binary
+ * outputs in order; records the header's length for
+ * oip_response_header_len() (0 when every output is JSON).
+ */
+void oip_response_write(struct handler_oip *o, const struct proto_response *r,
+                        struct proto_buf *out);
+size_t oip_response_header_len(const struct handler_oip *o);
 
 #endif

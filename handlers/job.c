@@ -358,6 +358,11 @@ enum loss_status job_prepare(const struct handler_loss *loss,
     return LOSS_OK;
 }
 
+struct handler_call *job_call(struct handler_job *job)
+{
+    return job->loss != NULL ? &job->calls[0] : NULL;
+}
+
 double job_cost(const struct handler_job *job)
 {
     return job->cost;

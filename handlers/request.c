@@ -25,7 +25,8 @@
 
 struct handler_pipeline {
     struct handler_limits lim;
-    struct proto_limits dlim; /* the decoder's, from lim */
+    struct proto_limits dlim;     /* the decoder's, from lim */
+    struct proto_limits oip_dlim; /* an inference header's decoder's */
     size_t max_inflight;
     _Atomic size_t inflight;  /* held by all requests */
     pthread_mutex_t spare_mu; /* guards spare and nspare */
@@ -38,9 +39,11 @@ struct handler_request {
     const struct handler_loss *loss; /* NULL: batch */
     struct proto_decoder *dec;       /* while the body streams */
     struct handler_job *job;         /* from a successful finish() */
-    size_t fed;                      /* body bytes */
-    size_t held;                     /* bytes counted in p->inflight */
-    enum loss_status status;         /* LOSS_OK until the first failure */
+    struct handler_oip *oip;         /* an infer request's state, or NULL */
+    struct proto_doc *doc;   /* infer: the decoded header, until finish() */
+    size_t fed;              /* body bytes */
+    size_t held;             /* bytes counted in p->inflight */
+    enum loss_status status; /* LOSS_OK until the first failure */
     /* That failure's detail, allocated when it happens (most requests
        never fail, and a 1 KiB error would double what a request costs to
        allocate); NULL when even that failed: status is then LOSS_ENOMEM,
@@ -74,6 +77,16 @@ static void decoder_limits(const struct handler_limits *lim,
                                 : SIZE_MAX;
 }
 
+/* An inference header's: its first error is the request's (its inputs,
+   objects with "shape", are kept plain by the decoder itself). */
+static void oip_decoder_limits(const struct handler_limits *lim,
+                               struct proto_limits *ret)
+{
+    decoder_limits(lim, ret);
+    ret->recover_values = false;
+    ret->max_value_errors = 1;
+}
+
 void handler_limits_describe(const struct handler_limits *lim,
                              struct proto_limits_desc *ret)
 {
@@ -98,6 +111,7 @@ struct handler_pipeline *handler_pipeline_new(const struct handler_limits *lim,
     }
     p->lim = *lim;
     decoder_limits(lim, &p->dlim);
+    oip_decoder_limits(lim, &p->oip_dlim);
     p->max_inflight = max_inflight_bytes;
     return p;
 }
@@ -179,11 +193,23 @@ static bool hold(struct handler_request *r, size_t total)
     return true;
 }
 
+/* Gives back the request's decoder: to the spares, unless it is an
+   inference header's (other limits), which is freed. */
+static void release_decoder(struct handler_request *r)
+{
+    if (r->oip != NULL)
+        proto_decoder_free(r->dec);
+    else
+        decoder_give(r->p, r->dec);
+    r->dec = NULL;
+}
+
 /* Drops everything the request holds but its error. */
 static void drop(struct handler_request *r)
 {
-    decoder_give(r->p, r->dec);
-    r->dec = NULL;
+    release_decoder(r);
+    proto_doc_free(r->doc);
+    r->doc = NULL;
     job_free(r->job);
     r->job = NULL;
     hold(r, 0);
@@ -227,6 +253,8 @@ struct handler_request *handler_request_new(struct handler_pipeline *p,
     r->p = p;
     r->loss = loss;
     r->job = NULL;
+    r->oip = NULL;
+    r->doc = NULL;
     r->fed = 0;
     r->held = 0;
     r->status = LOSS_OK;
@@ -241,6 +269,134 @@ struct handler_request *handler_request_new(struct handler_pipeline *p,
     return r;
 }
 
+struct handler_request *handler_request_new_oip(struct handler_pipeline *p,
+                                                const struct handler_loss *loss,
+                                                size_t header_len,
+                                                size_t body_len)
+{
+    struct handler_request *r = handler_request_new(p, loss);
+    struct loss_error err;
+
+    if (r == NULL)
+        return NULL;
+    release_decoder(r); /* a spare, with the v1 limits */
+    r->oip = oip_new(loss, header_len, body_len);
+    r->dec = r->oip ? proto_decoder_new(&p->oip_dlim) : NULL;
+    if (r->dec == NULL) {
+        handler_request_free(r);
+        return NULL;
+    }
+    proto_decoder_set_plain_objects(r->dec);
+    if (r->status == LOSS_OK && !hold(r, proto_decoder_bytes(r->dec)))
+        over_budget(r);
+    loss_error_init(&err);
+    if (r->status == LOSS_OK &&
+        oip_check_framing(r->oip, &r->p->lim, &err) != LOSS_OK)
+        failed(r, &err);
+    return r;
+}
+
+size_t handler_request_oip_header_len(const struct handler_request *r)
+{
+    return r->oip != NULL ? oip_response_header_len(r->oip) : 0;
+}
+
+/*
+ * The end of an infer request's header: the decoded header planned into
+ * the v1 body and the binary inputs' buffers allocated, each held against
+ * the budget before it is allocated.
+ */
+static enum loss_status end_header(struct handler_request *r)
+{
+    struct loss_error err;
+    size_t need = 0;
+
+    loss_error_init(&err);
+    if (proto_decoder_finish(r->dec, &r->doc, &err) != LOSS_OK)
+        return failed(r, &err);
+    release_decoder(r);
+    if (oip_plan(r->oip, r->doc, &r->p->lim, &need, &err) != LOSS_OK)
+        return failed(r, &err);
+    if (!hold(r, proto_doc_bytes(r->doc) + need))
+        return over_budget(r);
+    if (oip_allocate(r->oip, r->doc, &err) != LOSS_OK)
+        return failed(r, &err);
+    if (!hold(r, proto_doc_bytes(r->doc)))
+        return over_budget(r);
+    return LOSS_OK;
+}
+
+/* feed() of an infer request: the header's bytes to the decoder (counted
+   against max_body_bytes), the rest to the binary inputs. */
+static enum loss_status feed_oip(struct handler_request *r, const char *data,
+                                 size_t n)
+{
+    struct loss_error err;
+
+    loss_error_init(&err);
+    while (n > 0) {
+        size_t k;
+
+        if (r->dec == NULL) {
+            if (oip_binary_feed(r->oip, data, n, &err) != LOSS_OK)
+                return failed(r, &err);
+            return LOSS_OK;
+        }
+        k = oip_header_room(r->oip);
+        k = k < n ? k : n;
+        r->fed += k;
+        if (r->fed > r->p->lim.max_body_bytes) {
+            loss_fail(&err, LOSS_ETOOLARGE, NULL,
+                      "the inference header exceeds max_body_bytes (%zu "
+                      "bytes)",
+                      r->p->lim.max_body_bytes);
+            return failed(r, &err);
+        }
+        if (proto_decoder_feed(r->dec, data, k, &err) != LOSS_OK)
+            return failed(r, &err);
+        if (!hold(r, proto_decoder_bytes(r->dec)))
+            return over_budget(r);
+        oip_header_fed(r->oip, k);
+        data += k;
+        n -= k;
+        if (oip_header_room(r->oip) == 0 && end_header(r) != LOSS_OK)
+            return r->status;
+    }
+    return LOSS_OK;
+}
+
+/* finish() of an infer request. */
+static enum loss_status finish_oip(struct handler_request *r)
+{
+    struct loss_error err;
+    struct proto_doc *doc;
+
+    loss_error_init(&err);
+    if (r->dec != NULL) {
+        if (oip_header_room(r->oip) != HANDLER_OIP_WHOLE) {
+            loss_fail(&err, LOSS_EREQUEST, NULL,
+                      "the body ends inside the inference header "
+                      "(Inference-Header-Content-Length is %zu bytes more)",
+                      oip_header_room(r->oip));
+            return failed(r, &err);
+        }
+        if (end_header(r) != LOSS_OK)
+            return r->status;
+    }
+    if (oip_binary_finish(r->oip, &err) != LOSS_OK)
+        return failed(r, &err);
+    doc = r->doc;
+    r->doc = NULL;
+    /* the document stays held while it is validated */
+    if (job_prepare(r->loss, doc, &r->p->lim, &r->job, &err) != LOSS_OK)
+        return failed(r, &err);
+    if (oip_attach(r->oip, job_call(r->job), &err) != LOSS_OK)
+        return failed(r, &err);
+    if (!hold(r, job_bytes(r->job))) /* the document included */
+        return over_budget(r);
+    return LOSS_OK;
+}
+
 enum loss_status handler_request_feed(struct handler_request *r,
                                       const char *data, size_t n)
 {
@@ -248,6 +404,8 @@ enum loss_status handler_request_feed(struct handler_request *r,
 
     if (r->status != LOSS_OK)
         return r->status;
+    if (r->oip != NULL)
+        return feed_oip(r, data, n);
     r->fed += n;
     if (r->fed > r->p->lim.max_body_bytes || r->fed < n) {
         loss_fail(&err, LOSS_ETOOLARGE, NULL,
@@ -271,6 +429,8 @@ enum loss_status handler_request_finish(struct handler_request *r)
 
     if (r->status != LOSS_OK)
         return r->status;
+    if (r->oip != NULL)
+        return finish_oip(r);
     loss_error_init(&err);
     doc_bytes = proto_decoder_bytes(r->dec);
     if (proto_decoder_finish(r->dec, &doc, &err) != LOSS_OK)
@@ -343,6 +503,7 @@ void handler_request_free(struct handler_request *r)
     if (r == NULL)
         return;
     drop(r);
+    oip_free(r->oip);
     free(r->err);
     free(r);
 }

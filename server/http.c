@@ -74,6 +74,8 @@ struct req {
     enum server_coding body_coding;
     bool body_varies;          /* large enough to be compressed */
     enum server_coding coding; /* the client's preferred response coding */
+    /* an infer response with binary outputs: its JSON header's length */
+    size_t infer_header_len;
     /* what was answered */
     bool counted; /* in the metrics already (count_request) */
     double duration;
@@ -281,6 +283,11 @@ static enum MHD_Result respond_coded(struct req *r, int status,
     if (status == 415 && r->want_accept_encoding)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING,
                                 "gzip, deflate, identity");
+    if (status == 200 && r->infer_header_len > 0) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", r->infer_header_len);
+        MHD_add_response_header(resp, "Inference-Header-Content-Length", n);
+    }
     if (status == 401) /* RFC 6750, section 3 */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 r->bad_token ? "Bearer realm=\"lossd\", "
@@ -311,10 +318,11 @@ static enum MHD_Result respond_answer(struct req *r)
                              s->oom_problem_len, false, SERVER_CODING_IDENTITY,
                              false);
     }
-    return respond_coded(
-        r, r->out_status,
-        r->out_status == 200 ? "application/json" : "application/problem+json",
-        body, r->body_len, true, r->body_coding, r->body_varies);
+    const char *ctype = r->out_status != 200      ? "application/problem+json"
+                        : r->infer_header_len > 0 ? "application/octet-stream"
+                                                  : "application/json";
+    return respond_coded(r, r->out_status, ctype, body, r->body_len, true,
+                         r->body_coding, r->body_varies);
 }
 
 /* respond_coded() for a body not yet encoded (freed with free() when
@@ -366,6 +374,15 @@ static bool json_media_type(const char *ct)
         return true;
     return n > 17 && !strncasecmp(ct, "application/", 12) &&
            !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* application/octet-stream, with or without parameters. */
+static bool octet_media_type(const char *ct)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    return n == 24 && !strncasecmp(ct, "application/octet-stream", 24);
 }
 
 /*
@@ -430,7 +447,7 @@ static void framing_note(struct req_framing *f, bool is_length,
    lives. */
 struct req_headers {
     const char *request_id, *origin, *accept_encoding, *content_type,
-        *content_encoding, *authorization;
+        *content_encoding, *authorization, *infer_header;
     struct req_framing framing; /* Content-Length, Transfer-Encoding */
 };
 
@@ -449,6 +466,7 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind,
         WANT("Content-Type", content_type),
         WANT("Content-Encoding", content_encoding),
         WANT("Authorization", authorization),
+        WANT("Inference-Header-Content-Length", infer_header),
 #undef WANT
     };
     struct req_framing *f = &((struct req_headers *)cls)->framing;
@@ -575,7 +593,9 @@ static bool needs_token(const struct server_route *route, const char *method)
     if (!strcmp(method, "OPTIONS"))
         return false;
     return !route || (route->kind != SERVER_KIND_LIVE &&
-                      route->kind != SERVER_KIND_READY);
+                      route->kind != SERVER_KIND_READY &&
+                      route->kind != SERVER_KIND_OIP_LIVE &&
+                      route->kind != SERVER_KIND_OIP_READY);
 }
 
 /* The first call: headers only. Leaves r->failed set if the answer is
@@ -637,8 +657,25 @@ static void begin(struct req *r, const char *url, const char *method)
     if (!r->route->post)
         return;
 
+    bool infer = r->route->kind == SERVER_KIND_OIP_INFER;
+    size_t max = infer ? handler_oip_body_max(&s->cfg.limits)
+                       : s->cfg.limits.max_body_bytes;
+    size_t header_len = HANDLER_OIP_WHOLE;
+    if (infer && h.infer_header) {
+        unsigned long long n = 0;
+        if (!parse_length(h.infer_header, strlen(h.infer_header), &n)) {
+            req_fail(r, LOSS_EREQUEST,
+                     "Inference-Header-Content-Length '%.40s' is not a "
+                     "number of bytes",
+                     h.infer_header);
+            return;
+        }
+        header_len = n < SIZE_MAX ? (size_t)n : SIZE_MAX - 1;
+    }
     const char *ct = h.content_type;
-    if (ct && !json_media_type(ct)) {
+    if (ct && infer && octet_media_type(ct)) {
+        /* the binary tensor data extension's body */
+    } else if (ct && !json_media_type(ct)) {
         req_fail(r, LOSS_EMEDIA,
                  "Content-Type '%.100s' is not JSON: send Content-Type: "
                  "application/json",
@@ -655,22 +692,30 @@ static void begin(struct req *r, const char *url, const char *method)
         return;
     }
     if (body_coding != SERVER_CODING_IDENTITY) {
-        if (server_inflater_init(&r->inflater, s->cfg.limits.max_body_bytes) <
-            0) {
+        if (server_inflater_init(&r->inflater, max) < 0) {
             server_inflater_end(&r->inflater);
             req_fail(r, LOSS_ENOMEM, "out of memory");
             return;
         }
         r->inflating = true;
     }
-    if (r->has_length && r->content_length > s->cfg.limits.max_body_bytes) {
+    if (r->has_length && r->content_length > max) {
         req_fail(r, LOSS_ETOOLARGE,
-                 "the body of %zu bytes exceeds max-body-bytes (%zu)",
-                 r->content_length, s->cfg.limits.max_body_bytes);
+                 infer ? "the body of %zu bytes exceeds what an inference "
+                         "request can hold (%zu: max-body-bytes of header "
+                         "and max-elements of 8 bytes)"
+                       : "the body of %zu bytes exceeds max-body-bytes (%zu)",
+                 r->content_length, max);
         return;
     }
-    r->hr = handler_request_new(
-        s->pipeline, r->route->kind == SERVER_KIND_LOSS ? r->loss : NULL);
+    if (infer)
+        r->hr = handler_request_new_oip(s->pipeline, r->loss, header_len,
+                                        r->has_length && !r->inflating
+                                            ? r->content_length
+                                            : HANDLER_OIP_WHOLE);
+    else
+        r->hr = handler_request_new(
+            s->pipeline, r->route->kind == SERVER_KIND_LOSS ? r->loss : NULL);
     if (!r->hr)
         req_fail(r, LOSS_ENOMEM, "out of memory");
 }
@@ -690,6 +735,15 @@ static int inflate_sink(void *ctx, const char *data, size_t n)
     return r->failed ? 1 : 0;
 }
 
+/* The most body bytes r's route takes (before any inflation). */
+static size_t body_max(const struct req *r)
+{
+    const struct handler_limits *lim = &r->srv->cfg.limits;
+    if (r->route && r->route->kind == SERVER_KIND_OIP_INFER)
+        return handler_oip_body_max(lim);
+    return lim->max_body_bytes;
+}
+
 static void inflate_feed(struct req *r, const char *data, size_t n)
 {
     switch (server_inflater_feed(&r->inflater, data, n, inflate_sink, r)) {
@@ -699,8 +753,8 @@ static void inflate_feed(struct req *r, const char *data, size_t n)
         break;
     case -EMSGSIZE:
         req_fail(r, LOSS_ETOOLARGE,
-                 "the decompressed body exceeds max-body-bytes (%zu)",
-                 r->srv->cfg.limits.max_body_bytes);
+                 "the decompressed body exceeds its limit (%zu bytes)",
+                 body_max(r));
         break;
     case -EPROTO:
         req_fail(r, LOSS_EJSON, "data after the end of the compressed body");
@@ -742,12 +796,12 @@ static bool client_gone(const struct req *r)
  */
 static enum MHD_Result on_body(struct req *r, const char *data, size_t n)
 {
-    size_t max = r->srv->cfg.limits.max_body_bytes;
+    size_t max = body_max(r);
     double now = now_mono();
     r->bytes_in += n;
     conn_body(r->cn, n, now);
     if (!r->failed && r->bytes_in > max)
-        req_fail(r, LOSS_ETOOLARGE, "the body exceeds max-body-bytes (%zu)",
+        req_fail(r, LOSS_ETOOLARGE, "the body exceeds its limit (%zu bytes)",
                  max);
     if (r->failed || !r->hr) {
         conn_discard(r->cn, now);
@@ -782,6 +836,8 @@ static void job_run(struct req *r)
     double t = now_mono();
     proto_buf_init(&out);
     int status = handler_request_run(r->hr, NULL, r->id, &out);
+    r->infer_header_len =
+        status == 200 ? handler_request_oip_header_len(r->hr) : 0;
     metrics_compute(r->srv->metrics, loss_label(r), now_mono() - t);
     handler_request_free(r->hr);
     r->hr = NULL;
@@ -894,6 +950,36 @@ static enum MHD_Result respond_metrics(struct req *r)
     return respond_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
+/* GET /v2/health/ready and /v2/models/{model}/ready: ready while
+   serving, 503 while draining, as /readyz. */
+static enum MHD_Result respond_oip_ready(struct req *r)
+{
+    bool ready = atomic_load(&r->srv->phase) == SERVER_SERVING;
+    struct proto_buf b;
+    proto_buf_init(&b);
+    proto_buf_puts(&b, "{");
+    if (r->loss) {
+        const char *name = handler_describe(r->loss)->name;
+        proto_buf_puts(&b, "\"name\":");
+        proto_write_string(&b, name, strlen(name));
+        proto_buf_puts(&b, ",");
+    }
+    proto_buf_puts(&b, ready ? "\"ready\":true}" : "\"ready\":false}");
+    return respond_buf(r, ready ? 200 : 503, "application/json", &b);
+}
+
+/* GET /v2/models and /v2/models/{model}. */
+static enum MHD_Result respond_oip_model(struct req *r)
+{
+    struct proto_buf b;
+    proto_buf_init(&b);
+    if (r->loss)
+        handler_oip_model_write(&b, r->loss);
+    else
+        handler_oip_models_write(&b);
+    return respond_buf(r, 200, "application/json", &b);
+}
+
 static enum MHD_Result finish(struct req *r)
 {
     struct server *s = r->srv;
@@ -917,7 +1003,18 @@ static enum MHD_Result finish(struct req *r)
         return respond_static(r, &s->openapi);
     case SERVER_KIND_LOSS:
     case SERVER_KIND_BATCH:
+    case SERVER_KIND_OIP_INFER:
         return finish_post(r);
+    case SERVER_KIND_OIP_SERVER:
+        return respond_text(r, 200, "application/json", s->oip_server);
+    case SERVER_KIND_OIP_LIVE:
+        return respond_text(r, 200, "application/json", "{\"live\":true}");
+    case SERVER_KIND_OIP_READY:
+    case SERVER_KIND_OIP_MODEL_READY:
+        return respond_oip_ready(r);
+    case SERVER_KIND_OIP_MODELS:
+    case SERVER_KIND_OIP_MODEL:
+        return respond_oip_model(r);
     }
     return MHD_NO;
 }

@@ -21,6 +21,14 @@ enum server_kind {
     SERVER_KIND_LIVE,    /* GET: liveness */
     SERVER_KIND_READY,   /* GET: readiness (503 while draining) */
     SERVER_KIND_METRICS, /* GET: Prometheus text */
+    /* the Open Inference Protocol (docs/api.md) */
+    SERVER_KIND_OIP_SERVER,      /* GET /v2: server metadata */
+    SERVER_KIND_OIP_LIVE,        /* GET: liveness */
+    SERVER_KIND_OIP_READY,       /* GET: readiness (503 while draining) */
+    SERVER_KIND_OIP_MODELS,      /* GET: every model */
+    SERVER_KIND_OIP_MODEL,       /* GET: one model's metadata */
+    SERVER_KIND_OIP_MODEL_READY, /* GET: one model's readiness */
+    SERVER_KIND_OIP_INFER,       /* POST: one loss through the pipeline */
 };
 
 struct server_route {
@@ -40,7 +48,10 @@ size_t server_route_index(const struct server_route *rt);
  * The route of a request target url (a NUL-terminated path, no query), or
  * NULL for none. For the loss route *ret_loss is the loss, named after
  * "/v1/" or, for compatibility, right after "/" (so "/mse" is "/v1/mse");
- * never under "/v2", the Open Inference Protocol's.
+ * never under "/v2", the Open Inference Protocol's. For the protocol's
+ * model routes, "/v2/models/{loss}" with an optional
+ * "/versions/" HANDLER_OIP_VERSION and then nothing, "/ready" or "/infer",
+ * *ret_loss is the loss; an unknown loss or version is no route.
  */
 const struct server_route *
 server_route_find(const char *url, const struct handler_loss **ret_loss);

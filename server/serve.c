@@ -132,6 +132,12 @@ static int server_init(struct server *s)
     proto_buf_init(&b);
     proto_problem_write(&b, &oom, NULL, NULL);
     s->oom_problem = proto_buf_steal(&b, &s->oom_problem_len);
+    size_t oip_len = 0;
+    proto_buf_init(&b);
+    proto_buf_puts(&b, "{\"name\":\"lossd\",\"version\":");
+    proto_write_string(&b, LOSSD_VERSION, strlen(LOSSD_VERSION));
+    proto_buf_puts(&b, ",\"extensions\":[\"binary_tensor_data\"]}");
+    s->oip_server = proto_buf_steal(&b, &oip_len);
     s->pipeline =
         handler_pipeline_new(&s->cfg.limits, s->cfg.max_inflight_bytes);
     struct loss_error e;
@@ -149,8 +155,8 @@ static int server_init(struct server *s)
     s->conns = conns_new(&s->cfg.conns, s->cfg.tls_cert[0] ? NULL : s->late,
                          s->late_len);
     s->metrics = metrics_new(s->route_labels, nroutes, s->loss_names, nlosses);
-    if (rc < 0 || !s->oom_problem || !s->pipeline || !s->metrics || !s->conns ||
-        !s->refusal || !s->late)
+    if (rc < 0 || !s->oom_problem || !s->oip_server || !s->pipeline ||
+        !s->metrics || !s->conns || !s->refusal || !s->late)
         return -ENOMEM;
     unsigned long long seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed)
@@ -170,6 +176,7 @@ static void server_release(struct server *s)
     doc_release(&s->catalog);
     doc_release(&s->openapi);
     free(s->oom_problem);
+    free(s->oip_server);
     free(s->loss_names);
     free(s->route_labels);
     server_auth_free(s->auth);

@@ -47,6 +47,7 @@ struct server {
     const char **loss_names;   /* handler_count(), static: metrics labels */
     const char **route_labels; /* server_route_count(), static */
     struct server_doc catalog, openapi;
+    char *oip_server;  /* GET /v2, written at start */
     char *oom_problem; /* the out-of-memory answer, written at start */
     size_t oom_problem_len;
     _Atomic int phase;     /* enum server_phase */
