@@ -1,8 +1,9 @@
 /*
  * test_route.c - server/route.c: the route table's shape (indices, labels,
  * methods), every fixed path, every loss of the registry under "/v1/" and
- * "/", and the targets that must not resolve (/v1, /v2 and below, unknown
- * names, near misses).
+ * "/" and as an Open Inference Protocol model, and the targets that must
+ * not resolve (/v1, /v2's unknown paths and models, unknown names, near
+ * misses).
  */
 #include <check.h>
 #include <stdio.h>
@@ -22,8 +23,9 @@ START_TEST(test_table)
     size_t n = server_route_count();
     size_t nloss = 0;
 
-    /* losses, batch, catalog, openapi, healthz, readyz, metrics */
-    ck_assert_uint_eq(n, 7);
+    /* losses, batch, catalog, openapi, healthz, readyz, metrics; /v2,
+       its health, models, and the three model templates */
+    ck_assert_uint_eq(n, 14);
     ck_assert_ptr_null(server_route_at(n));
     ck_assert_ptr_null(server_route_at((size_t)-1));
     for (size_t i = 0; i < n; i++) {
@@ -44,7 +46,8 @@ START_TEST(test_table)
         }
         /* what takes a body is exactly what runs the pipeline */
         ck_assert(rt->post == (rt->kind == SERVER_KIND_LOSS ||
-                               rt->kind == SERVER_KIND_BATCH));
+                               rt->kind == SERVER_KIND_BATCH ||
+                               rt->kind == SERVER_KIND_OIP_INFER));
         nloss += rt->kind == SERVER_KIND_LOSS;
     }
     ck_assert_uint_eq(nloss, 1);
@@ -66,9 +69,14 @@ START_TEST(test_fixed_paths)
         {"/healthz", SERVER_KIND_LIVE},
         {"/readyz", SERVER_KIND_READY},
         {"/metrics", SERVER_KIND_METRICS},
+        {"/v2", SERVER_KIND_OIP_SERVER},
+        {"/v2/health/live", SERVER_KIND_OIP_LIVE},
+        {"/v2/health/ready", SERVER_KIND_OIP_READY},
+        {"/v2/models", SERVER_KIND_OIP_MODELS},
     };
 
-    ck_assert_uint_eq(sizeof fixed / sizeof fixed[0], server_route_count() - 1);
+    /* all but the losses' template and the three model templates */
+    ck_assert_uint_eq(sizeof fixed / sizeof fixed[0], server_route_count() - 4);
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         const struct handler_loss *loss = SENTINEL;
         const struct server_route *rt = server_route_find(fixed[i].path, &loss);
@@ -107,6 +115,39 @@ START_TEST(test_every_loss)
 }
 END_TEST
 
+/* Every loss as a model, with and without the version segment. */
+START_TEST(test_oip_models)
+{
+    static const struct {
+        const char *suffix;
+        enum server_kind kind;
+    } kinds[] = {
+        {"", SERVER_KIND_OIP_MODEL},
+        {"/versions/1", SERVER_KIND_OIP_MODEL},
+        {"/ready", SERVER_KIND_OIP_MODEL_READY},
+        {"/versions/1/ready", SERVER_KIND_OIP_MODEL_READY},
+        {"/infer", SERVER_KIND_OIP_INFER},
+        {"/versions/1/infer", SERVER_KIND_OIP_INFER},
+    };
+
+    for (size_t i = 0; i < handler_count(); i++) {
+        const struct handler_loss *want = handler_at(i);
+        const char *name = handler_describe(want)->name;
+
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            const struct handler_loss *loss = SENTINEL;
+            char url[256];
+
+            snprintf(url, sizeof url, "/v2/models/%s%s", name, kinds[k].suffix);
+            const struct server_route *rt = server_route_find(url, &loss);
+            ck_assert_msg(rt != NULL, "%s: no route", url);
+            ck_assert(rt->kind == kinds[k].kind);
+            ck_assert_msg(loss == want, "%s: another loss", url);
+        }
+    }
+}
+END_TEST
+
 /* Targets that are no route: NULL, and the loss cleared. */
 START_TEST(test_not_routes)
 {
@@ -118,13 +159,24 @@ START_TEST(test_not_routes)
            reachable as "/v1" only through the compatibility rule) */
         "/v1",
         "/v1/",
-        /* the Open Inference Protocol's tree is never a loss */
-        "/v2",
+        /* the Open Inference Protocol's tree is never a v1 loss; its
+           unknown paths, models and versions are no route */
         "/v2/",
         "/v2/mse",
-        "/v2/models/mse",
-        "/v2/models/mse/infer",
-        "/v2/health/ready",
+        "/v2/models/",
+        "/v2/models/nope",
+        "/v2/models/nope/infer",
+        "/v2/models/mse/",
+        "/v2/models/mse/versions/2",
+        "/v2/models/mse/versions/1/",
+        "/v2/models/mse/versions/",
+        "/v2/models/mse/infer/",
+        "/v2/models/mse/bogus",
+        "/v2/models//infer",
+        "/v2/models/{model}",
+        "/v2/models/{model}/infer",
+        "/v2/health",
+        "/v2/health/ready/",
         /* unknown names */
         "/v1/nope",
         "/nope",
@@ -226,6 +278,7 @@ static Suite *route_suite(void)
     tcase_add_test(tc, test_table);
     tcase_add_test(tc, test_fixed_paths);
     tcase_add_test(tc, test_every_loss);
+    tcase_add_test(tc, test_oip_models);
     tcase_add_test(tc, test_not_routes);
     tcase_add_test(tc, test_methods);
     suite_add_tcase(s, tc);

@@ -131,9 +131,9 @@ START_TEST(test_errors)
     struct http_resp r;
     char buf[256];
     /* unknown routes and losses: 404 whatever the method */
-    static const char *const nf[] = {"/v1/nope", "/nope",       "/v2/models",
-                                     "/v2",      "/v1/healthz", "/batch",
-                                     "/v1/mse/x"};
+    static const char *const nf[] = {
+        "/v1/nope",    "/nope",  "/v2/models/nope", "/v2/nope",
+        "/v1/healthz", "/batch", "/v1/mse/x"};
     for (size_t i = 0; i < sizeof nf / sizeof nf[0]; i++) {
         ck_assert_int_eq(http_do(&p, "POST", nf[i], json_ct, "{}", 2, &r), 0);
         expect_status(&r, 404, "/problems/not-found");
