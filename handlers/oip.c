@@ -130,22 +130,18 @@ static void list_types(unsigned types, char *buf, size_t cap)
                                   proto_dtype_name(order[k]));
 }
 
-static void write_types_json(struct proto_buf *b, unsigned types)
+/* The datatypes a tensor takes, as a parameter: "FP64,FP32,FP16,BF16"
+   (parameters are strings, numbers or booleans). */
+static void write_types_param(struct proto_buf *b, unsigned types)
 {
-    static const enum proto_dtype order[] = {
-        PROTO_DT_FP64,  PROTO_DT_FP32,  PROTO_DT_FP16, PROTO_DT_BF16,
-        PROTO_DT_INT64, PROTO_DT_INT32, PROTO_DT_BOOL, PROTO_DT_UINT8};
-    bool first = true;
+    char list[96], *w = list;
 
-    proto_buf_puts(b, "[");
-    for (size_t k = 0; k < sizeof(order) / sizeof(*order); k++) {
-        if (!(types & PROTO_DT_BIT(order[k])))
-            continue;
-        proto_buf_printf(b, "%s\"%s\"", first ? "" : ",",
-                         proto_dtype_name(order[k]));
-        first = false;
-    }
-    proto_buf_puts(b, "]");
+    list_types(types, list, sizeof(list));
+    for (const char *r = list; *r; r++)
+        if (*r != ' ')
+            *w++ = *r;
+    *w = '\0';
+    proto_write_string(b, list, strlen(list));
 }
 
 static void write_shape_minus(struct proto_buf *b, int rank)
@@ -165,7 +161,7 @@ static void write_io(struct proto_buf *b, bool first, const char *name,
     write_shape_minus(b, rank);
     if (types) {
         proto_buf_puts(b, ",\"parameters\":{\"datatypes\":");
-        write_types_json(b, types);
+        write_types_param(b, types);
         proto_buf_puts(b, ",\"description\":");
         proto_write_string(b, what, strlen(what));
         proto_buf_puts(b, "}");

@@ -947,6 +947,257 @@ static json_t *readyz_path(struct bld *c)
     return item;
 }
 
+/* --- the Open Inference Protocol (docs/api.md) -------------------------- */
+
+static json_t *oip_parameters_schema(struct bld *c)
+{
+    return check(
+        c, json_pack("{s:s, s:s, s:{s:[{s:s},{s:s},{s:s}]}}", "description",
+                     "Parameters: strings, numbers or booleans.", "type",
+                     "object", "additionalProperties", "oneOf", "type",
+                     "string", "type", "number", "type", "boolean"));
+}
+
+static json_t *oip_tensor_schema(struct bld *c, bool input)
+{
+    json_t *o = check(
+        c, json_pack("{s:s, s:[s,s,s], s:{s:{s:s}, s:{s:s, s:{s:s, s:i}}, "
+                     "s:{s:s, s:[s,s,s,s,s,s,s,s]}, s:o, s:{}}}",
+                     "type", "object", "required", "name", "shape", "datatype",
+                     "properties", "name", "type", "string", "shape", "type",
+                     "array", "items", "type", "integer", "minimum",
+                     input ? 0 : -1, "datatype", "type", "string", "enum",
+                     "FP64", "FP32", "FP16", "BF16", "INT64", "INT32", "BOOL",
+                     "UINT8", "parameters", oip_parameters_schema(c), "data"));
+
+    if (!input)
+        json_object_del(json_object_get(o, "properties"), "data");
+    if (!input)
+        set(c, o, "required", json_pack("[s,s]", "name", "datatype"));
+    set(c, o, "additionalProperties", json_false());
+    return o;
+}
+
+static json_t *oip_infer_request_schema(struct bld *c)
+{
+    json_t *input = oip_tensor_schema(c, true);
+    json_t *out =
+        check(c, json_pack("{s:s, s:[s], s:b, s:{s:{s:s}, s:o}}", "type",
+                           "object", "required", "name", "additionalProperties",
+                           0, "properties", "name", "type", "string",
+                           "parameters", oip_parameters_schema(c)));
+
+    return check(
+        c, json_pack("{s:s, s:s, s:[s], s:b, s:{s:{s:s}, s:o, s:{s:s, s:o}, "
+                     "s:{s:s, s:o}}}",
+                     "description",
+                     "The inference header: inputs named after the loss's "
+                     "tensors (and grad_output), request parameters "
+                     "reduction, the loss's options, grad, grad_output and "
+                     "binary_data_output; outputs value, sum, count, "
+                     "grad_<tensor>.",
+                     "type", "object", "required", "inputs",
+                     "additionalProperties", 0, "properties", "id", "type",
+                     "string", "parameters", oip_parameters_schema(c), "inputs",
+                     "type", "array", "items", input, "outputs", "type",
+                     "array", "items", out));
+}
+
+static json_t *oip_infer_response_schema(struct bld *c)
+{
+    json_t *output = oip_tensor_schema(c, true);
+
+    set(c, json_object_get(output, "properties"), "data",
+        json_pack("{s:s, s:{}}", "type", "array", "items"));
+    return check(
+        c, json_pack("{s:s, s:[s,s], s:b, s:{s:{s:s}, s:{s:s}, s:{s:s}, "
+                     "s:o, s:{s:s, s:o}}}",
+                     "type", "object", "required", "model_name", "outputs",
+                     "additionalProperties", 0, "properties", "model_name",
+                     "type", "string", "model_version", "type", "string", "id",
+                     "type", "string", "parameters", oip_parameters_schema(c),
+                     "outputs", "type", "array", "items", output));
+}
+
+static json_t *oip_model_schema(struct bld *c)
+{
+    json_t *io = oip_tensor_schema(c, false);
+    json_t *io2 = oip_tensor_schema(c, false);
+
+    return check(
+        c, json_pack("{s:s, s:[s,s,s,s], s:{s:{s:s}, s:{s:s, s:{s:s}}, "
+                     "s:{s:s}, s:{s:s, s:o}, s:{s:s, s:o}}}",
+                     "type", "object", "required", "name", "platform", "inputs",
+                     "outputs", "properties", "name", "type", "string",
+                     "versions", "type", "array", "items", "type", "string",
+                     "platform", "type", "string", "inputs", "type", "array",
+                     "items", io, "outputs", "type", "array", "items", io2));
+}
+
+static json_t *oip_models_schema(struct bld *c)
+{
+    return check(
+        c, json_pack("{s:s, s:[s], s:{s:{s:s, s:{s:s, s:[s], s:{s:{s:s}, "
+                     "s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s}}}}}}",
+                     "type", "object", "required", "models", "properties",
+                     "models", "type", "array", "items", "type", "object",
+                     "required", "name", "properties", "name", "type", "string",
+                     "versions", "type", "array", "items", "type", "string",
+                     "platform", "type", "string", "ready", "type", "boolean"));
+}
+
+static json_t *oip_server_schema(struct bld *c)
+{
+    return check(c,
+                 json_pack("{s:s, s:[s,s,s], s:{s:{s:s}, s:{s:s}, s:{s:s, "
+                           "s:{s:s}}}}",
+                           "type", "object", "required", "name", "version",
+                           "extensions", "properties", "name", "type", "string",
+                           "version", "type", "string", "extensions", "type",
+                           "array", "items", "type", "string"));
+}
+
+static json_t *oip_ready_schema(struct bld *c)
+{
+    return check(c, json_pack("{s:s, s:b, s:{s:{s:s}, s:{s:s}, s:{s:s}}}",
+                              "type", "object", "additionalProperties", 0,
+                              "properties", "name", "type", "string", "ready",
+                              "type", "boolean", "live", "type", "boolean"));
+}
+
+/* The path parameters of a model route: the model, and its version. */
+static json_t *oip_path_params(struct bld *c,
+                               const struct proto_loss_desc *const *losses,
+                               size_t n, bool version)
+{
+    json_t *a = arr(c);
+
+    add(c, a,
+        json_pack("{s:s, s:s, s:b, s:s, s:{s:s, s:o}}", "name", "model_name",
+                  "in", "path", "required", 1, "description",
+                  "A loss: one model per loss.", "schema", "type", "string",
+                  "enum", loss_names(c, losses, n)));
+    if (version)
+        add(c, a,
+            json_pack("{s:s, s:s, s:b, s:{s:s, s:[s]}}", "name",
+                      "model_version", "in", "path", "required", 1, "schema",
+                      "type", "string", "enum", "1"));
+    return a;
+}
+
+/* GET that answers 503 while draining (health/ready and model ready). */
+static json_t *oip_ready_path(struct bld *c, const char *id)
+{
+    json_t *item =
+        get_path(c, id, "oip", "Readiness: 200 when ready", "application/json",
+                 schema_ref(c, "OipReady"), "400 401 404 405 408 500 501");
+    json_t *responses =
+        json_object_get(json_object_get(item, "get"), "responses");
+
+    set(c, responses, "503",
+        ok_response(c, "Draining.", "application/json",
+                    schema_ref(c, "OipReady")));
+    return item;
+}
+
+static json_t *oip_infer_path(struct bld *c, const char *id)
+{
+    json_t *item = obj(c), *responses = obj(c), *body = obj(c),
+           *content = obj(c), *ok;
+    json_t *op = operation(
+        c, id, "oip", "Open Inference Protocol inference",
+        "The loss as an Open Inference Protocol (KServe v2) model, with the "
+        "binary tensor data extension: with Inference-Header-Content-Length "
+        "the body is the JSON inference header followed by the inputs' "
+        "little-endian bytes, and outputs asked for as binary_data follow "
+        "the response's JSON header (application/octet-stream, "
+        "Inference-Header-Content-Length). docs/api.md, \"Open Inference "
+        "Protocol\".");
+
+    set(c, content, "application/json",
+        json_pack("{s:o}", "schema", schema_ref(c, "OipInferRequest")));
+    set(c, content, "application/octet-stream",
+        json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "format",
+                  "binary"));
+    set(c, body, "required", json_true());
+    set(c, body, "content", content);
+    set(c, op, "requestBody", body);
+    set(c, op, "parameters",
+        json_pack("[{s:s, s:s, s:b, s:s, s:{s:s, s:i}}]", "name",
+                  "Inference-Header-Content-Length", "in", "header", "required",
+                  0, "description",
+                  "Bytes of the JSON inference header at the start of the "
+                  "body (the binary tensor data extension).",
+                  "schema", "type", "integer", "minimum", 1));
+    ok = ok_response(c, "The outputs.", "application/json",
+                     schema_ref(c, "OipInferResponse"));
+    set(c, json_object_get(ok, "content"), "application/octet-stream",
+        json_pack("{s:{s:s, s:s}}", "schema", "type", "string", "format",
+                  "binary"));
+    set(c, json_object_get(ok, "headers"), "Inference-Header-Content-Length",
+        json_pack("{s:s, s:{s:s}}", "description",
+                  "Bytes of the JSON header before the binary outputs.",
+                  "schema", "type", "integer"));
+    set(c, responses, "200", ok);
+    add_errors(c, responses, "400 401 404 405 408 413 415 422 500 501 503");
+    set(c, op, "responses", responses);
+    set(c, item, "post", op);
+    return item;
+}
+
+static void oip_paths(struct bld *c, json_t *p,
+                      const struct proto_loss_desc *const *losses, size_t n)
+{
+    static const char *const model_paths[] = {
+        "/v2/models/{model_name}",
+        "/v2/models/{model_name}/versions/{model_version}",
+        "/v2/models/{model_name}/ready",
+        "/v2/models/{model_name}/versions/{model_version}/ready",
+        "/v2/models/{model_name}/infer",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+    };
+    static const char *const ids[] = {
+        "oipModel", "oipModelVersion", "oipModelReady", "oipModelVersionReady",
+        "oipInfer", "oipInferVersion",
+    };
+
+    set(c, p, "/v2",
+        get_path(c, "oipServer", "oip", "Server metadata", "application/json",
+                 schema_ref(c, "OipServer"), "400 401 405 408 500 501"));
+    set(c, p, "/v2/health/live",
+        get_path(c, "oipLive", "oip", "Liveness: 200 while the process serves",
+                 "application/json", schema_ref(c, "OipReady"),
+                 "400 405 408 500 501"));
+    set(c, p, "/v2/health/ready", oip_ready_path(c, "oipReady"));
+    set(c, json_object_get(json_object_get(p, "/v2/health/live"), "get"),
+        "security", arr(c));
+    set(c, json_object_get(json_object_get(p, "/v2/health/ready"), "get"),
+        "security", arr(c));
+    set(c, p, "/v2/models",
+        get_path(c, "oipModels", "oip", "Every model: one per loss",
+                 "application/json", schema_ref(c, "OipModels"),
+                 "400 401 405 408 500 501"));
+    /* no model routes without a model (an empty enum is no schema) */
+    for (size_t i = 0; n > 0 && i < sizeof(model_paths) / sizeof(*model_paths);
+         i++) {
+        bool version = strstr(model_paths[i], "{model_version}") != NULL;
+        json_t *item;
+
+        if (i / 2 == 0)
+            item = get_path(c, ids[i], "oip",
+                            "Model metadata: inputs with their datatypes, "
+                            "outputs",
+                            "application/json", schema_ref(c, "OipModel"),
+                            "400 401 404 405 408 500 501");
+        else if (i / 2 == 1)
+            item = oip_ready_path(c, ids[i]);
+        else
+            item = oip_infer_path(c, ids[i]);
+        set(c, item, "parameters", oip_path_params(c, losses, n, version));
+        set(c, p, model_paths[i], item);
+    }
+}
+
 static json_t *paths_object(struct bld *c,
                             const struct proto_loss_desc *const *losses,
                             size_t n)
@@ -984,6 +1235,7 @@ static json_t *paths_object(struct bld *c,
         get_path(c, "metrics", "meta", "Prometheus text format 0.0.4",
                  "text/plain", json_pack("{s:s}", "type", "string"),
                  "400 401 405 408 500 501"));
+    oip_paths(c, p, losses, n);
     return p;
 }
 
@@ -1017,6 +1269,12 @@ static json_t *schemas_object(struct bld *c,
     set(c, s, "Limits", limits_schema(c));
     set(c, s, "Catalog", catalog_schema(c));
     set(c, s, "Health", health_schema(c));
+    set(c, s, "OipServer", oip_server_schema(c));
+    set(c, s, "OipReady", oip_ready_schema(c));
+    set(c, s, "OipModels", oip_models_schema(c));
+    set(c, s, "OipModel", oip_model_schema(c));
+    set(c, s, "OipInferRequest", oip_infer_request_schema(c));
+    set(c, s, "OipInferResponse", oip_infer_response_schema(c));
     return s;
 }
 
@@ -1054,11 +1312,15 @@ void proto_openapi_write(struct proto_buf *b,
     set_str(&c, root, "openapi", "3.0.3");
     set(&c, root, "info", info_object(&c, version));
     set(&c, root, "tags",
-        json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "name",
-                  "losses", "description", "One loss per path", "name", "batch",
-                  "description", "Many evaluations at once", "name", "meta",
-                  "description", "Catalog, this document, metrics", "name",
-                  "health", "description", "Liveness and readiness"));
+        json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}, "
+                  "{s:s, s:s}]",
+                  "name", "losses", "description", "One loss per path", "name",
+                  "batch", "description", "Many evaluations at once", "name",
+                  "meta", "description", "Catalog, this document, metrics",
+                  "name", "health", "description", "Liveness and readiness",
+                  "name", "oip", "description",
+                  "The Open Inference Protocol (KServe v2, REST) with the "
+                  "binary tensor data extension: one model per loss"));
     set(&c, root, "security", bearer_security(&c));
     set(&c, root, "paths", paths_object(&c, losses, n));
     set(&c, components, "schemas", schemas_object(&c, losses, n, limits));

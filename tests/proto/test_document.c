@@ -785,14 +785,24 @@ static void check_refs(const json_t *root, const json_t *v, size_t *nrefs)
 
 START_TEST(test_openapi_structure)
 {
-    static const char *const fixed[] = {"/v1/batch",     "/v1/losses",
-                                        "/openapi.json", "/healthz",
-                                        "/readyz",       "/metrics"};
+    static const char *const fixed[] = {"/v1/batch",
+                                        "/v1/losses",
+                                        "/openapi.json",
+                                        "/healthz",
+                                        "/readyz",
+                                        "/metrics",
+                                        "/v2",
+                                        "/v2/health/live",
+                                        "/v2/health/ready",
+                                        "/v2/models",
+                                        "/v2/models/{model_name}/infer"};
     static const char *const shared[] = {
-        "Scalar",       "Shape",        "NestedArray",   "FlatTensor",
-        "Base64Tensor", "Tensor",       "Warning",       "LossResponse",
-        "BatchItem",    "BatchRequest", "BatchResponse", "Problem",
-        "Limits",       "Catalog",      "Health"};
+        "Scalar",          "Shape",        "NestedArray",   "FlatTensor",
+        "Base64Tensor",    "Tensor",       "Warning",       "LossResponse",
+        "BatchItem",       "BatchRequest", "BatchResponse", "Problem",
+        "Limits",          "Catalog",      "Health",        "OipServer",
+        "OipReady",        "OipModels",    "OipModel",      "OipInferRequest",
+        "OipInferResponse"};
     struct proto_buf b;
     json_t *j = openapi_json(&b), *paths, *schemas, *op;
     size_t nrefs = 0;
@@ -803,7 +813,8 @@ START_TEST(test_openapi_structure)
                      "1.2.3");
     paths = json_object_get(j, "paths");
     schemas = json_object_get(json_object_get(j, "components"), "schemas");
-    ck_assert_uint_eq(json_object_size(paths), NLOSSES + 6);
+    /* the /v1 routes, and the Open Inference Protocol's ten */
+    ck_assert_uint_eq(json_object_size(paths), NLOSSES + 6 + 10);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         ck_assert_msg(json_object_get(paths, fixed[i]) != NULL, "no %s",
                       fixed[i]);
@@ -921,7 +932,8 @@ START_TEST(test_openapi_and_catalog_empty)
     proto_buf_init(&b);
     proto_openapi_write(&b, NULL, 0, &test_limits, "0.0.0");
     j = parse(&b);
-    ck_assert_uint_eq(json_object_size(json_object_get(j, "paths")), 6);
+    /* and /v2, its health and its models, but no model's routes */
+    ck_assert_uint_eq(json_object_size(json_object_get(j, "paths")), 10);
     check_refs(j, j, &nrefs);
     json_decref(j);
     proto_buf_reset(&b);

@@ -242,7 +242,7 @@ static const struct {
     {"GET", "/v2/models/mse/versions/1", 200, "\"versions\":[\"1\"]"},
     {"GET", "/v2/models/mse/ready", 200, "\"ready\":true"},
     {"GET", "/v2/models/mse/versions/1/ready", 200, "\"ready\":true"},
-    {"GET", "/v2/models/cross_entropy", 200, "\"INT64\""},
+    {"GET", "/v2/models/cross_entropy", 200, "INT64,INT32"},
     {"GET", "/v2/models/nope", 404, "\"error\":"},
     {"GET", "/v2/models/nope/infer", 404, "\"error\":"},
     {"GET", "/v2/models/mse/versions/2", 404, "\"error\":"},
