@@ -211,7 +211,8 @@ static void add_cors_vary(struct req *r, struct MHD_Response *resp, bool varies)
                                 any ? "*" : r->origin);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers",
                                 "X-Request-Id, Retry-After, "
-                                "WWW-Authenticate");
+                                "WWW-Authenticate, "
+                                "Inference-Header-Content-Length");
     }
     if (r->origin || varies)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY,
@@ -922,7 +923,8 @@ static enum MHD_Result respond_options(struct req *r)
                                 r->route->allow);
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                                 "Authorization, Content-Type, "
-                                "Content-Encoding, X-Request-Id");
+                                "Content-Encoding, X-Request-Id, "
+                                "Inference-Header-Content-Length");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
     }
     r->status = 204;

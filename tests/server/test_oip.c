@@ -660,6 +660,47 @@ START_TEST(test_many_inputs_and_truncation)
 }
 END_TEST
 
+/* A browser client: the preflight allows the header length, and a binary
+   answer exposes it. */
+START_TEST(test_cors)
+{
+    static const char *const args[] = {"--cors-origins", "*", NULL};
+    struct lossd_proc p;
+    ck_assert_int_eq(lossd_start(&p, args), 0);
+    struct http_resp r;
+    char buf[256];
+    static const char *const pre[] = {
+        "Origin: https://a.example", "Access-Control-Request-Method: POST",
+        "Access-Control-Request-Headers: inference-header-content-length",
+        NULL};
+    ck_assert_int_eq(
+        http_do(&p, "OPTIONS", "/v2/models/mse/infer", pre, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_ptr_nonnull(
+        strstr(http_header(&r, "Access-Control-Allow-Headers", buf, sizeof buf),
+               "Inference-Header-Content-Length"));
+    http_resp_release(&r);
+    static const char *const post[] = {"Origin: https://a.example",
+                                       "Content-Type: application/json", NULL};
+    static const char body[] =
+        "{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":"
+        "\"FP64\",\"data\":[1]},{\"name\":\"target\",\"shape\":[1],"
+        "\"datatype\":\"FP64\",\"data\":[0]}],\"parameters\":"
+        "{\"binary_data_output\":true}}";
+    ck_assert_int_eq(http_do(&p, "POST", "/v2/models/mse/infer", post, body,
+                             strlen(body), &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(
+        http_header(&r, "Access-Control-Expose-Headers", buf, sizeof buf),
+        "Inference-Header-Content-Length"));
+    ck_assert_ptr_nonnull(
+        http_header(&r, "Inference-Header-Content-Length", buf, sizeof buf));
+    http_resp_release(&r);
+    lossd_finish(&p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oip");
@@ -673,6 +714,7 @@ int main(void)
     tcase_add_test(tc, test_hostile);
     tcase_add_test(tc, test_nan_payload);
     tcase_add_test(tc, test_many_inputs_and_truncation);
+    tcase_add_test(tc, test_cors);
     suite_add_tcase(s, tc);
     return harness_run(s);
 }
