@@ -148,6 +148,65 @@ def dictionary(cases):
         f.writelines(lines)
 
 
+def _oip_input(name, shape, datatype, blob=None, data=None):
+    i = {"name": name, "shape": shape, "datatype": datatype}
+    if blob is not None:
+        i["parameters"] = {"binary_data_size": len(blob)}
+    else:
+        i["data"] = data
+    return i
+
+
+def _oip_seeds():
+    """Infer requests for fuzz_handlers: (loss, header, binary blobs)."""
+    x32 = struct.pack("<6f", 0.5, -1.25, 2.0, 0.125, 0.25, -0.375)
+    x16 = struct.pack("<6e", 0.5, -1.25, 2.0, 0.125, 0.25, -0.375)
+    bf16 = bytes.fromhex("003fa0bf0040003e803ec0be")
+    t64 = struct.pack("<2q", 2, 0)
+    t32 = struct.pack("<2i", 2, 0)
+    tb = bytes([1, 0, 1, 0, 0, 1])
+    f64 = struct.pack("<2d", float("nan"), 1.0)
+    return {
+        "ce-fp32-int64": ("cross_entropy", {
+            "id": "a", "inputs": [_oip_input("input", [2, 3], "FP32", x32),
+                                  _oip_input("target", [2], "INT64", t64)],
+            "parameters": {"grad": "input", "binary_data_output": True}},
+            [x32, t64]),
+        "ce-fp16-int32": ("cross_entropy", {
+            "inputs": [_oip_input("input", [2, 3], "FP16", x16),
+                       _oip_input("target", [2], "INT32", t32)],
+            "parameters": {"grad": True, "label_smoothing": 0.1},
+            "outputs": [{"name": "value"},
+                        {"name": "grad_input",
+                         "parameters": {"binary_data": True,
+                                        "datatype": "FP32"}}]},
+            [x16, t32]),
+        "bce-bf16-bool": ("binary_cross_entropy_with_logits", {
+            "inputs": [_oip_input("input", [2, 3], "BF16", bf16),
+                       _oip_input("target", [2, 3], "BOOL", tb)],
+            "parameters": {"reduction": "none"}}, [bf16, tb]),
+        "mse-json": ("mse", {
+            "inputs": [_oip_input("input", [2], "FP64", data=[1, 2]),
+                       _oip_input("target", [2], "FP32", data=[[0], [0.1]])],
+            "outputs": [{"name": "sum"}, {"name": "grad_target"}]}, []),
+        "mse-nan-mixed": ("mse", {
+            "inputs": [_oip_input("input", [2], "FP64", f64),
+                       _oip_input("target", [2], "FP64", data=[0, 0])]},
+            [f64]),
+        "mse-size-off": ("mse", {
+            "inputs": [_oip_input("input", [2], "FP64", f64[:15]),
+                       _oip_input("target", [2], "FP64", data=[0, 0])]},
+            [f64]),
+        "softmax-grad-output": ("softmax", {
+            "inputs": [_oip_input("input", [2, 3], "FP32", x32),
+                       _oip_input("grad_output", [2, 3], "FP32", x32)],
+            "parameters": {"dim": 1, "grad": True}}, [x32, x32]),
+    }
+
+
+OIP_SEEDS = _oip_seeds()
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -191,6 +250,13 @@ def main():
           b'batch\n{"requests": [{"loss": "nope"}, {"loss": "mse"}, 1,'
           b' {"loss": "mse", "input": [1], "target": [[1, 2]]}],'
           b' "shared": {"input": [1]}}')
+
+    # fuzz_handlers, Open Inference Protocol: "oip/<loss>[/<header length>]"
+    for name, (loss, header, blobs) in sorted(OIP_SEEDS.items()):
+        head = json.dumps(header, separators=(",", ":")).encode()
+        route = "oip/" + loss + (f"/{len(head)}" if blobs else "")
+        write("handlers", "oip-" + name,
+              route.encode() + b"\n" + head + b"".join(blobs))
 
     # fuzz_inflate: [bound, split seed] name "\n" compressed body
     small = sorted((n, l, b) for n, (l, b) in cases.items()
