@@ -438,7 +438,7 @@ static enum loss_status read_input_params(const struct proto_value *v,
                          "parameters must be an object");
     for (size_t i = 0; i < v->u.object.len; i++) {
         const struct proto_member *m = &v->u.object.members[i];
-        double x = m->value.u.number;
+        double x = m->value.type == PROTO_NUMBER ? m->value.u.number : -1.0;
 
         ptr_key(mptr, sizeof(mptr), ptr, m->key);
         if (strcmp(m->key, "binary_data_size") != 0)
@@ -1236,6 +1236,10 @@ void oip_response_write(struct handler_oip *o, const struct proto_response *r,
         od[k].data = NULL;
         output_data(o, ok, r, &od[k].data, &od[k].scalar, &ndim, &shape, name,
                     sizeof(name));
+        if (od[k].data == NULL) { /* oip_attach() made this impossible */
+            out->failed = true;
+            return;
+        }
         for (size_t i = 0; i < ndim; i++)
             n *= shape[i];
         od[k].numel = n;
