@@ -21,7 +21,9 @@
  *     first takes the decoder the failed request gave back) answer exactly
  *     as before.
  *
- * handler_eval() (its own pipeline per body) answers the same way, and the
+ * Infer requests of the Open Inference Protocol (handler_request_new_oip(),
+ * binary data in and out) are among the cases. handler_eval() (its own
+ * pipeline per body) answers the same way, and the
  * catalog and the OpenAPI document, written by proto/ from the registry's
  * descriptions, are written whole or not at all.
  */
@@ -115,16 +117,55 @@ static const struct oom_case cases[] = {
      422},
     {"batch bad envelope", HANDLER_BATCH, "{\"requests\": [], \"x\": 1}", 0,
      422},
+    /* the Open Inference Protocol: "oip/<loss>[/<header length>]" */
+    {"oip binary in and out", "oip/mse/303",
+     "{\"id\":\"o1\",\"inputs\":[{\"name\":\"input\",\"shape\":[2],"
+     "\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":8}},{\"name\":"
+     "\"target\",\"shape\":[2],\"datatype\":\"FP64\",\"data\":[1,2]}],"
+     "\"parameters\":{\"grad\":true,\"binary_data_output\":true},\"outputs\":[{"
+     "\"name\":\"value\"},{\"name\":\"grad_input\",\"parameters\":{"
+     "\"datatype\":\"FP32\"}}]}"
+     "\xcd\xcc\x8c\x3f\xcd\xcc\x0c\x40",
+     6, 200},
+    {"oip JSON, BOOL target", "oip/binary_cross_entropy",
+     "{\"inputs\":[{\"name\":\"input\",\"shape\":[2],\"datatype\":"
+     "\"FP64\",\"data\":[0.25,0.5]},{\"name\":\"target\",\"shape\":[2],"
+     "\"datatype\":\"BOOL\",\"data\":[true,false]}],\"parameters\":"
+     "{\"reduction\":\"none\",\"grad\":\"input\"}}",
+     5, 200},
+    {"oip unknown output", "oip/mse",
+     "{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":"
+     "\"FP64\",\"data\":[1]}],\"outputs\":[{\"name\":\"nope\"}]}",
+     0, 400},
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
+/* An infer request's header length: the number after "oip/<loss>/", or
+   HANDLER_OIP_WHOLE; 0 when c is no infer request. */
+static size_t case_oip(const struct oom_case *c)
+{
+    const char *slash;
+
+    if (strncmp(c->loss, "oip/", 4) != 0)
+        return 0;
+    slash = strchr(c->loss + 4, '/');
+    return slash ? (size_t)atol(slash + 1) : HANDLER_OIP_WHOLE;
+}
+
 static const struct handler_loss *case_loss(const struct oom_case *c)
 {
     const struct handler_loss *loss;
+    const char *name = c->loss;
 
     if (strcmp(c->loss, HANDLER_BATCH) == 0)
         return NULL;
+    if (case_oip(c) != 0) {
+        name += 4;
+        loss = handler_find(name, strcspn(name, "/"));
+        ck_assert_ptr_nonnull(loss);
+        return loss;
+    }
     loss = handler_find(c->loss, strlen(c->loss));
     ck_assert_ptr_nonnull(loss);
     return loss;
@@ -143,8 +184,10 @@ static int drive(struct handler_pipeline *p, const struct oom_case *c,
                  const struct handler_loss *loss, bool use_problem,
                  struct proto_buf *out)
 {
-    struct handler_request *r = handler_request_new(p, loss);
     size_t len = strlen(c->body), step = c->chunk ? c->chunk : len;
+    size_t oip = case_oip(c);
+    struct handler_request *r = oip ? handler_request_new_oip(p, loss, oip, len)
+                                    : handler_request_new(p, loss);
     struct loss_error err;
     int status;
 
@@ -364,6 +407,8 @@ START_TEST(test_eval)
         struct proto_buf want, out;
         int want_status, status;
 
+        if (case_oip(c) != 0)
+            continue; /* handler_eval() is /v1's */
         proto_buf_init(&want);
         failmalloc_fail_after(0, false);
         want_status =
