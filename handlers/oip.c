@@ -1226,6 +1226,23 @@ void oip_response_write(struct handler_oip *o, const struct proto_response *r,
         proto_buf_puts(out, ",\"id\":");
         proto_write_string(out, o->id->u.string.ptr, o->id->u.string.len);
     }
+    if (r->nwarnings > 0) {
+        /* parameters are strings, numbers or booleans: "code: message; ..." */
+        struct proto_buf w;
+
+        proto_buf_init(&w);
+        for (size_t i = 0; i < r->nwarnings; i++)
+            proto_buf_printf(&w, "%s%s: %s", i ? "; " : "", r->warnings[i].code,
+                             r->warnings[i].message);
+        if (!proto_buf_ok(&w))
+            out->failed = true;
+        else {
+            proto_buf_puts(out, ",\"parameters\":{\"warnings\":");
+            proto_write_string(out, w.data, w.len);
+            proto_buf_puts(out, "}");
+        }
+        proto_buf_release(&w);
+    }
     proto_buf_puts(out, ",\"outputs\":[");
     for (size_t k = 0; k < o->nouts; k++) {
         const struct oip_output *ok = &o->outs[k];

@@ -603,6 +603,28 @@ START_TEST(test_budget)
 }
 END_TEST
 
+/* /v1's warnings travel as one string parameter. */
+START_TEST(test_warnings)
+{
+    struct result res;
+    json_t *resp;
+
+    infer("binary_cross_entropy",
+          "{\"inputs\":[{\"name\":\"input\",\"shape\":[2],\"datatype\":"
+          "\"FP64\",\"data\":[0,1]},{\"name\":\"target\",\"shape\":[2],"
+          "\"datatype\":\"UINT8\",\"data\":[1,0]}]}",
+          NULL, 0, 1 << 20, false, &res);
+    ck_assert_int_eq(res.status, 200);
+    resp = parse_n(res.out.data, res.out.len);
+    ck_assert_ptr_nonnull(
+        strstr(json_string_value(json_object_get(
+                   json_object_get(resp, "parameters"), "warnings")),
+               "bce-log-clamp: "));
+    json_decref(resp);
+    proto_buf_release(&res.out);
+}
+END_TEST
+
 START_TEST(test_metadata)
 {
     struct proto_buf b;
@@ -651,6 +673,7 @@ int main(void)
                         (int)(sizeof(failures) / sizeof(*failures)));
     tcase_add_test(tc, test_framing);
     tcase_add_test(tc, test_budget);
+    tcase_add_test(tc, test_warnings);
     tcase_add_test(tc, test_metadata);
     suite_add_tcase(s, tc);
     return test_run(s);
