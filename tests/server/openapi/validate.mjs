@@ -100,9 +100,10 @@ export class Validator {
     this.templates = Object.keys(doc.paths || {}).map((t) => ({
       template: t,
       re: new RegExp("^" + t.split(/(\{[^}]+\})/).map((part) =>
-        part.startsWith("{") ? "[^/]+"
+        part.startsWith("{") ? "([^/]+)"
                              : part.replace(/[.*+?^$()|[\]\\]/g, "\\$&"))
         .join("") + "$"),
+      names: [...t.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]),
     }));
     // Aliases the document states in an operation's description ("Also
     // served at `/mse`"): the same operation, and only that method.
@@ -128,13 +129,29 @@ export class Validator {
 
   pathItem(path) {
     const bare = path.split("?")[0];
-    for (const { template, re } of this.templates)
-      if (re.test(bare))
+    for (const { template, re, names } of this.templates) {
+      const m = re.exec(bare);
+      if (m && this.paramsInEnum(this.doc.paths[template], names, m))
         return [template, this.doc.paths[template]];
+    }
     const alias = this.aliases.get(bare);
     if (alias)
       return [alias.template, { [alias.method]: alias.op }];
     return [null, null];
+  }
+
+  // Whether the path parameters of a match m of a template (names in
+  // order) hold values their path-level schemas allow: a model that is not
+  // in the enum of {model_name} is no documented resource, so its path is
+  // undocumented (404 whatever the method).
+  paramsInEnum(item, names, m) {
+    for (const [i, name] of names.entries()) {
+      const p = (item.parameters || []).find((q) => q.in === "path" &&
+                                                    q.name === name);
+      if (p?.schema?.enum && !p.schema.enum.includes(decodeURIComponent(m[i + 1])))
+        return false;
+    }
+    return true;
   }
 
   // The documented response for r, or throws with the reason.
