@@ -7,6 +7,9 @@
  * that sequences them:
  *
  *   handler_request_new()     for one loss or the batch route;
+ *                             handler_request_new_oip() for an Open
+ *                             Inference Protocol infer request (JSON
+ *                             header, then binary tensor data);
  *   handler_request_feed()    body bytes as they arrive: decoded at once,
  *                             limits and the in-flight budget checked;
  *   handler_request_finish()  the end of the body: validation against the
