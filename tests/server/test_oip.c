@@ -660,6 +660,41 @@ START_TEST(test_many_inputs_and_truncation)
 }
 END_TEST
 
+/* A chunked body (its length unknown until it ends): the sizes are
+   checked as the data comes, and at its end. */
+START_TEST(test_chunked)
+{
+    struct lossd_proc p = start();
+    const char *head = MSE_HEAD("FP64", "[2]", "16");
+    double x[2] = {1, 2};
+    for (int extra = -1; extra <= 1; extra++) {
+        int fd = raw_connect(&p);
+        char req[512];
+        size_t n = (size_t)(16 + extra); /* 15, 16, 17 bytes of data */
+        unsigned char bin[17] = {0};
+        memcpy(bin, x, 16);
+        snprintf(req, sizeof req,
+                 "POST /v2/models/mse/infer HTTP/1.1\r\nHost: t\r\n"
+                 "Inference-Header-Content-Length: %zu\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n%zx\r\n",
+                 strlen(head), strlen(head), head, n - 1);
+        send_all(fd, req, strlen(req));
+        send_all(fd, bin, n - 1);
+        snprintf(req, sizeof req, "\r\n1\r\n");
+        send_all(fd, req, strlen(req));
+        send_all(fd, bin + n - 1, 1);
+        send_all(fd, "\r\n0\r\n\r\n", 7);
+        struct resp r;
+        read_resp(fd, &r);
+        ck_assert_msg(r.status == (extra == 0 ? 200 : 400), "%d: %d %s", extra,
+                      r.status, r.body);
+        resp_release(&r);
+        close(fd);
+    }
+    lossd_finish(&p);
+}
+END_TEST
+
 /* A browser client: the preflight allows the header length, and a binary
    answer exposes it. */
 START_TEST(test_cors)
@@ -715,6 +750,7 @@ int main(void)
     tcase_add_test(tc, test_nan_payload);
     tcase_add_test(tc, test_many_inputs_and_truncation);
     tcase_add_test(tc, test_cors);
+    tcase_add_test(tc, test_chunked);
     suite_add_tcase(s, tc);
     return harness_run(s);
 }
