@@ -957,6 +957,12 @@ enum loss_status oip_plan(struct handler_oip *o, struct proto_doc *doc,
                 in[i].index == OIP_GRAD_OUTPUT ? "grad_output"
                                                : d->tensors[in[i].index].name);
         given[in[i].index] = true;
+        /* JSON booleans are no tensor to the decoder, which counted the
+           other JSON data's elements already */
+        if (in[i].data != NULL && in[i].dt == PROTO_DT_BOOL &&
+            __builtin_add_overflow(elements, in[i].numel, &elements))
+            return loss_fail(err, LOSS_ETOOLARGE, in[i].ptr,
+                             "the inputs are too large");
         if (in[i].data == NULL) {
             if (__builtin_add_overflow(bytes, in[i].bytes, &bytes) ||
                 __builtin_add_overflow(elements, in[i].numel, &elements))
