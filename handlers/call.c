@@ -569,6 +569,32 @@ static double *alloc_doubles(size_t n)
     return malloc((n ? n : 1) * sizeof(double));
 }
 
+/*
+ * A streamed infer answer reads its binary outputs from the run's own
+ * arrays after call_run() returns: they go to the request's handler_oip
+ * instead of being freed here. false when one could not be taken (never:
+ * there is room for every array a run has).
+ */
+static bool keep_outputs(const struct handler_call *c, struct handler_output *o)
+{
+    bool ok = true;
+
+    if (o->out != NULL) {
+        ok = oip_keep(c->oip, o->out, c->out_numel * sizeof(double));
+        if (ok)
+            o->out = NULL;
+    }
+    for (size_t i = 0; ok && i < HANDLER_MAX_TENSORS; i++) {
+        if (o->grads[i] == NULL)
+            continue;
+        ok = oip_keep(c->oip, o->grads[i],
+                      tensor_numel(&c->tensors[i].pt.t) * sizeof(double));
+        if (ok)
+            o->grads[i] = NULL;
+    }
+    return ok;
+}
+
 static void output_release(struct handler_output *o)
 {
     free(o->out);
@@ -696,9 +722,11 @@ enum loss_status call_run(struct handler_call *c, const struct loss_exec *ex,
     }
     r.warnings = c->warnings;
     r.nwarnings = c->nwarnings;
-    if (c->oip != NULL)
+    if (c->oip != NULL) {
         oip_response_write(c->oip, &r, out);
-    else
+        if (oip_tail_bytes(c->oip) > 0 && !keep_outputs(c, &o))
+            out->failed = true;
+    } else
         proto_response_write(out, &r);
     if (!proto_buf_ok(out))
         st = loss_fail(err, LOSS_ENOMEM, NULL,

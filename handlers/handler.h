@@ -131,6 +131,22 @@ struct handler_request *handler_request_new_oip(struct handler_pipeline *p,
  */
 size_t handler_request_oip_header_len(const struct handler_request *r);
 
+/*
+ * Asks an infer request (before run()) to leave its binary outputs out of
+ * run()'s body: run() then writes the JSON header only, and the
+ * handler_request_tail_bytes() that follow it are read with
+ * handler_request_tail_read(), straight from the run's gradient and output
+ * buffers (narrowed to FP32 on the way when asked), so an answer is never
+ * held a second time. The request keeps those buffers, counted against the
+ * in-flight budget, until it is freed. No effect on other requests.
+ */
+void handler_request_stream_binary(struct handler_request *r);
+size_t handler_request_tail_bytes(const struct handler_request *r);
+/* Copies the tail's bytes [pos, pos + max), fewer at its end, to buf and
+   returns how many. Any thread, one at a time. */
+size_t handler_request_tail_read(const struct handler_request *r, size_t pos,
+                                 char *buf, size_t max);
+
 /* The most bytes an infer body can have under lim: the header's
    max_body_bytes plus max_elements of 8 bytes. SIZE_MAX on overflow. */
 size_t handler_oip_body_max(const struct handler_limits *lim);

@@ -327,11 +327,28 @@ enum loss_status oip_attach(struct handler_oip *o, struct handler_call *c,
 
 /*
  * Writes the infer response of r to out: the JSON header, then the binary
- * outputs in order; records the header's length for
+ * outputs in order (unless streaming, below); records the header's length for
  * oip_response_header_len() (0 when every output is JSON).
  */
 void oip_response_write(struct handler_oip *o, const struct proto_response *r,
                         struct proto_buf *out);
 size_t oip_response_header_len(const struct handler_oip *o);
+
+/*
+ * Streaming (oip_set_stream(), before the run): oip_response_write() writes
+ * the JSON header only and records where each binary output's numbers are;
+ * oip_tail_read() then reads the oip_tail_bytes() that follow the header,
+ * narrowed to each output's datatype on the way, from those buffers: the
+ * run's outputs, which call_run() hands to oip_keep() instead of freeing
+ * (freed with o; oip_kept_bytes() is their size).
+ */
+void oip_set_stream(struct handler_oip *o);
+bool oip_keep(struct handler_oip *o, double *buf, size_t bytes);
+size_t oip_kept_bytes(const struct handler_oip *o);
+size_t oip_tail_bytes(const struct handler_oip *o);
+/* Copies the tail's bytes [pos, pos + max) (fewer at its end) to buf;
+   returns how many. */
+size_t oip_tail_read(const struct handler_oip *o, size_t pos, char *buf,
+                     size_t max);
 
 #endif

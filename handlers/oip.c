@@ -65,6 +65,20 @@ struct handler_oip {
     unsigned grad_wanted; /* tensors whose grad_ output was named */
     /* from the response */
     size_t resp_header_len; /* 0: JSON only */
+    bool stream;            /* binary outputs are read, not written */
+    /* the binary outputs, in order, read from these buffers by
+       oip_tail_read(): the run's own arrays (kept[]) or scalars[] */
+    struct {
+        const double *data;
+        size_t numel;
+        enum proto_dtype dt;
+    } seg[OIP_MAX_OUTPUTS];
+    size_t nseg;
+    size_t tail_bytes;
+    double scalars[OIP_MAX_OUTPUTS];
+    double *kept[1 + HANDLER_MAX_TENSORS]; /* owned: freed with o */
+    size_t nkept;
+    size_t kept_bytes;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -249,6 +263,10 @@ struct handler_oip *oip_new(const struct handler_loss *loss, size_t header_len,
 
 void oip_free(struct handler_oip *o)
 {
+    if (o == NULL)
+        return;
+    for (size_t i = 0; i < o->nkept; i++)
+        free(o->kept[i]);
     free(o);
 }
 
@@ -1275,6 +1293,15 @@ void oip_response_write(struct handler_oip *o, const struct proto_response *r,
             any_binary = true;
             proto_buf_printf(out, ",\"parameters\":{\"binary_data_size\":%zu}}",
                              n * proto_dtype_size(ok->dt));
+            if (od[k].data == &od[k].scalar) { /* outlives this call */
+                o->scalars[k] = od[k].scalar;
+                od[k].data = &o->scalars[k];
+            }
+            o->seg[o->nseg].data = od[k].data;
+            o->seg[o->nseg].numel = n;
+            o->seg[o->nseg].dt = ok->dt;
+            o->nseg++;
+            o->tail_bytes += n * proto_dtype_size(ok->dt);
             continue;
         }
         proto_buf_puts(out, ",\"data\":[");
@@ -1290,17 +1317,82 @@ void oip_response_write(struct handler_oip *o, const struct proto_response *r,
     }
     proto_buf_puts(out, "]}");
     o->resp_header_len = any_binary ? out->len : 0;
-    for (size_t k = 0; any_binary && k < o->nouts; k++) {
-        size_t bytes = od[k].numel * proto_dtype_size(o->outs[k].dt);
+    if (!any_binary || o->stream || !proto_buf_reserve(out, o->tail_bytes))
+        return;
+    out->len += oip_tail_read(o, 0, out->data + out->len, o->tail_bytes);
+    if (out->len < out->cap)
+        out->data[out->len] = '\0';
+    o->nseg = 0;
+    o->tail_bytes = 0;
+}
 
-        if (!o->outs[k].binary || !proto_buf_reserve(out, bytes))
-            continue;
-        proto_narrow(o->outs[k].dt, od[k].data, od[k].numel,
-                     out->data + out->len);
-        out->len += bytes;
-        if (out->len < out->cap)
-            out->data[out->len] = '\0';
+void oip_set_stream(struct handler_oip *o)
+{
+    o->stream = true;
+}
+
+bool oip_keep(struct handler_oip *o, double *buf, size_t bytes)
+{
+    if (buf == NULL || o->nkept == sizeof(o->kept) / sizeof(o->kept[0]))
+        return false;
+    o->kept[o->nkept++] = buf;
+    o->kept_bytes += bytes;
+    return true;
+}
+
+size_t oip_kept_bytes(const struct handler_oip *o)
+{
+    return o->kept_bytes;
+}
+
+size_t oip_tail_bytes(const struct handler_oip *o)
+{
+    return o->tail_bytes;
+}
+
+size_t oip_tail_read(const struct handler_oip *o, size_t pos, char *buf,
+                     size_t max)
+{
+    size_t done = 0, s = 0, start = 0;
+
+    /* the segment holding pos */
+    while (s < o->nseg) {
+        size_t bytes = o->seg[s].numel * proto_dtype_size(o->seg[s].dt);
+
+        if (pos < start + bytes)
+            break;
+        start += bytes;
+        s++;
     }
+    while (done < max && s < o->nseg) {
+        size_t es = proto_dtype_size(o->seg[s].dt);
+        size_t bytes = o->seg[s].numel * es;
+        size_t off = pos + done - start, i = off / es, within = off % es;
+        size_t whole = (max - done) / es;
+
+        if (within == 0 && whole > 0) {
+            /* whole elements, straight from the buffer */
+            if (whole > o->seg[s].numel - i)
+                whole = o->seg[s].numel - i;
+            proto_narrow(o->seg[s].dt, o->seg[s].data + i, whole, buf + done);
+            done += whole * es;
+        } else {
+            /* a piece of one element */
+            unsigned char one[8];
+            size_t n = es - within;
+
+            if (n > max - done)
+                n = max - done;
+            proto_narrow(o->seg[s].dt, o->seg[s].data + i, 1, one);
+            memcpy(buf + done, one + within, n);
+            done += n;
+        }
+        if (pos + done - start == bytes) {
+            start += bytes;
+            s++;
+        }
+    }
+    return done;
 }
 
 size_t oip_response_header_len(const struct handler_oip *o)

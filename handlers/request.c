@@ -204,15 +204,21 @@ static void release_decoder(struct handler_request *r)
     r->dec = NULL;
 }
 
-/* Drops everything the request holds but its error. */
-static void drop(struct handler_request *r)
+/* Drops everything the request holds but its error (and a streamed
+   answer's buffers, of keep bytes, which stay counted). */
+static void drop_but(struct handler_request *r, size_t keep)
 {
     release_decoder(r);
     proto_doc_free(r->doc);
     r->doc = NULL;
     job_free(r->job);
     r->job = NULL;
-    hold(r, 0);
+    hold(r, keep);
+}
+
+static void drop(struct handler_request *r)
+{
+    drop_but(r, 0);
 }
 
 /* The request's first failure: recorded (err as the lower layer wrote
@@ -299,6 +305,23 @@ struct handler_request *handler_request_new_oip(struct handler_pipeline *p,
 size_t handler_request_oip_header_len(const struct handler_request *r)
 {
     return r->oip != NULL ? oip_response_header_len(r->oip) : 0;
+}
+
+void handler_request_stream_binary(struct handler_request *r)
+{
+    if (r->oip != NULL)
+        oip_set_stream(r->oip);
+}
+
+size_t handler_request_tail_bytes(const struct handler_request *r)
+{
+    return r->oip != NULL ? oip_tail_bytes(r->oip) : 0;
+}
+
+size_t handler_request_tail_read(const struct handler_request *r, size_t pos,
+                                 char *buf, size_t max)
+{
+    return r->oip != NULL ? oip_tail_read(r->oip, pos, buf, max) : 0;
 }
 
 /*
@@ -473,7 +496,9 @@ int handler_request_run(struct handler_request *r, const struct loss_exec *ex,
         failed(r, &err);
         return handler_request_problem(r, instance, out);
     }
-    drop(r);
+    /* a streamed answer's buffers stay held until it is read and freed:
+       fewer bytes than the run held, so this never fails */
+    drop_but(r, r->oip != NULL ? oip_kept_bytes(r->oip) : 0);
     return 200;
 }
 

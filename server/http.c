@@ -76,6 +76,9 @@ struct req {
     enum server_coding coding; /* the client's preferred response coding */
     /* an infer response with binary outputs: its JSON header's length */
     size_t infer_header_len;
+    /* the request whose binary outputs follow body (streamed from its
+       buffers by stream_read()), or NULL */
+    struct handler_request *tail;
     /* what was answered */
     bool counted; /* in the metrics already (count_request) */
     double duration;
@@ -139,7 +142,7 @@ static void set_answer(struct req *r, int status, struct proto_buf *b)
     r->body = proto_buf_steal(b, &r->body_len);
     r->body_coding = SERVER_CODING_IDENTITY;
     r->body_varies = false;
-    if (r->body)
+    if (r->body && !r->tail) /* binary outputs are sent as they are */
         r->body_coding =
             encode(r, &r->body, &r->body_len, &owned, &r->body_varies);
 }
@@ -256,6 +259,12 @@ static void count_request(struct req *r)
  * when freeit, else static) and the headers every response carries. varies:
  * the body was large enough to be compressed. On the MHD thread only.
  */
+static enum MHD_Result queue_response(struct req *r, int status,
+                                      const char *ctype,
+                                      struct MHD_Response *resp, size_t len,
+                                      enum server_coding coding, bool varies);
+static enum MHD_Result respond_answer(struct req *r);
+
 static enum MHD_Result respond_coded(struct req *r, int status,
                                      const char *ctype, char *body, size_t len,
                                      bool freeit, enum server_coding coding,
@@ -269,6 +278,85 @@ static enum MHD_Result respond_coded(struct req *r, int status,
             free(body);
         return MHD_NO;
     }
+    return queue_response(r, status, ctype, resp, len, coding, varies);
+}
+
+/*
+ * An infer answer whose binary outputs are read from the request's own
+ * buffers as libmicrohttpd sends them (handler_request_tail_read()): the
+ * JSON header first, then the tail. The response owns both.
+ */
+struct stream {
+    char *head;
+    size_t head_len;
+    struct handler_request *tail;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream *st = cls;
+    size_t n = 0;
+
+    if (pos < st->head_len) {
+        n = st->head_len - (size_t)pos;
+        if (n > max)
+            n = max;
+        memcpy(buf, st->head + pos, n);
+        return (ssize_t)n;
+    }
+    n = handler_request_tail_read(st->tail, (size_t)pos - st->head_len, buf,
+                                  max);
+    return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream *st = cls;
+
+    free(st->head);
+    handler_request_free(st->tail);
+    free(st);
+}
+
+/* Block size of a streamed answer's reads: large copies, few calls. */
+#define STREAM_BLOCK ((size_t)256 * 1024)
+
+static enum MHD_Result respond_stream(struct req *r, const char *ctype)
+{
+    struct stream *st = malloc(sizeof(*st));
+    struct MHD_Response *resp = NULL;
+    size_t total;
+
+    if (st == NULL) {
+        free(r->body);
+        r->body = NULL;
+        handler_request_free(r->tail);
+        r->tail = NULL;
+        return respond_answer(r); /* the out-of-memory problem */
+    }
+    st->head = r->body;
+    st->head_len = r->body_len;
+    st->tail = r->tail;
+    r->body = NULL;
+    r->tail = NULL;
+    total = st->head_len + handler_request_tail_bytes(st->tail);
+    resp = MHD_create_response_from_callback(total, STREAM_BLOCK, stream_read,
+                                             st, stream_free);
+    if (resp == NULL) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    return queue_response(r, r->out_status, ctype, resp, total,
+                          SERVER_CODING_IDENTITY, false);
+}
+
+/* Adds the headers every response carries to resp (len bytes) and queues
+   it with status. */
+static enum MHD_Result queue_response(struct req *r, int status,
+                                      const char *ctype,
+                                      struct MHD_Response *resp, size_t len,
+                                      enum server_coding coding, bool varies)
+{
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
@@ -322,6 +410,10 @@ static enum MHD_Result respond_answer(struct req *r)
     const char *ctype = r->out_status != 200      ? "application/problem+json"
                         : r->infer_header_len > 0 ? "application/octet-stream"
                                                   : "application/json";
+    if (r->tail) {
+        r->body = body;
+        return respond_stream(r, ctype);
+    }
     return respond_coded(r, r->out_status, ctype, body, r->body_len, true,
                          r->body_coding, r->body_varies);
 }
@@ -836,11 +928,15 @@ static void job_run(struct req *r)
     struct proto_buf out;
     double t = now_mono();
     proto_buf_init(&out);
+    handler_request_stream_binary(r->hr);
     int status = handler_request_run(r->hr, NULL, r->id, &out);
     r->infer_header_len =
         status == 200 ? handler_request_oip_header_len(r->hr) : 0;
     metrics_compute(r->srv->metrics, loss_label(r), now_mono() - t);
-    handler_request_free(r->hr);
+    if (status == 200 && handler_request_tail_bytes(r->hr) > 0)
+        r->tail = r->hr; /* the response reads and frees it */
+    else
+        handler_request_free(r->hr);
     r->hr = NULL;
     set_answer(r, status, &out);
 }
@@ -1128,6 +1224,7 @@ void server_http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->inflating)
         server_inflater_end(&r->inflater);
     handler_request_free(r->hr);
+    handler_request_free(r->tail);
     free(r->body);
     free(r);
     metrics_inflight_add(s->metrics, -1);

@@ -27,6 +27,13 @@ struct result {
 };
 
 /*
+ * How infer() runs a request: writing the whole answer (0), or streaming
+ * its binary outputs (handler_request_stream_binary()) and reading them in
+ * reads of 1, 2, ... up to stream_reads bytes in turn.
+ */
+static size_t stream_reads;
+
+/*
  * One infer request: header (JSON) then bin (n bytes), fed in chunks of
  * chunk bytes; with_length says whether Inference-Header-Content-Length
  * (and the body's length) is given.
@@ -60,9 +67,28 @@ static void infer(const char *loss_name, const char *header, const void *bin,
     }
     handler_request_finish(r);
     proto_buf_init(&ret->out);
+    if (stream_reads > 0)
+        handler_request_stream_binary(r);
     ret->status = handler_request_run(r, NULL, NULL, &ret->out);
     ret->header_len = handler_request_oip_header_len(r);
     ck_assert(proto_buf_ok(&ret->out));
+    if (stream_reads > 0) {
+        size_t tail = handler_request_tail_bytes(r), pos = 0, k = 0;
+        char buf[64];
+
+        ck_assert(tail == 0 || ret->header_len == ret->out.len);
+        /* the buffers it reads stay counted until the request is freed */
+        ck_assert(tail == 0 || handler_pipeline_inflight(p) > 0);
+        while (pos < tail) {
+            size_t want = k++ % stream_reads + 1;
+            size_t got = handler_request_tail_read(r, pos, buf, want);
+
+            ck_assert_uint_eq(got, tail - pos < want ? tail - pos : want);
+            proto_buf_append(&ret->out, buf, got);
+            pos += got;
+        }
+        ck_assert_uint_eq(handler_request_tail_read(r, tail, buf, 8), 0);
+    }
     handler_request_free(r);
     ck_assert_uint_eq(handler_pipeline_inflight(p), 0);
     handler_pipeline_free(p);
@@ -275,6 +301,60 @@ START_TEST(test_binary_outputs)
               g[2] == 0.0f);
     json_decref(resp);
     proto_buf_release(&res.out);
+}
+END_TEST
+
+/* Streamed binary outputs (read from the run's buffers after run()) are
+   the bytes a whole answer holds, read in pieces of every size, across
+   element and output boundaries. */
+START_TEST(test_binary_outputs_streamed)
+{
+    enum { N = 37 };
+    static const char header[] =
+        "{\"inputs\":["
+        "{\"name\":\"input\",\"shape\":[37],\"datatype\":\"FP64\","
+        "\"parameters\":{\"binary_data_size\":296}},"
+        "{\"name\":\"target\",\"shape\":[37],\"datatype\":\"FP64\","
+        "\"parameters\":{\"binary_data_size\":296}}],"
+        "\"parameters\":{\"binary_data_output\":true,\"grad\":true,"
+        "\"reduction\":\"none\"},"
+        "\"outputs\":[{\"name\":\"value\"},{\"name\":\"grad_input\","
+        "\"parameters\":{\"datatype\":\"FP32\"}},{\"name\":\"sum\"},"
+        "{\"name\":\"grad_target\"}]}";
+    double bin[2 * N];
+    struct result whole, streamed;
+
+    for (size_t i = 0; i < 2 * N; i++)
+        bin[i] = (double)(i * 7919 % 101) / 17.0 - 2.5;
+    stream_reads = 0;
+    infer("mse", header, bin, sizeof(bin), 64, true, &whole);
+    ck_assert_msg(whole.status == 200, "%s", whole.out.data);
+    /* value (37 FP64), grad_input (37 FP32), sum (FP64), grad_target */
+    ck_assert_uint_eq(whole.out.len,
+                      whole.header_len + 37 * 8 + 37 * 4 + 8 + 37 * 8);
+    for (size_t reads = 1; reads <= 13; reads += 3) {
+        stream_reads = reads;
+        infer("mse", header, bin, sizeof(bin), 64, true, &streamed);
+        ck_assert_int_eq(streamed.status, 200);
+        ck_assert_uint_eq(streamed.header_len, whole.header_len);
+        ck_assert_uint_eq(streamed.out.len, whole.out.len);
+        ck_assert(memcmp(streamed.out.data, whole.out.data, whole.out.len) ==
+                  0);
+        proto_buf_release(&streamed.out);
+    }
+    /* a JSON-only answer has no tail */
+    stream_reads = 5;
+    infer("mse",
+          "{\"inputs\":[{\"name\":\"input\",\"shape\":[1],"
+          "\"datatype\":\"FP64\",\"data\":[1]},{\"name\":"
+          "\"target\",\"shape\":[1],\"datatype\":\"FP64\","
+          "\"data\":[3]}]}",
+          NULL, 0, 64, false, &streamed);
+    ck_assert_int_eq(streamed.status, 200);
+    ck_assert_uint_eq(streamed.header_len, 0);
+    stream_reads = 0;
+    proto_buf_release(&streamed.out);
+    proto_buf_release(&whole.out);
 }
 END_TEST
 
@@ -531,6 +611,7 @@ int main(void)
     tcase_add_test(tc, test_binary_matches_v1);
     tcase_add_test(tc, test_json_data);
     tcase_add_test(tc, test_binary_outputs);
+    tcase_add_test(tc, test_binary_outputs_streamed);
     tcase_add_loop_test(tc, test_failures, 0,
                         (int)(sizeof(failures) / sizeof(*failures)));
     tcase_add_test(tc, test_framing);

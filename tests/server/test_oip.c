@@ -499,13 +499,47 @@ START_TEST(test_large)
              n, c, dt, xb, n, tb, dt);
     struct resp r;
     infer(&p, "cross_entropy", header, bin, xb + tb, &r);
-    free(bin);
     ck_assert_msg(r.status == 200, "%d %.300s", r.status, r.body);
     size_t hl = (size_t)atol(header_of(&r, "Inference-Header-Content-Length"));
     ck_assert_uint_eq(r.len, hl + 8 + xb);
     double v;
     memcpy(&v, r.body + hl, 8);
     ck_assert(isfinite(v) && v > 0);
+    /* the gradient is streamed from its buffer in blocks: rows at its
+       start, across the first block boundaries and at its end are
+       (softmax - one-hot) / n, to a few ulps */
+    static const size_t rows[] = {0, 65, 131, 9999};
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        size_t i = rows[k];
+        double m = -INFINITY, z = 0, xi[1000];
+        for (size_t j = 0; j < c; j++) {
+            if (_i) {
+                memcpy(&xi[j], bin + 8 * (i * c + j), 8);
+            } else {
+                float f;
+                memcpy(&f, bin + 4 * (i * c + j), 4);
+                xi[j] = f;
+            }
+            m = xi[j] > m ? xi[j] : m;
+        }
+        for (size_t j = 0; j < c; j++)
+            z += exp(xi[j] - m);
+        for (size_t j = 0; j < c; j++) {
+            double want = (exp(xi[j] - m) / z - (j == i % c)) / (double)n, got;
+            const char *at = r.body + hl + 8 + es * (i * c + j);
+            if (_i) {
+                memcpy(&got, at, 8);
+            } else {
+                float f;
+                memcpy(&f, at, 4);
+                got = f;
+                want = (float)want;
+            }
+            ck_assert_msg(fabs(got - want) <= 1e-6 * fabs(want) + 1e-300,
+                          "row %zu col %zu: %.17g != %.17g", i, j, got, want);
+        }
+    }
+    free(bin);
     resp_release(&r);
     lossd_finish(&p);
 }
