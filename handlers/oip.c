@@ -63,6 +63,9 @@ struct handler_oip {
     size_t nouts;
     bool outs_given;
     unsigned grad_wanted; /* tensors whose grad_ output was named */
+    /* tensors given as integers or booleans: never differentiable, as
+       PyTorch's integer tensors cannot require gradients */
+    unsigned int_inputs;
     /* from the response */
     size_t resp_header_len; /* 0: JSON only */
     bool stream;            /* binary outputs are read, not written */
@@ -937,11 +940,26 @@ enum loss_status oip_plan(struct handler_oip *o, struct proto_doc *doc,
             outputs = &m->value;
         } else if (strcmp(m->key, "parameters") == 0) {
             params = &m->value;
+        } else if (strcmp(m->key, "model_name") == 0 ||
+                   strcmp(m->key, "model_version") == 0) {
+            /* KServe's InferRequest repeats the path's model in the body */
+            bool name = m->key[6] == 'n';
+            const char *want = name ? d->name : HANDLER_OIP_VERSION;
+
+            ptr_key(ptr, sizeof(ptr), "", m->key);
+            if (m->value.type != PROTO_STRING ||
+                strcmp(m->value.u.string.ptr, want) != 0 ||
+                m->value.u.string.len != strlen(want))
+                return loss_fail(err, LOSS_EREQUEST, ptr,
+                                 "%s must be \"%s\", the model of the "
+                                 "request's path, when it is given",
+                                 m->key, want);
         } else {
             ptr_key(ptr, sizeof(ptr), "", m->key);
             return loss_fail(err, LOSS_EREQUEST, ptr,
                              "unknown member \"%.64s\" of an inference "
-                             "request (id, parameters, inputs, outputs)",
+                             "request (id, model_name, model_version, "
+                             "parameters, inputs, outputs)",
                              m->key);
         }
     }
@@ -1027,6 +1045,10 @@ enum loss_status oip_plan(struct handler_oip *o, struct proto_doc *doc,
     /* pass 2: the v1 body */
     for (size_t i = 0; i < nin; i++) {
         struct proto_tensor *pt = NULL;
+
+        if (in[i].index != OIP_GRAD_OUTPUT &&
+            !(PROTO_DT_FLOATS & PROTO_DT_BIT(in[i].dt)))
+            o->int_inputs |= 1u << in[i].index;
 
         if (in[i].data != NULL) {
             st = json_tensor(doc, &in[i], &pt, err);
@@ -1159,6 +1181,14 @@ enum loss_status oip_attach(struct handler_oip *o, struct handler_call *c,
 {
     const struct proto_loss_desc *d = &o->loss->desc;
 
+    if (c->grad_all) /* "grad": true: the float inputs' gradients */
+        c->grad_mask &= ~o->int_inputs;
+    for (size_t t = 0; t < d->ntensors; t++)
+        if ((o->int_inputs & c->grad_mask & (1u << t)) != 0)
+            return loss_fail(err, LOSS_EREQUEST, "/parameters/grad",
+                             "%s has an integer datatype: no gradient "
+                             "(send it as FP64 or FP32 for one)",
+                             d->tensors[t].name);
     for (size_t t = 0; t < d->ntensors; t++)
         if ((o->grad_wanted & (1u << t)) && !(c->grad_mask & (1u << t)))
             return loss_fail(err, LOSS_EREQUEST, "/outputs",

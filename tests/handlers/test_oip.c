@@ -252,6 +252,36 @@ START_TEST(test_json_data)
 }
 END_TEST
 
+/* "grad": true asks for the float inputs' gradients: a BOOL target, which
+   PyTorch could not make require a gradient, gets none (and no
+   grad_target output), as KServe's clients send it; the body may repeat
+   the path's model_name and model_version. */
+START_TEST(test_grad_all_skips_integer_inputs)
+{
+    static const char header[] =
+        "{\"model_name\":\"binary_cross_entropy\",\"model_version\":\"1\","
+        "\"inputs\":["
+        "{\"name\":\"input\",\"shape\":[2],\"datatype\":\"FP64\","
+        "\"data\":[0.2,0.9]},"
+        "{\"name\":\"target\",\"shape\":[2],\"datatype\":\"BOOL\","
+        "\"data\":[true,false]}],\"parameters\":{\"grad\":true}}";
+    json_t *ref, *resp;
+    struct result res;
+
+    ref = v1("binary_cross_entropy", "{\"input\":[0.2,0.9],\"target\":[1,0],"
+                                     "\"grad\":[\"input\"]}");
+    infer("binary_cross_entropy", header, NULL, 0, 7, false, &res);
+    ck_assert_msg(res.status == 200, "%s", res.out.data);
+    resp = parse_n(res.out.data, res.out.len);
+    ck_assert_ptr_null(output(resp, "grad_target"));
+    check_close(json_object_get(output(resp, "grad_input"), "data"),
+                json_object_get(json_object_get(ref, "grad"), "input"));
+    json_decref(resp);
+    json_decref(ref);
+    proto_buf_release(&res.out);
+}
+END_TEST
+
 /* Binary outputs: the JSON header, then the blobs in output order, FP32
    when asked. */
 START_TEST(test_binary_outputs)
@@ -366,6 +396,19 @@ static const struct {
     int status;
     const char *detail;
 } failures[] = {
+    {"mse",
+     "{\"model_name\":\"l1\",\"inputs\":[{\"name\":\"input\",\"shape\":"
+     "[1],\"datatype\":\"FP64\",\"data\":[1]}]}",
+     0, 400, "model_name must be \"mse\""},
+    {"mse",
+     "{\"model_version\":\"2\",\"inputs\":[{\"name\":\"input\",\"shape\":"
+     "[1],\"datatype\":\"FP64\",\"data\":[1]}]}",
+     0, 400, "model_version must be \"1\""},
+    {"binary_cross_entropy_with_logits",
+     "{\"inputs\":[{\"name\":\"input\",\"shape\":[1],\"datatype\":\"FP64\","
+     "\"data\":[1]},{\"name\":\"target\",\"shape\":[1],\"datatype\":"
+     "\"UINT8\",\"data\":[1]}],\"parameters\":{\"grad\":\"input,target\"}}",
+     0, 400, "target has an integer datatype"},
     {"mse",
      "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP64\","
      "\"data\":[1]}]}",
@@ -610,6 +653,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_binary_matches_v1);
     tcase_add_test(tc, test_json_data);
+    tcase_add_test(tc, test_grad_all_skips_integer_inputs);
     tcase_add_test(tc, test_binary_outputs);
     tcase_add_test(tc, test_binary_outputs_streamed);
     tcase_add_loop_test(tc, test_failures, 0,
