@@ -731,6 +731,8 @@ static json_t *headers_object(struct bld *c)
     return h;
 }
 
+static void oip_response_components(struct bld *c, json_t *o);
+
 static json_t *responses_components(struct bld *c)
 {
     json_t *o = obj(c);
@@ -782,6 +784,7 @@ static json_t *responses_components(struct bld *c)
                          "Authentication is on and the request has no "
                          "bearer token, or one not in force.",
                          "WWW-Authenticate"));
+    oip_response_components(c, o);
     return o;
 }
 
@@ -1145,6 +1148,80 @@ static json_t *oip_infer_path(struct bld *c, const char *id)
     return item;
 }
 
+/*
+ * The protocol's routes send their problem documents as application/json
+ * (KServe's clients read an error's message only from that type): in
+ * item's operations, a reference to an error response becomes one to its
+ * "Oip" twin (oip_response_components()), and an inline
+ * application/problem+json becomes application/json (one of both schemas
+ * when the response has JSON of its own too).
+ */
+static void oip_problem_types(struct bld *c, json_t *item)
+{
+    const char *method, *code;
+    json_t *op, *resp;
+
+    json_object_foreach(item, method, op)
+    {
+        json_object_foreach(json_object_get(op, "responses"), code, resp)
+        {
+            json_t *r = json_object_get(resp, "$ref");
+            json_t *content = json_object_get(resp, "content");
+            json_t *pj = json_object_get(content, "application/problem+json");
+            json_t *js = json_object_get(content, "application/json");
+            size_t plen = strlen(RESPONSES);
+
+            if (json_is_string(r) &&
+                strncmp(json_string_value(r), RESPONSES, plen) == 0)
+                set(c, resp, "$ref",
+                    json_sprintf("%sOip%s", RESPONSES,
+                                 json_string_value(r) + plen));
+            if (pj == NULL)
+                continue;
+            if (js == NULL) {
+                set(c, content, "application/json", json_incref(pj));
+            } else {
+                json_t *one = obj(c), *of = arr(c);
+
+                if (json_array_append(of, json_object_get(js, "schema")) ||
+                    json_array_append(of, json_object_get(pj, "schema")))
+                    c->ok = false;
+                set(c, one, "schema",
+                    check(c, json_pack("{s:o}", "oneOf", of)));
+                set(c, content, "application/json", one);
+            }
+            json_object_del(content, "application/problem+json");
+        }
+    }
+}
+
+/* Each error response again as "Oip<name>", its problem document in
+   application/json (oip_problem_types()). */
+static void oip_response_components(struct bld *c, json_t *o)
+{
+    json_t *twins = obj(c);
+    const char *name;
+    json_t *resp;
+
+    json_object_foreach(o, name, resp)
+    {
+        json_t *cp = json_deep_copy(resp);
+        json_t *content = json_object_get(cp, "content");
+        json_t *pj = json_object_get(content, "application/problem+json");
+        char key[64];
+
+        if (pj != NULL) {
+            set(c, content, "application/json", json_incref(pj));
+            json_object_del(content, "application/problem+json");
+        }
+        snprintf(key, sizeof key, "Oip%s", name);
+        set(c, twins, key, cp);
+    }
+    if (twins == NULL || json_object_update(o, twins) != 0)
+        c->ok = false;
+    json_decref(twins);
+}
+
 static void oip_paths(struct bld *c, json_t *p,
                       const struct proto_loss_desc *const *losses, size_t n)
 {
@@ -1195,6 +1272,16 @@ static void oip_paths(struct bld *c, json_t *p,
             item = oip_infer_path(c, ids[i]);
         set(c, item, "parameters", oip_path_params(c, losses, n, version));
         set(c, p, model_paths[i], item);
+    }
+    {
+        const char *path;
+        json_t *item;
+
+        json_object_foreach(p, path, item)
+        {
+            if (strncmp(path, "/v2", 3) == 0)
+                oip_problem_types(c, item);
+        }
     }
 }
 

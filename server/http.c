@@ -357,6 +357,11 @@ static enum MHD_Result queue_response(struct req *r, int status,
                                       struct MHD_Response *resp, size_t len,
                                       enum server_coding coding, bool varies)
 {
+    /* KServe's clients show an error's message only from application/json:
+       the protocol's routes send their problem documents as that */
+    if (ctype && r->route && r->route->kind >= SERVER_KIND_OIP_SERVER &&
+        strcmp(ctype, "application/problem+json") == 0)
+        ctype = "application/json";
     if (ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
