@@ -15,8 +15,9 @@ build_pkgs=(gcc libc6-dev meson ninja-build pkg-config libmicrohttpd-dev
 # node and npm for the OpenAPI validator and the README's js examples, from
 # Debian only when no node is installed (a NodeSource nodejs bundles npm, and
 # Debian's npm package would conflict with it).
-test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3 prometheus curl
-           openssl)
+# python3-numpy for the README's binary Open Inference Protocol example.
+test_pkgs=(check libsubunit-dev libcurl4-openssl-dev python3 python3-numpy
+           prometheus curl openssl)
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     test_pkgs+=(nodejs npm)
 fi
