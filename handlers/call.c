@@ -564,9 +564,17 @@ call_prepare(struct handler_call *c, const struct handler_loss *loss,
 /* ------------------------------------------------------------------------ */
 /* Running                                                                  */
 
+/* A run's output or gradient array of n doubles (proto_big_alloc(): huge
+   pages from 2 MiB); freed by output_release() or the handler_oip that
+   keeps it, with its size, doubles_size(n). */
+static size_t doubles_size(size_t n)
+{
+    return (n ? n : 1) * sizeof(double);
+}
+
 static double *alloc_doubles(size_t n)
 {
-    return malloc((n ? n : 1) * sizeof(double));
+    return proto_big_alloc(doubles_size(n));
 }
 
 /*
@@ -580,7 +588,7 @@ static bool keep_outputs(const struct handler_call *c, struct handler_output *o)
     bool ok = true;
 
     if (o->out != NULL) {
-        ok = oip_keep(c->oip, o->out, c->out_numel * sizeof(double));
+        ok = oip_keep(c->oip, o->out, doubles_size(c->out_numel));
         if (ok)
             o->out = NULL;
     }
@@ -588,19 +596,21 @@ static bool keep_outputs(const struct handler_call *c, struct handler_output *o)
         if (o->grads[i] == NULL)
             continue;
         ok = oip_keep(c->oip, o->grads[i],
-                      tensor_numel(&c->tensors[i].pt.t) * sizeof(double));
+                      doubles_size(tensor_numel(&c->tensors[i].pt.t)));
         if (ok)
             o->grads[i] = NULL;
     }
     return ok;
 }
 
-static void output_release(struct handler_output *o)
+static void output_release(const struct handler_call *c,
+                           struct handler_output *o)
 {
-    free(o->out);
+    proto_big_free(o->out, doubles_size(c->out_numel));
     free(o->scratch);
     for (size_t i = 0; i < HANDLER_MAX_TENSORS; i++)
-        free(o->grads[i]);
+        proto_big_free(o->grads[i],
+                       doubles_size(tensor_numel(&c->tensors[i].pt.t)));
 }
 
 void call_upstream(const struct handler_call *c, double count, double *storage,
@@ -732,6 +742,6 @@ enum loss_status call_run(struct handler_call *c, const struct loss_exec *ex,
         st = loss_fail(err, LOSS_ENOMEM, NULL,
                        "out of memory writing the response");
 out:
-    output_release(&o);
+    output_release(c, &o);
     return st;
 }

@@ -80,6 +80,8 @@ struct handler_oip {
     size_t tail_bytes;
     double scalars[OIP_MAX_OUTPUTS];
     double *kept[1 + HANDLER_MAX_TENSORS]; /* owned: freed with o */
+    size_t
+        kept_len[1 + HANDLER_MAX_TENSORS]; /* their proto_big_alloc() sizes */
     size_t nkept;
     size_t kept_bytes;
 };
@@ -269,7 +271,7 @@ void oip_free(struct handler_oip *o)
     if (o == NULL)
         return;
     for (size_t i = 0; i < o->nkept; i++)
-        free(o->kept[i]);
+        proto_big_free(o->kept[i], o->kept_len[i]);
     free(o);
 }
 
@@ -1124,10 +1126,10 @@ enum loss_status oip_allocate(struct handler_oip *o, struct proto_doc *doc,
     for (size_t k = 0; k < o->nbin; k++) {
         struct oip_binary *bin = &o->bin[k];
         size_t size = (bin->numel ? bin->numel : 1) * sizeof(double);
-        double *data = malloc(size);
+        double *data = proto_big_alloc(size);
 
-        if (data == NULL || !proto_doc_own(doc, data, size)) {
-            free(data);
+        if (data == NULL || !proto_doc_own_big(doc, data, size)) {
+            proto_big_free(data, size);
             return loss_fail(err, LOSS_ENOMEM, NULL, "out of memory");
         }
         bin->pt->t.data = data;
@@ -1365,7 +1367,8 @@ bool oip_keep(struct handler_oip *o, double *buf, size_t bytes)
 {
     if (buf == NULL || o->nkept == sizeof(o->kept) / sizeof(o->kept[0]))
         return false;
-    o->kept[o->nkept++] = buf;
+    o->kept[o->nkept] = buf;
+    o->kept_len[o->nkept++] = bytes;
     o->kept_bytes += bytes;
     return true;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "value.h"
 
@@ -181,6 +182,47 @@ bool proto_doc_own(struct proto_doc *doc, void *p, size_t size)
 bool proto_doc_own_mapping(struct proto_doc *doc, void *p, size_t len)
 {
     return own(doc, p, len, len);
+}
+
+static size_t big_len(size_t bytes)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+    return bytes > SIZE_MAX - pg ? 0 : (bytes + pg - 1) / pg * pg;
+}
+
+void *proto_big_alloc(size_t bytes)
+{
+    size_t len = big_len(bytes);
+    void *p;
+
+    if (bytes < PROTO_BIG_MIN)
+        return malloc(bytes ? bytes : 1);
+    if (len == 0)
+        return NULL;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+             0);
+    if (p == MAP_FAILED)
+        return NULL;
+    (void)madvise(p, len, MADV_HUGEPAGE); /* EINVAL without THP */
+    return p;
+}
+
+void proto_big_free(void *p, size_t bytes)
+{
+    if (p == NULL)
+        return;
+    if (bytes < PROTO_BIG_MIN)
+        free(p);
+    else
+        munmap(p, big_len(bytes));
+}
+
+bool proto_doc_own_big(struct proto_doc *doc, void *p, size_t bytes)
+{
+    return bytes < PROTO_BIG_MIN
+               ? proto_doc_own(doc, p, bytes ? bytes : 1)
+               : proto_doc_own_mapping(doc, p, big_len(bytes));
 }
 
 void proto_doc_set_root(struct proto_doc *doc, const struct proto_value *v)

@@ -93,6 +93,20 @@ bool proto_doc_own(struct proto_doc *doc, void *p, size_t size);
  */
 bool proto_doc_own_mapping(struct proto_doc *doc, void *p, size_t len);
 
+/*
+ * Large arrays (tensors read from binary data, gradients): from
+ * PROTO_BIG_MIN bytes an anonymous mapping of their own that asks for
+ * transparent huge pages (MADV_HUGEPAGE, a hint), so 80 MB costs some 40
+ * page faults instead of 20000 and goes back to the system when freed;
+ * smaller ones from malloc(). Zeroed either way is not promised. NULL when
+ * out of memory. Free with proto_big_free() and the same size, or hand to
+ * a document with proto_doc_own_big().
+ */
+#define PROTO_BIG_MIN ((size_t)2 << 20)
+void *proto_big_alloc(size_t bytes);
+void proto_big_free(void *p, size_t bytes);
+bool proto_doc_own_big(struct proto_doc *doc, void *p, size_t bytes);
+
 /* Sets the root value (copied; what it points to must be doc's). */
 void proto_doc_set_root(struct proto_doc *doc, const struct proto_value *v);
 
