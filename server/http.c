@@ -926,15 +926,17 @@ static size_t loss_label(const struct req *r)
 /*
  * Runs r's request and leaves the encoded (and, if the client asked,
  * compressed) answer in r: on a worker for pooled jobs, so the HTTP thread
- * only queues bytes; on the HTTP thread for inline ones.
+ * only queues bytes; on the HTTP thread for inline ones. ex: the pool's
+ * executor for pooled jobs (their blocks run on every idle worker,
+ * pool_exec.h), NULL (serial) inline.
  */
-static void job_run(struct req *r)
+static void job_run(struct req *r, const struct loss_exec *ex)
 {
     struct proto_buf out;
     double t = now_mono();
     proto_buf_init(&out);
     handler_request_stream_binary(r->hr);
-    int status = handler_request_run(r->hr, NULL, r->id, &out);
+    int status = handler_request_run(r->hr, ex, r->id, &out);
     r->infer_header_len =
         status == 200 ? handler_request_oip_header_len(r->hr) : 0;
     metrics_compute(r->srv->metrics, loss_label(r), now_mono() - t);
@@ -953,7 +955,8 @@ static struct req *req_of_job(struct pool_job *pj)
 
 static void pool_work(struct pool_job *pj)
 {
-    job_run(req_of_job(pj));
+    struct req *r = req_of_job(pj);
+    job_run(r, &r->srv->exec.ex);
 }
 
 /* On the loop thread: the job ran, or was cancelled before it started. */
@@ -985,7 +988,7 @@ static enum MHD_Result finish_post(struct req *r)
     }
     r->job_loss = handler_request_loss(r->hr);
     if (handler_request_cost(r->hr) <= s->cfg.inline_max_cost) {
-        job_run(r);
+        job_run(r, NULL);
         return respond_answer(r);
     }
     int rc = pool_reserve(s->pool);

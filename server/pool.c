@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -21,6 +22,11 @@ struct pool {
     uv_async_t async;
     uv_thread_t thread;
     size_t limit;
+    size_t workers;
+    /* work given and not returned: submitted jobs and helpers, less those
+       whose work function returned or that were cancelled (pool.h, "Idle
+       workers"); helpers are claimed below workers by a CAS */
+    _Atomic size_t given;
     pthread_mutex_t mu;
     /* guarded by mu: */
     size_t pending; /* reserved + queued + running */
@@ -50,8 +56,10 @@ static void work_cb(uv_work_t *req)
         lowered = true;
     }
     struct pool_job *job = req->data;
+    struct pool *p = job->pool;
     job->started = pool_now();
     job->work(job);
+    atomic_fetch_sub(&p->given, 1);
 }
 
 static void after_work_cb(uv_work_t *req, int status)
@@ -65,9 +73,13 @@ static void after_work_cb(uv_work_t *req, int status)
         p->inuv = job->next_q;
     if (job->next_q)
         job->next_q->prev_q = job->prev_q;
-    pthread_mutex_lock(&p->mu);
-    p->pending--;
-    pthread_mutex_unlock(&p->mu);
+    if (status == UV_ECANCELED) /* work never ran, never gave it back */
+        atomic_fetch_sub(&p->given, 1);
+    if (!job->helper) {
+        pthread_mutex_lock(&p->mu);
+        p->pending--;
+        pthread_mutex_unlock(&p->mu);
+    }
     job->done(job, status == UV_ECANCELED);
 }
 
@@ -115,6 +127,7 @@ int pool_start(size_t workers, size_t limit, struct pool **ret_pool)
     if (!p)
         return -ENOMEM;
     p->limit = limit;
+    p->workers = workers == 0 ? 1 : workers > 1024 ? 1024 : workers;
     int r = uv_loop_init(&p->loop);
     if (r < 0)
         goto out_free;
@@ -160,7 +173,8 @@ void pool_unreserve(struct pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-void pool_submit(struct pool *p, struct pool_job *job)
+/* Appends job to the pending list and wakes the loop. */
+static void enqueue(struct pool *p, struct pool_job *job)
 {
     job->pool = p;
     job->next = NULL;
@@ -174,6 +188,46 @@ void pool_submit(struct pool *p, struct pool_job *job)
     p->tail = job;
     pthread_mutex_unlock(&p->mu);
     uv_async_send(&p->async);
+}
+
+void pool_submit(struct pool *p, struct pool_job *job)
+{
+    job->helper = false;
+    atomic_fetch_add(&p->given, 1);
+    enqueue(p, job);
+}
+
+void pool_submit_helper(struct pool *p, struct pool_job *job)
+{
+    job->helper = true; /* given was counted by pool_claim_idle() */
+    enqueue(p, job);
+}
+
+size_t pool_workers(const struct pool *p)
+{
+    return p->workers;
+}
+
+size_t pool_claim_idle(struct pool *p, size_t n)
+{
+    size_t given = atomic_load(&p->given), k;
+    do {
+        size_t idle = given < p->workers ? p->workers - given : 0;
+        k = n < idle ? n : idle;
+        if (k == 0)
+            return 0;
+    } while (!atomic_compare_exchange_weak(&p->given, &given, given + k));
+    return k;
+}
+
+void pool_unclaim_idle(struct pool *p, size_t n)
+{
+    atomic_fetch_sub(&p->given, n);
+}
+
+bool pool_oversubscribed(const struct pool *p)
+{
+    return atomic_load_explicit(&p->given, memory_order_relaxed) > p->workers;
 }
 
 size_t pool_pending(struct pool *p)

@@ -15,6 +15,11 @@
  *                   (pool_cancel_queued()) never ran work. The slot is
  *                   released just before done is called.
  * The pool never frees a job.
+ *
+ * Helpers (pool_exec.h) are jobs without a reservation that lend an idle
+ * worker to a running job: pool_claim_idle() then pool_submit_helper(). They
+ * follow a job's lifecycle from its submission on, in the same FIFO queue,
+ * but never count in pool_pending().
  */
 #ifndef LOSSD_SERVER_POOL_H
 #define LOSSD_SERVER_POOL_H
@@ -34,6 +39,7 @@ struct pool_job {
     double started;   /* set before work runs */
     /* private */
     uv_work_t req;
+    bool helper;                      /* not counted in pending */
     struct pool_job *next;            /* pending list (pool mutex) */
     struct pool_job *prev_q, *next_q; /* in libuv (loop thread only) */
     struct pool *pool;
@@ -56,8 +62,44 @@ void pool_unreserve(struct pool *p);
 /* Queues job on a reserved slot. Any thread. */
 void pool_submit(struct pool *p, struct pool_job *job);
 
-/* Jobs reserved, queued or running. */
+/* Jobs reserved, queued or running (helpers are not counted). */
 size_t pool_pending(struct pool *p);
+
+/* The number of workers the pool was started with (at least 1). */
+size_t pool_workers(const struct pool *p);
+
+/*
+ * Idle workers. The pool counts the work it has been given and whose work
+ * function has not returned (jobs and helpers from their submission on,
+ * cancelled ones until done): workers minus that count are idle, and a job
+ * submitted now would start at once.
+ *
+ * pool_claim_idle() takes up to n idle workers at once and returns how many
+ * it took (0 when none is idle); the caller then submits exactly that many
+ * helpers (pool_submit_helper()) or gives the rest back with
+ * pool_unclaim_idle(). Any thread. A claim is what keeps helpers from
+ * piling up behind queued jobs: with every worker busy nobody claims.
+ */
+size_t pool_claim_idle(struct pool *p, size_t n);
+void pool_unclaim_idle(struct pool *p, size_t n);
+
+/*
+ * Queues job, without a reservation, on a worker taken by
+ * pool_claim_idle(). Any thread, but only while the pool accepts work:
+ * before pool_stop(), by a caller that runs inside a job of the pool or
+ * otherwise finishes before pool_stop() is called. The job then runs like
+ * any other (work on a worker, done on the loop thread, cancelled by
+ * pool_cancel_queued() if it has not started); pool_stop() waits for it.
+ */
+void pool_submit_helper(struct pool *p, struct pool_job *job);
+
+/*
+ * Whether submitted work waits for a worker (more given than workers): a
+ * helper leaves its job's remaining blocks to the job's own thread and
+ * returns, so the waiting job starts. Any thread; a hint, read without a
+ * lock.
+ */
+bool pool_oversubscribed(const struct pool *p);
 
 /* Refuses new reservations from now on. */
 void pool_close_submissions(struct pool *p);

@@ -574,6 +574,7 @@ int server_serve_main(int argc, char **argv)
                          uv_strerror(prc));
         goto out;
     }
+    pool_exec_init(&s->exec, s->pool);
     /* a burst of new connections waits in the backlog rather than having
        its SYNs dropped (the kernel caps it at net.core.somaxconn) */
     s->listener = listener_open((struct sockaddr *)&addr, addr_len, 4096,

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "handler.h"
+#include "pool_exec.h"
 
 enum server_phase {
     SERVER_SERVING,  /* ready */
@@ -41,6 +42,7 @@ struct server {
     char *late; /* the answer to a client too slow (conns.h) */
     size_t late_len;
     struct pool *pool;
+    struct pool_exec exec; /* pooled jobs' executor on pool */
     struct metrics *metrics;
     struct server_log *log;
     struct server_auth *auth;  /* NULL: no --auth-token-file */
