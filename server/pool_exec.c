@@ -49,14 +49,13 @@ static void team_unref(struct team *t)
 
 /*
  * Claims and runs blocks as slot until none is left; a helper (yield) also
- * stops before a claim when a job waits for a worker. Returns the number
- * of blocks run. The participant that returns the last block wakes the
- * caller: the seq_cst decrements of left order every block's writes before
- * that wake-up, and the mutex hands them on to the caller.
+ * stops before a claim when a job waits for a worker. The participant that
+ * returns the last block wakes the caller: the seq_cst decrements of left order
+ * every block's writes before that wake-up, and the mutex hands them on to the
+ * caller.
  */
-static size_t team_work(struct team *t, size_t slot, bool yield)
+static void team_work(struct team *t, size_t slot, bool yield)
 {
-    size_t ran = 0;
     for (;;) {
         if (yield && pool_oversubscribed(t->pe->pool))
             break;
@@ -64,7 +63,9 @@ static size_t team_work(struct team *t, size_t slot, bool yield)
         if (b >= t->nblocks)
             break;
         t->fn(t->arg, b, slot);
-        ran++;
+        if (yield) /* before left: the caller may return at 0 */
+            atomic_fetch_add_explicit(&t->pe->helper_blocks, 1,
+                                      memory_order_relaxed);
         if (atomic_fetch_sub(&t->left, 1) == 1) {
             pthread_mutex_lock(&t->mu);
             t->finished = true;
@@ -72,7 +73,6 @@ static size_t team_work(struct team *t, size_t slot, bool yield)
             pthread_mutex_unlock(&t->mu);
         }
     }
-    return ran;
 }
 
 static struct helper *helper_of(struct pool_job *pj)
@@ -86,9 +86,7 @@ static void helper_work(struct pool_job *pj)
     /* a late helper finds next past nblocks and never uses its slot */
     if (atomic_load(&t->next) >= t->nblocks)
         return;
-    size_t slot = atomic_fetch_add(&t->next_slot, 1);
-    size_t ran = team_work(t, slot, true);
-    atomic_fetch_add_explicit(&t->pe->helper_blocks, ran, memory_order_relaxed);
+    team_work(t, atomic_fetch_add(&t->next_slot, 1), true);
 }
 
 /* On the loop thread, whether the helper ran or was cancelled. */
