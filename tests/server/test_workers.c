@@ -21,9 +21,11 @@
 
 /* ---- request bodies ----------------------------------------------------- */
 
+/* A growing buffer that doubles (one realloc a number would copy the
+   whole body each time under AddressSanitizer). */
 struct body {
     char *data;
-    size_t len;
+    size_t len, cap;
 };
 
 static void put(struct body *b, const char *fmt, ...)
@@ -34,8 +36,13 @@ static void put(struct body *b, const char *fmt, ...)
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     ck_assert(n > 0 && (size_t)n < sizeof tmp);
-    ck_assert_uint_eq(harness_append(&b->data, &b->len, tmp, (size_t)n),
-                      (size_t)n);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 1 << 16;
+        b->data = realloc(b->data, b->cap);
+        ck_assert(b->data);
+    }
+    memcpy(b->data + b->len, tmp, (size_t)n + 1);
+    b->len += (size_t)n;
 }
 
 /* A fixed pseudo-random value in [-2, 2) (a linear congruential sequence). */
@@ -250,19 +257,17 @@ START_TEST(test_same_bytes_for_any_worker_count)
             check_same(&r[i], &ref[i], &a[i], "alone", counts[c]);
             free(a[i].body.data);
         }
-        /* all at once, twice: jobs share the workers */
-        for (int round = 0; round < 2; round++) {
-            send_all_at_once(&p, r, a);
-            for (size_t i = 0; i < NREQ; i++) {
-                check_same(&r[i], &ref[i], &a[i], "all at once", counts[c]);
-                free(a[i].body.data);
-            }
+        /* all at once: jobs share the workers */
+        send_all_at_once(&p, r, a);
+        for (size_t i = 0; i < NREQ; i++) {
+            check_same(&r[i], &ref[i], &a[i], "all at once", counts[c]);
+            free(a[i].body.data);
         }
         /* every request ran on the pool (inline ones have no queue wait) */
         ck_assert_msg(
-            lossd_metric(&p, "lossd_queue_wait_seconds_count") == 3.0 * NREQ,
+            lossd_metric(&p, "lossd_queue_wait_seconds_count") == 2.0 * NREQ,
             "--workers %s: %g pooled jobs, not %d", counts[c],
-            lossd_metric(&p, "lossd_queue_wait_seconds_count"), 3 * NREQ);
+            lossd_metric(&p, "lossd_queue_wait_seconds_count"), 2 * NREQ);
         lossd_finish(&p);
     }
     for (size_t i = 0; i < NREQ; i++)
