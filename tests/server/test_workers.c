@@ -29,6 +29,9 @@ struct body {
 };
 
 static void put(struct body *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void put(struct body *b, const char *fmt, ...)
 {
     char tmp[128];
     va_list ap;
