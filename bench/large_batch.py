@@ -2,7 +2,7 @@
 """One large evaluation batch end to end, every way a client can send it.
 
     /usr/bin/python3 bench/large_batch.py [--rows N] [--cols C] [--reps R]
-        [--peer PEER.py] [--memory] LOSSD
+        [--peer PEER.py] [--only V,V,...] [--memory] LOSSD
 
 cross_entropy of (rows, cols) logits (default 10000 x 1000, 10^7 numbers)
 with class-index targets, the mean and its gradient with respect to the
@@ -153,8 +153,16 @@ def json_answer(body):
 
 
 def post(conn, path, body, headers):
-    conn.request("POST", path, body=body, headers=headers)
-    resp = conn.getresponse()
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+    except (BrokenPipeError, ConnectionResetError,
+            http.client.RemoteDisconnected):
+        # the server closed the idle keep-alive connection (uvicorn does
+        # after 5 s): once more on a new one
+        conn.close()
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
     data = resp.read()
     if resp.status != 200:
         raise SystemExit(f"{path}: {resp.status} {data[:300]!r}")
@@ -221,6 +229,8 @@ def main():
                     help="lossd's default worker count, for torch's threads")
     ap.add_argument("--peer", help="the peer service's module file")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--only", help="comma-separated variants to run "
+                    "(default: all); torch always runs")
     ap.add_argument("lossd")
     args = ap.parse_args()
 
@@ -261,6 +271,9 @@ def main():
                                                timeout=600)
             variants.append(("peer", pconn, "/v1/cross_entropy",
                              variants[-1][3], json_headers, "json"))
+        if args.only:
+            keep = set(args.only.split(","))
+            variants = [v for v in variants if v[0] in keep]
         times = {v[0]: [] for v in variants}
         times["torch"] = []
         sizes = {v[0]: len(v[3]) for v in variants}
