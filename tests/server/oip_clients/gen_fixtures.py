@@ -352,6 +352,13 @@ def out(name, values, binary, datatype="FP64"):
             "binary": binary, "data": [float(v) for v in a.flatten()]}
 
 
+def all_outputs(e, binary):
+    """The outputs a request that names none gets: value, sum, count and
+    grad_input, all binary or all JSON."""
+    return [out(name, e[name], binary)
+            for name in ("value", "sum", "count", "grad_input")]
+
+
 # --- the fixtures ---------------------------------------------------------
 
 rng = np.random.RandomState(20261203)
@@ -386,11 +393,7 @@ def fx_triton_fp32_binary():
         "path": triton_path("cross_entropy"), "headers": triton_headers(n),
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy",
-                   "id": "triton-fp32", "binary": True, "outputs": [
-                       out("value", e["value"], True),
-                       out("sum", e["sum"], True),
-                       out("count", e["count"], True),
-                       out("grad_input", e["grad_input"], True)]},
+                   "id": "triton-fp32", "binary": True, "outputs": all_outputs(e, True)},
     }
 
 
@@ -482,11 +485,7 @@ def fx_triton_all_json():
         "path": triton_path("cross_entropy"), "headers": triton_headers(n),
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy",
-                   "id": "triton-json", "binary": True, "outputs": [
-                       out("value", e["value"], True),
-                       out("sum", e["sum"], True),
-                       out("count", e["count"], True),
-                       out("grad_input", e["grad_input"], True)]},
+                   "id": "triton-json", "binary": True, "outputs": all_outputs(e, True)},
     }
 
 
@@ -506,11 +505,7 @@ def fx_triton_fp16():
         "path": triton_path("cross_entropy"), "headers": triton_headers(n),
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy", "id": "fp16",
-                   "binary": True, "outputs": [
-                       out("value", e["value"], True),
-                       out("sum", e["sum"], True),
-                       out("count", e["count"], True),
-                       out("grad_input", e["grad_input"], True)]},
+                   "binary": True, "outputs": all_outputs(e, True)},
     }
 
 
@@ -565,11 +560,7 @@ def fx_triton_bce_bool():
         "headers": triton_headers(n), "body": body,
         "expect": {"status": 200,
                    "model_name": "binary_cross_entropy_with_logits",
-                   "id": "bce-bool", "binary": True, "outputs": [
-                       out("value", e["value"], True),
-                       out("sum", e["sum"], True),
-                       out("count", e["count"], True),
-                       out("grad_input", e["grad_input"], True)]},
+                   "id": "bce-bool", "binary": True, "outputs": all_outputs(e, True)},
     }
 
 
@@ -596,11 +587,7 @@ def fx_kserve_json():
         "path": kserve_path("cross_entropy"), "headers": headers,
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy",
-                   "id": "kserve-json", "binary": False, "outputs": [
-                       out("value", e["value"], False),
-                       out("sum", e["sum"], False),
-                       out("count", e["count"], False),
-                       out("grad_input", e["grad_input"], False)]},
+                   "id": "kserve-json", "binary": False, "outputs": all_outputs(e, False)},
     }
 
 
@@ -662,11 +649,7 @@ def fx_kserve_bce_uint8():
         "headers": headers, "body": body,
         "expect": {"status": 200,
                    "model_name": "binary_cross_entropy_with_logits",
-                   "id": "kserve-u8", "binary": True, "outputs": [
-                       out("value", e["value"], True),
-                       out("sum", e["sum"], True),
-                       out("count", e["count"], True),
-                       out("grad_input", e["grad_input"], True)]},
+                   "id": "kserve-u8", "binary": True, "outputs": all_outputs(e, True)},
     }
 
 
