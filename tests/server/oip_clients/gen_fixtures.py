@@ -393,7 +393,8 @@ def fx_triton_fp32_binary():
         "path": triton_path("cross_entropy"), "headers": triton_headers(n),
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy",
-                   "id": "triton-fp32", "binary": True, "outputs": all_outputs(e, True)},
+                   "id": "triton-fp32", "binary": True,
+                   "outputs": all_outputs(e, True)},
     }
 
 
@@ -485,7 +486,8 @@ def fx_triton_all_json():
         "path": triton_path("cross_entropy"), "headers": triton_headers(n),
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy",
-                   "id": "triton-json", "binary": True, "outputs": all_outputs(e, True)},
+                   "id": "triton-json", "binary": True,
+                   "outputs": all_outputs(e, True)},
     }
 
 
@@ -560,7 +562,8 @@ def fx_triton_bce_bool():
         "headers": triton_headers(n), "body": body,
         "expect": {"status": 200,
                    "model_name": "binary_cross_entropy_with_logits",
-                   "id": "bce-bool", "binary": True, "outputs": all_outputs(e, True)},
+                   "id": "bce-bool", "binary": True,
+                   "outputs": all_outputs(e, True)},
     }
 
 
@@ -587,7 +590,8 @@ def fx_kserve_json():
         "path": kserve_path("cross_entropy"), "headers": headers,
         "body": body,
         "expect": {"status": 200, "model_name": "cross_entropy",
-                   "id": "kserve-json", "binary": False, "outputs": all_outputs(e, False)},
+                   "id": "kserve-json", "binary": False,
+                   "outputs": all_outputs(e, False)},
     }
 
 
@@ -649,7 +653,8 @@ def fx_kserve_bce_uint8():
         "headers": headers, "body": body,
         "expect": {"status": 200,
                    "model_name": "binary_cross_entropy_with_logits",
-                   "id": "kserve-u8", "binary": True, "outputs": all_outputs(e, True)},
+                   "id": "kserve-u8", "binary": True,
+                   "outputs": all_outputs(e, True)},
     }
 
 
