@@ -269,6 +269,14 @@ START_TEST(test_routes)
                       routes[i].method, routes[i].path, r.status, r.body);
         ck_assert_msg(strstr(r.body, routes[i].needle), "%s: %s",
                       routes[i].path, r.body);
+        /* the protocol's routes answer plain JSON, errors too: KServe's
+           client reads an error's message only from that type; a path
+           that is no route (an unknown model) gets the problem type */
+        ck_assert_msg(
+            strstr(r.headers, routes[i].status == 404
+                                  ? "Content-Type: application/problem+json\r\n"
+                                  : "Content-Type: application/json\r\n"),
+            "%s: %s", routes[i].path, r.headers);
         http_resp_release(&r);
     }
     ck_assert(lossd_metric(&p, "lossd_requests_total{route=\"/v2/models/"
