@@ -249,29 +249,41 @@ static enum loss_status over_budget(struct handler_request *r)
     return failed(r, &err);
 }
 
-struct handler_request *handler_request_new(struct handler_pipeline *p,
-                                            const struct handler_loss *loss)
+/* A request reading its body with dec, whose bytes it holds (a 503 when
+   over the budget); NULL when out of memory or dec is NULL (dec is then
+   still the caller's). */
+static struct handler_request *request_new(struct handler_pipeline *p,
+                                           const struct handler_loss *loss,
+                                           struct handler_oip *oip,
+                                           struct proto_decoder *dec)
 {
-    struct handler_request *r = malloc(sizeof(*r));
+    struct handler_request *r = dec ? malloc(sizeof(*r)) : NULL;
 
     if (r == NULL)
         return NULL;
     r->p = p;
     r->loss = loss;
     r->job = NULL;
-    r->oip = NULL;
+    r->oip = oip;
     r->doc = NULL;
     r->fed = 0;
     r->held = 0;
     r->status = LOSS_OK;
     r->err = NULL;
-    r->dec = decoder_take(p);
-    if (r->dec == NULL) {
-        free(r);
-        return NULL;
-    }
+    r->dec = dec;
     if (!hold(r, proto_decoder_bytes(r->dec)))
         over_budget(r); /* its answer is the 503 */
+    return r;
+}
+
+struct handler_request *handler_request_new(struct handler_pipeline *p,
+                                            const struct handler_loss *loss)
+{
+    struct proto_decoder *dec = decoder_take(p);
+    struct handler_request *r = request_new(p, loss, NULL, dec);
+
+    if (r == NULL)
+        decoder_give(p, dec);
     return r;
 }
 
@@ -280,21 +292,20 @@ struct handler_request *handler_request_new_oip(struct handler_pipeline *p,
                                                 size_t header_len,
                                                 size_t body_len)
 {
-    struct handler_request *r = handler_request_new(p, loss);
+    /* not a spare: an inference header's decoder has limits of its own */
+    struct handler_oip *oip = oip_new(loss, header_len, body_len);
+    struct proto_decoder *dec = oip ? proto_decoder_new(&p->oip_dlim) : NULL;
+    struct handler_request *r;
     struct loss_error err;
 
-    if (r == NULL)
-        return NULL;
-    release_decoder(r); /* a spare, with the v1 limits */
-    r->oip = oip_new(loss, header_len, body_len);
-    r->dec = r->oip ? proto_decoder_new(&p->oip_dlim) : NULL;
-    if (r->dec == NULL) {
-        handler_request_free(r);
+    if (dec != NULL)
+        proto_decoder_set_plain_objects(dec);
+    r = request_new(p, loss, oip, dec);
+    if (r == NULL) {
+        proto_decoder_free(dec);
+        oip_free(oip);
         return NULL;
     }
-    proto_decoder_set_plain_objects(r->dec);
-    if (r->status == LOSS_OK && !hold(r, proto_decoder_bytes(r->dec)))
-        over_budget(r);
     loss_error_init(&err);
     if (r->status == LOSS_OK &&
         oip_check_framing(r->oip, &r->p->lim, &err) != LOSS_OK)
