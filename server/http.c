@@ -696,6 +696,15 @@ static bool needs_token(const struct server_route *route, const char *method)
                       route->kind != SERVER_KIND_OIP_READY);
 }
 
+/* The most body bytes r's route takes (before any inflation). */
+static size_t body_max(const struct req *r)
+{
+    const struct handler_limits *lim = &r->srv->cfg.limits;
+    if (r->route && r->route->kind == SERVER_KIND_OIP_INFER)
+        return handler_oip_body_max(lim);
+    return lim->max_body_bytes;
+}
+
 /* The first call: headers only. Leaves r->failed set if the answer is
    already known. */
 static void begin(struct req *r, const char *url, const char *method)
@@ -756,8 +765,7 @@ static void begin(struct req *r, const char *url, const char *method)
         return;
 
     bool infer = r->route->kind == SERVER_KIND_OIP_INFER;
-    size_t max = infer ? handler_oip_body_max(&s->cfg.limits)
-                       : s->cfg.limits.max_body_bytes;
+    size_t max = body_max(r);
     size_t header_len = HANDLER_OIP_WHOLE;
     if (infer && h.infer_header) {
         unsigned long long n = 0;
@@ -831,15 +839,6 @@ static int inflate_sink(void *ctx, const char *data, size_t n)
     struct req *r = ctx;
     feed(r, data, n);
     return r->failed ? 1 : 0;
-}
-
-/* The most body bytes r's route takes (before any inflation). */
-static size_t body_max(const struct req *r)
-{
-    const struct handler_limits *lim = &r->srv->cfg.limits;
-    if (r->route && r->route->kind == SERVER_KIND_OIP_INFER)
-        return handler_oip_body_max(lim);
-    return lim->max_body_bytes;
 }
 
 static void inflate_feed(struct req *r, const char *data, size_t n)
