@@ -627,8 +627,7 @@ static struct proto_tensor *tensor_of(struct proto_doc *doc,
     memcpy(pt->t.shape, in->shape, sizeof(in->shape));
     pt->t.data = data;
     pt->encoding = PROTO_ENC_BASE64; /* pointers name the input, no element */
-    pt->integral = in->dt != PROTO_DT_FP64 && in->dt != PROTO_DT_FP32 &&
-                   in->dt != PROTO_DT_FP16 && in->dt != PROTO_DT_BF16;
+    pt->integral = !(PROTO_DT_FLOATS & PROTO_DT_BIT(in->dt));
     return pt;
 }
 
