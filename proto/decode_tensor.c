@@ -34,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "base64.h"
 #include "decode_internal.h"
@@ -80,14 +79,7 @@ enum loss_status proto_decode_tensor_fail(struct proto_decoder *d,
  * it is faulted in 2 MiB at a time. Without THP it is 4 KiB faults, as
  * before. Once mapped, a buffer stays mapped until the document unmaps it.
  */
-#define TENSOR_MAP_MIN ((size_t)2 << 20)
-
-static size_t page_round(size_t n)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-
-    return (n + pg - 1) / pg * pg;
-}
+#define TENSOR_MAP_MIN PROTO_BIG_MIN /* proto_big_alloc()'s mappings */
 
 /*
  * Moves the buffer to one of ncap elements (more or fewer than t->len:
@@ -107,15 +99,13 @@ static bool tens_resize(struct tens *t, size_t ncap)
         t->cap = ncap;
         return true;
     }
-    len = page_round(bytes);
-    if (len < bytes)
+    len = proto_big_len(bytes);
+    if (len == 0)
         return false;
     if (t->map_len == 0) {
-        p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
-        if (p == MAP_FAILED)
+        p = proto_big_alloc(bytes); /* a mapping of len bytes */
+        if (p == NULL)
             return false;
-        (void)madvise(p, len, MADV_HUGEPAGE); /* EINVAL without THP */
         if (t->len > 0)
             memcpy(p, t->data, t->len * sizeof(double));
         free(t->data);

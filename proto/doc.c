@@ -184,7 +184,7 @@ bool proto_doc_own_mapping(struct proto_doc *doc, void *p, size_t len)
     return own(doc, p, len, len);
 }
 
-static size_t big_len(size_t bytes)
+size_t proto_big_len(size_t bytes)
 {
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 
@@ -193,7 +193,7 @@ static size_t big_len(size_t bytes)
 
 void *proto_big_alloc(size_t bytes)
 {
-    size_t len = big_len(bytes);
+    size_t len = proto_big_len(bytes);
     void *p;
 
     if (bytes < PROTO_BIG_MIN)
@@ -215,14 +215,14 @@ void proto_big_free(void *p, size_t bytes)
     if (bytes < PROTO_BIG_MIN)
         free(p);
     else
-        munmap(p, big_len(bytes));
+        munmap(p, proto_big_len(bytes));
 }
 
 bool proto_doc_own_big(struct proto_doc *doc, void *p, size_t bytes)
 {
     return bytes < PROTO_BIG_MIN
                ? proto_doc_own(doc, p, bytes ? bytes : 1)
-               : proto_doc_own_mapping(doc, p, big_len(bytes));
+               : proto_doc_own_mapping(doc, p, proto_big_len(bytes));
 }
 
 void proto_doc_set_root(struct proto_doc *doc, const struct proto_value *v)

@@ -104,6 +104,9 @@ bool proto_doc_own_mapping(struct proto_doc *doc, void *p, size_t len);
  */
 #define PROTO_BIG_MIN ((size_t)2 << 20)
 void *proto_big_alloc(size_t bytes);
+/* The length of the mapping proto_big_alloc() makes for bytes (whole
+   pages; 0 on overflow), for mremap() and munmap(). */
+size_t proto_big_len(size_t bytes);
 void proto_big_free(void *p, size_t bytes);
 bool proto_doc_own_big(struct proto_doc *doc, void *p, size_t bytes);
 
