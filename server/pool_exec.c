@@ -33,7 +33,6 @@ struct team {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool finished; /* guarded by mu: left reached 0 */
-    size_t nhelpers;
     struct helper helpers[];
 };
 
@@ -137,7 +136,6 @@ static void exec_parallel_for(void *ctx, size_t nblocks, loss_block_fn fn,
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     t->finished = false;
-    t->nhelpers = k;
     atomic_fetch_add_explicit(&pe->live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&pe->helpers, k, memory_order_relaxed);
     for (size_t i = 0; i < k; i++) {
